@@ -1,0 +1,61 @@
+"""Runs dbt in-process through dbtRunner, pointed at the same database as
+embed_udfs, and turns a failed invocation into an error the user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from embed_udfs.db import ConnectionSettings
+from embed_udfs.errors import DbtError
+
+log = logging.getLogger(__name__)
+
+
+def run_dbt(
+    args: Sequence[str],
+    settings: ConnectionSettings,
+    project_dir: Path,
+    *,
+    dbt_vars: Mapping[str, Any] | None = None,
+    target_path: Path | None = None,
+    quiet: bool = False,
+) -> Any:
+    """Invoke `dbt <args>` on the project; raise DbtError if it fails."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(settings.env())
+    command = [
+        *args,
+        "--project-dir", str(project_dir),
+        "--profiles-dir", str(project_dir),
+    ]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dict(dbt_vars))]
+    if target_path is not None:
+        command += ["--target-path", str(target_path)]
+    if quiet:
+        command = ["--quiet", *command]
+    log.info("dbt %s", " ".join(command))
+    result = dbtRunner().invoke(command)
+    if result.success:
+        return result
+    raise DbtError(_failure_message(args, result))
+
+
+def _failure_message(args: Sequence[str], result: Any) -> str:
+    failed = []
+    for node_result in getattr(result.result, "results", None) or []:
+        status = str(getattr(node_result, "status", ""))
+        if status in ("error", "fail", "runtime error"):
+            failed.append(f"  {node_result.node.unique_id}: {node_result.message}")
+    detail = "\n".join(failed) if failed else f"  {result.exception}"
+    return (
+        f"`dbt {' '.join(args)}` failed:\n{detail}\n"
+        "See the dbt log above (or logs/dbt.log) for the SQL that ran."
+    )

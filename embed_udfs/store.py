@@ -1,0 +1,190 @@
+"""The embeddings tables of the data contract: their DDL, the checks every
+vector passes at the door, and the binary-COPY writes of vectors and errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from embed_udfs.config import ProjectConfig, SpaceConfig
+
+NORM_TOLERANCE = 1e-3
+
+
+def _split(relation: str) -> tuple[str, str]:
+    schema, _, table = relation.rpartition(".")
+    return schema or "public", table
+
+
+def vectors_table(config: ProjectConfig) -> sql.Composable:
+    return sql.Identifier(*_split(config.vectors_relation))
+
+
+def errors_table(config: ProjectConfig) -> sql.Composable:
+    return sql.Identifier(*_split(config.backfill_errors_relation))
+
+
+def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
+    """Create the embeddings schema and tables if they do not exist (idempotent)."""
+    vectors_schema, _ = _split(config.vectors_relation)
+    errors_schema, _ = _split(config.backfill_errors_relation)
+    for schema in {vectors_schema, errors_schema}:
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                space text not null,
+                product_id text not null,
+                embedding vector not null,
+                input_hash text not null,
+                model_ref text not null,
+                embedded_at timestamptz not null default now(),
+                primary key (space, product_id)
+            )
+            """
+        ).format(vectors_table(config))
+    )
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                space text not null,
+                product_id text not null,
+                input_hash text not null,
+                reason text not null,
+                detail text,
+                model_ref text,
+                occurred_at timestamptz not null default now(),
+                primary key (space, product_id, input_hash)
+            )
+            """
+        ).format(errors_table(config))
+    )
+    conn.commit()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    product_id: str
+    input_hash: str
+    reason: str
+    detail: str = ""
+
+
+def check_vectors(space: SpaceConfig, vectors: np.ndarray) -> list[str | None]:
+    """Per row: None if the vector may be stored, else why not.
+
+    NaN or infinite values, the wrong dimension and zero vectors are refused:
+    pgvector rejects NaN outright, and a zero vector has no cosine distance
+    (the HNSW cosine index silently skips it).
+    """
+    if vectors.ndim != 2:
+        raise ValueError(f"expected a 2-d array of vectors, got shape {vectors.shape}")
+    n, dim = vectors.shape
+    if dim != space.dim:
+        reason = f"wrong dimension: {dim}, space {space.name!r} has {space.dim}"
+        return [reason] * n
+    finite = np.isfinite(vectors).all(axis=1)
+    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0), axis=1)
+    reasons: list[str | None] = []
+    for ok, norm in zip(finite, norms, strict=True):
+        if not ok:
+            reasons.append("non-finite vector: NaN or infinity in the model output")
+        elif norm == 0:
+            reasons.append("zero vector: its cosine distance is undefined")
+        else:
+            reasons.append(None)
+    return reasons
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+def write_vectors(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    space: SpaceConfig,
+    product_ids: Sequence[str],
+    input_hashes: Sequence[str],
+    vectors: np.ndarray,
+    model_ref: str,
+) -> list[Rejection]:
+    """Validate, L2-normalise and upsert vectors with binary COPY; return the rejected rows.
+
+    The caller commits: a chunk of vectors and its rejections land together.
+    """
+    reasons = check_vectors(space, vectors)
+    keep = [i for i, reason in enumerate(reasons) if reason is None]
+    rejected = [
+        Rejection(product_ids[i], input_hashes[i], reason)
+        for i, reason in enumerate(reasons)
+        if reason is not None
+    ]
+    if keep:
+        unit = normalise(vectors[keep].astype(np.float64))
+        conn.execute(
+            "create temp table if not exists _incoming_vectors "
+            "(product_id text, embedding vector, input_hash text) on commit delete rows"
+        )
+        with conn.cursor().copy(
+            "copy _incoming_vectors (product_id, embedding, input_hash) from stdin (format binary)"
+        ) as copy:
+            copy.set_types(["text", "vector", "text"])
+            for row, i in enumerate(keep):
+                copy.write_row((product_ids[i], unit[row], input_hashes[i]))
+        conn.execute(
+            sql.SQL(
+                """
+                insert into {} (space, product_id, embedding, input_hash, model_ref, embedded_at)
+                select %s, product_id, embedding, input_hash, %s, clock_timestamp()
+                from _incoming_vectors
+                on conflict (space, product_id) do update set
+                    embedding = excluded.embedding,
+                    input_hash = excluded.input_hash,
+                    model_ref = excluded.model_ref,
+                    embedded_at = excluded.embedded_at
+                """
+            ).format(vectors_table(config)),
+            (space.name, model_ref),
+        )
+        conn.execute("truncate _incoming_vectors")
+    write_rejections(conn, config, space, rejected, model_ref)
+    return rejected
+
+
+def write_rejections(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    space: SpaceConfig,
+    rejections: Sequence[Rejection],
+    model_ref: str,
+) -> None:
+    """Record rejected inputs, one row per (space, product, input hash)."""
+    if not rejections:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL(
+                """
+                insert into {} (space, product_id, input_hash, reason, detail, model_ref)
+                values (%s, %s, %s, %s, %s, %s)
+                on conflict (space, product_id, input_hash) do update set
+                    reason = excluded.reason,
+                    detail = excluded.detail,
+                    model_ref = excluded.model_ref,
+                    occurred_at = now()
+                """
+            ).format(errors_table(config)),
+            [
+                (space.name, r.product_id, r.input_hash, r.reason, r.detail or None, model_ref)
+                for r in rejections
+            ],
+        )

@@ -1,0 +1,32 @@
+{#- pre_hook: the HNSW candidate list for this model's transaction. An HNSW
+    scan returns at most ef_search rows, so it must cover the largest K. -#}
+{% macro set_ef_search() -%}
+    {%- set ef = var('hnsw_ef_search') -%}
+    {%- if ef < max_k() -%}
+        {{ exceptions.raise_compiler_error(
+            "vars.hnsw_ef_search (" ~ ef ~ ") is below the largest K (" ~ max_k() ~ "): an HNSW scan returns at"
+            ~ " most ef_search rows, so recall at K=" ~ max_k() ~ " would be silently truncated. Raise it."
+        ) }}
+    {%- endif -%}
+    set local hnsw.ef_search = {{ ef }};
+    {%- if var('retrieval_search') == 'exact' %}
+    set local enable_indexscan = off;
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- post_hook for a table of (space, embedding) rows: store vectors inline
+    (exact scans otherwise detoast every row of 512-d and wider vectors) and
+    build one partial HNSW cosine index per space, on the vector cast to the
+    space's dimension. dbt's `indexes` config has no operator class field. -#}
+{% macro index_vectors_by_space(relation, spaces) -%}
+    alter table {{ relation }} alter column embedding set storage plain;
+    -- rewrite the rows so that the existing ones move inline too
+    alter table {{ relation }} alter column embedding type vector using embedding::real[]::vector;
+    {%- for name in spaces %}
+    {%- set space = embedding_space(name) %}
+    create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
+        where space = '{{ space.name }}';
+    {%- endfor %}
+    analyze {{ relation }};
+{%- endmacro %}

@@ -1,0 +1,130 @@
+{#- Cosine and squared-euclidean gaps between positive pairs (the text and
+    the image of one product) and negative pairs (a product's text and any
+    other product's image in the sample), per pair and section (and ALL).
+    Section s holds the pairs whose text side is in s. The negative means are
+    exact and O(N): the sum over all (i, j != i) of t_i . v_j is
+    (sum of t_i) . (sum of v_j) minus the positive dot products. -#}
+
+with
+
+vectors as (
+    select * from {{ ref('int_eval_vectors') }}
+),
+
+{%- for pair in embedding_pairs() %}
+
+positives_{{ loop.index }} as (
+    select
+        '{{ pair.name }}'::text as pair,
+        texts.collection_section,
+        texts.embedding as text_embedding,
+        images.embedding as image_embedding,
+        -(texts.embedding <#> images.embedding) as positive_dot,
+        1 - (texts.embedding <=> images.embedding) as positive_cosine,
+        (texts.embedding <-> images.embedding) ^ 2 as positive_sq_euclidean,
+        vector_norm(texts.embedding) ^ 2 as text_sq_norm,
+        vector_norm(images.embedding) ^ 2 as image_sq_norm
+    from vectors as texts
+    inner join vectors as images
+        on texts.product_id = images.product_id
+        and images.space = '{{ pair.image_space }}'
+    where texts.space = '{{ pair.text_space }}'
+),
+{%- endfor %}
+
+positives as (
+    {%- for pair in embedding_pairs() %}
+    select * from positives_{{ loop.index }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+    {%- if not embedding_pairs() %}
+    select
+        null::text as pair, null::text as collection_section, null::vector as text_embedding,
+        null::vector as image_embedding, null::float8 as positive_dot, null::float8 as positive_cosine,
+        null::float8 as positive_sq_euclidean, null::float8 as text_sq_norm, null::float8 as image_sq_norm
+    where false
+    {%- endif %}
+),
+
+gallery_totals as (
+    select
+        pair,
+        count(*) as n_gallery,
+        sum(image_embedding) as image_sum,
+        sum(image_sq_norm) as image_sq_norm_sum
+    from positives
+    group by pair
+),
+
+by_section as (
+    select
+        pair,
+        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        count(*) as n,
+        sum(text_embedding) as text_sum,
+        sum(positive_dot) as positive_dot_sum,
+        sum(text_sq_norm) as text_sq_norm_sum,
+        sum(image_sq_norm) as own_image_sq_norm_sum,
+        avg(positive_cosine) as positive_cosine_mean,
+        stddev_samp(positive_cosine) as positive_cosine_stddev,
+        avg(positive_sq_euclidean) as positive_sq_euclidean_mean,
+        stddev_samp(positive_sq_euclidean) as positive_sq_euclidean_stddev
+    from positives
+    group by grouping sets ((pair, collection_section), (pair))
+),
+
+means as (
+    select
+        by_section.pair,
+        by_section.section,
+        by_section.n,
+        by_section.n * (gallery_totals.n_gallery - 1) as n_negative_pairs,
+        by_section.positive_cosine_mean,
+        by_section.positive_cosine_stddev,
+        by_section.positive_sq_euclidean_mean,
+        by_section.positive_sq_euclidean_stddev,
+        (-(by_section.text_sum <#> gallery_totals.image_sum) - by_section.positive_dot_sum)
+        / nullif(by_section.n * (gallery_totals.n_gallery - 1), 0) as negative_cosine_mean,
+        (
+            (gallery_totals.n_gallery - 1) * by_section.text_sq_norm_sum
+            + by_section.n * gallery_totals.image_sq_norm_sum - by_section.own_image_sq_norm_sum
+            - 2 * (-(by_section.text_sum <#> gallery_totals.image_sum) - by_section.positive_dot_sum)
+        ) / nullif(by_section.n * (gallery_totals.n_gallery - 1), 0) as negative_sq_euclidean_mean
+    from by_section
+    inner join gallery_totals on by_section.pair = gallery_totals.pair
+),
+
+tidy as (
+    select
+        means.pair,
+        means.section,
+        metrics.metric,
+        metrics.value,
+        means.n,
+        metrics.n_pairs,
+        metrics.ci_low,
+        metrics.ci_high
+    from means
+    cross join lateral (
+        values
+        ('cosine_positive_mean', positive_cosine_mean, n,
+            {{ mean_ci_bound('positive_cosine_mean', 'positive_cosine_stddev', 'n', 'low') }},
+            {{ mean_ci_bound('positive_cosine_mean', 'positive_cosine_stddev', 'n', 'high') }}),
+        ('cosine_negative_mean', negative_cosine_mean, n_negative_pairs, null, null),
+        ('cosine_gap', positive_cosine_mean - negative_cosine_mean, n, null, null),
+        ('sq_euclidean_positive_mean', positive_sq_euclidean_mean, n,
+            {{ mean_ci_bound('positive_sq_euclidean_mean', 'positive_sq_euclidean_stddev', 'n', 'low') }},
+            {{ mean_ci_bound('positive_sq_euclidean_mean', 'positive_sq_euclidean_stddev', 'n', 'high') }}),
+        ('sq_euclidean_negative_mean', negative_sq_euclidean_mean, n_negative_pairs, null, null),
+        ('sq_euclidean_gap', negative_sq_euclidean_mean - positive_sq_euclidean_mean, n, null, null)
+    ) as metrics (metric, value, n_pairs, ci_low, ci_high)
+),
+
+final as (
+    select
+        *,
+        now() as computed_at
+    from tidy
+)
+
+select * from final

@@ -1,0 +1,81 @@
+{#- Recall@K and MRR@max(K) per pair, direction and section (and ALL), in
+    tidy form: one row per metric, each with n, hits and a 95% interval
+    (Wilson for recall, normal approximation for MRR). -#}
+{%- set k_values = var('eval_k_values') | sort %}
+{%- set max_k = max_k() %}
+
+with
+
+ranks as (
+    select * from {{ ref('fct_retrieval_ranks') }}
+),
+
+aggregated as (
+    select
+        pair,
+        direction,
+        query_space,
+        gallery_space,
+        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        count(*) as n,
+        {%- for k in k_values %}
+        count(*) filter (where positive_rank <= {{ k }}) as hits_at_{{ k }},
+        {%- endfor %}
+        avg(coalesce(1.0 / positive_rank, 0)) as mrr,
+        stddev_samp(coalesce(1.0 / positive_rank, 0)) as mrr_stddev
+    from ranks
+    group by grouping sets (
+        (pair, direction, query_space, gallery_space, collection_section),
+        (pair, direction, query_space, gallery_space)
+    )
+),
+
+tidy as (
+    select
+        aggregated.pair,
+        aggregated.direction,
+        aggregated.query_space,
+        aggregated.gallery_space,
+        aggregated.section,
+        metrics.metric,
+        metrics.k,
+        metrics.value,
+        aggregated.n,
+        metrics.hits,
+        metrics.ci_low,
+        metrics.ci_high,
+        metrics.interval_method
+    from aggregated
+    cross join lateral (
+        values
+        {%- for k in k_values %}
+        (
+            'recall_at_{{ k }}',
+            {{ k }},
+            hits_at_{{ k }}::float8 / n,
+            hits_at_{{ k }},
+            {{ wilson_bound('hits_at_' ~ k, 'n', 'low') }},
+            {{ wilson_bound('hits_at_' ~ k, 'n', 'high') }},
+            'wilson'
+        ),
+        {%- endfor %}
+        (
+            'mrr_at_{{ max_k }}',
+            {{ max_k }},
+            mrr::float8,
+            null::bigint,
+            greatest(0, {{ mean_ci_bound('mrr', 'mrr_stddev', 'n', 'low') }}),
+            least(1, {{ mean_ci_bound('mrr', 'mrr_stddev', 'n', 'high') }}),
+            'normal'
+        )
+    ) as metrics (metric, k, value, hits, ci_low, ci_high, interval_method)
+),
+
+final as (
+    select
+        *,
+        now() as computed_at
+    from tidy
+)
+
+select * from final

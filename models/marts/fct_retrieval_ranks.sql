@@ -1,0 +1,70 @@
+{{ config(pre_hook="{{ set_ef_search() }}") }}
+
+{#- Rank of the positive for every query of every pair and direction.
+    rank = 1 + the number of gallery items strictly closer (cosine distance)
+    than the positive, counted among the top max(K) neighbours that the HNSW
+    index (or, with retrieval_search: exact, a sequential scan) returns; null
+    when max(K) or more items are closer. One lateral index scan per query. -#}
+{%- set max_k = max_k() %}
+
+{%- for d in retrieval_directions() %}
+{%- set dim = d.query.dim %}
+{{ "union all" if not loop.first }}
+(
+    with
+
+    queries as (
+        select
+            queries.product_id,
+            queries.collection_section,
+            queries.embedding::vector({{ dim }}) as query_embedding,
+            queries.embedding::vector({{ dim }}) <=> positives.embedding::vector({{ dim }}) as positive_distance
+        from {{ ref('int_eval_vectors') }} as queries
+        inner join {{ ref('int_eval_vectors') }} as positives
+            on queries.product_id = positives.product_id
+            and positives.space = '{{ d.gallery.name }}'
+        where queries.space = '{{ d.query.name }}'
+    ),
+
+    ranked as (
+        select
+            queries.product_id,
+            queries.collection_section,
+            queries.positive_distance,
+            neighbours.n_retrieved,
+            neighbours.n_closer
+        from queries
+        cross join lateral (
+            select
+                count(*) as n_retrieved,
+                count(*) filter (where nearest.distance < queries.positive_distance) as n_closer
+            from (
+                select gallery.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
+                from {{ ref('int_eval_vectors') }} as gallery
+                where gallery.space = '{{ d.gallery.name }}'
+                order by gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
+                limit {{ max_k }}
+            ) as nearest
+        ) as neighbours
+    )
+
+    select
+        '{{ d.pair }}'::text as pair,
+        '{{ d.direction }}'::text as direction,
+        '{{ d.query.name }}'::text as query_space,
+        '{{ d.gallery.name }}'::text as gallery_space,
+        product_id,
+        collection_section,
+        positive_distance,
+        case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank,
+        n_retrieved::integer as n_retrieved
+    from ranked
+)
+{%- endfor %}
+{%- if not retrieval_directions() %}
+select
+    null::text as pair, null::text as direction, null::text as query_space, null::text as gallery_space,
+    null::text as product_id, null::text as collection_section, null::float8 as positive_distance,
+    null::integer as positive_rank, null::integer as n_retrieved
+where false
+{%- endif %}

@@ -1,0 +1,39 @@
+{#- Fails (or warns) for every metric row below a threshold of the given
+    severity in the thresholds seed. The model needs metric, value, section
+    and pair columns; direction is matched when the model has one. -#}
+{% test meets_metric_thresholds(model, thresholds, severity_level, has_direction=true) %}
+
+with
+
+thresholds as (
+    select * from {{ thresholds }}
+    where severity = '{{ severity_level }}'
+),
+
+metrics as (
+    select * from {{ model }}
+),
+
+below as (
+    select
+        metrics.pair,
+        {{ "metrics.direction" if has_direction else "'*'" }} as direction,
+        metrics.section,
+        metrics.metric,
+        metrics.value,
+        thresholds.min_value,
+        metrics.n
+    from metrics
+    inner join thresholds
+        on metrics.metric = thresholds.metric
+        and thresholds.pair in ('*', metrics.pair)
+        and thresholds.section in ('*', metrics.section)
+        {%- if has_direction %}
+        and thresholds.direction in ('*', metrics.direction)
+        {%- endif %}
+    where metrics.value < thresholds.min_value or metrics.value is null
+)
+
+select * from below
+
+{% endtest %}
