@@ -29,7 +29,6 @@ def run_dbt(
     """Invoke `dbt <args>` on the project; raise DbtError if it fails."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(settings.env())
     command = [
         *args,
         "--project-dir", str(project_dir),
@@ -42,7 +41,16 @@ def run_dbt(
     if quiet:
         command = ["--quiet", *command]
     log.info("dbt %s", " ".join(command))
-    result = dbtRunner().invoke(command)
+    saved = {key: os.environ.get(key) for key in settings.env()}
+    os.environ.update(settings.env())  # profiles.yml reads the PG* variables
+    try:
+        result = dbtRunner().invoke(command)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     if result.success:
         return result
     raise DbtError(_failure_message(args, result))

@@ -1,0 +1,114 @@
+"""Fixtures: the real embedded PostgreSQL + pgvector, one fresh database per
+test module, and helpers to plant products and vectors and to run dbt."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from embed_udfs import store
+from embed_udfs.config import ProjectConfig, find_project_dir, load_config
+from embed_udfs.db import ConnectionSettings, connection, resolve_settings
+from embed_udfs.demo import PRODUCTS_DDL
+from embed_udfs.dbt_runner import run_dbt
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PROJECT_DIR = find_project_dir(Path(__file__).parent)
+
+
+@pytest.fixture(scope="session")
+def server() -> ConnectionSettings:
+    """The embedded server (or the user's, through EMBED_UDFS_DSN / PGHOST)."""
+    return resolve_settings(PROJECT_DIR)
+
+
+def _admin(settings: ConnectionSettings) -> psycopg.Connection:
+    return psycopg.connect(
+        host=settings.host, port=settings.port, user=settings.user,
+        password=settings.password or None, dbname="postgres", autocommit=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def db(server: ConnectionSettings) -> Iterator[ConnectionSettings]:
+    """A fresh database for one test module, dropped afterwards."""
+    name = f"embed_metrics_test_{uuid.uuid4().hex[:8]}"
+    with _admin(server) as admin:
+        admin.execute(
+            sql.SQL(
+                "create database {} template template0 encoding 'UTF8' "
+                "locale_provider builtin builtin_locale 'C.UTF-8' locale 'C.UTF-8'"
+            ).format(sql.Identifier(name))
+        )
+    settings = server.for_database(name)
+    yield settings
+    with _admin(server) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def planted_config(
+    spaces: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]], **eval_vars: Any
+) -> dict[str, Any]:
+    """dbt --vars for planted spaces (backend never runs: vectors are written directly)."""
+    return {"embed_spaces": list(spaces), "embed_pairs": list(pairs), **eval_vars}
+
+
+def planted_space(name: str, modality: str, dim: int, family: str = "planted") -> dict[str, Any]:
+    return {
+        "name": name, "modality": modality, "backend": "open_clip", "family": family,
+        "model": "planted", "dim": dim, "text_variant": "clean",
+    }
+
+
+def plant(
+    settings: ConnectionSettings,
+    config: ProjectConfig,
+    products: Sequence[tuple[str, str | None]],
+    vectors: Mapping[str, np.ndarray],
+) -> None:
+    """Replace the catalog with (product_id, section) rows and write each space's vectors."""
+    with connection(settings) as conn:
+        conn.execute(PRODUCTS_DDL)
+        store.bootstrap(conn, config)
+        conn.execute("truncate catalog.products")
+        conn.execute(sql.SQL("truncate {}").format(store.vectors_table(config)))
+        conn.execute(sql.SQL("truncate {}").format(store.errors_table(config)))
+        with conn.cursor().copy(
+            "copy catalog.products (product_id, product_name, product_description, "
+            "collection_section) from stdin"
+        ) as copy:
+            for product_id, section in products:
+                copy.write_row((product_id, f"product {product_id}", "planted", section))
+        ids = [p for p, _ in products]
+        for space, matrix in vectors.items():
+            store.write_vectors(
+                conn, config, config.space(space), ids, [f"h{i}" for i in ids], matrix, "planted"
+            )
+        conn.commit()
+
+
+def dbt_build(
+    settings: ConnectionSettings, dbt_vars: Mapping[str, Any], tmp_path: Path, *select: str
+) -> Any:
+    args = ["build"] + (["--select", *select] if select else [])
+    return run_dbt(args, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=tmp_path / "target",
+                   quiet=True)
+
+
+def query(settings: ConnectionSettings, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+    with connection(settings) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def config_for(dbt_vars: Mapping[str, Any]) -> ProjectConfig:
+    return load_config(PROJECT_DIR, overrides=dbt_vars)
