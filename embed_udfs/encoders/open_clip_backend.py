@@ -80,7 +80,9 @@ class OpenClipEncoder:
         self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> np.ndarray:
         require_sequence(texts, "encode_texts")
-        parts = [self.encode_token_tensor(self.tokenize(chunk)) for chunk in batches(texts, batch_size)]
+        parts = [
+            self.encode_token_tensor(self.tokenize(chunk)) for chunk in batches(texts, batch_size)
+        ]
         return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
 
     def encode_images(
@@ -118,23 +120,18 @@ def load_open_clip(space: SpaceConfig, runtime: Runtime) -> OpenClipEncoder:
     pretrained_ref = _pretrained_ref(space, has_schema)
 
     try:
-        if space.pretrained is None and not has_schema:
-            # A seeded init makes two loads of a random model give identical vectors,
-            # without disturbing the caller's random state.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_INIT_SEED)
-                model, _, image_transform = open_clip.create_model_and_transforms(
-                    name, pretrained=None, device=runtime.device
-                )
-        else:
-            if space.pretrained and not os.path.isfile(space.pretrained):
-                logger.info(
-                    "space %s: fetching open_clip weights %r for %s from the hub "
-                    "(set HF_HUB_OFFLINE=1 to fail fast without a network)",
-                    space.name,
-                    space.pretrained,
-                    name,
-                )
+        if space.pretrained and not os.path.isfile(space.pretrained):
+            logger.info(
+                "space %s: fetching open_clip weights %r for %s from the hub "
+                "(set HF_HUB_OFFLINE=1 to fail fast without a network)",
+                space.name,
+                space.pretrained,
+                name,
+            )
+        # A seeded init makes two loads of a random model give identical vectors; the
+        # fork keeps the caller's random state as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
             model, _, image_transform = open_clip.create_model_and_transforms(
                 name, pretrained=space.pretrained, device=runtime.device
             )
@@ -145,7 +142,9 @@ def load_open_clip(space: SpaceConfig, runtime: Runtime) -> OpenClipEncoder:
     model.eval()
     if has_schema:
         pretrained_ref = f"sha256:{state_dict_sha256(model)}"
-    model_ref = f"open_clip:{name}:pretrained={pretrained_ref}:dtype={runtime.dtype_name}"
+    # open_clip reads 'ViT-B/32' as 'ViT-B-32'; one spelling keeps model_ref stable.
+    canonical = name if has_schema else name.replace("/", "-")
+    model_ref = f"open_clip:{canonical}:pretrained={pretrained_ref}:dtype={runtime.dtype_name}"
     encoder = OpenClipEncoder(space, model, image_transform, tokenizer, runtime, model_ref)
     check_dim(space, encoder.output_dim(), model_ref)
     return encoder
@@ -170,7 +169,7 @@ def _check_model_name(space: SpaceConfig) -> None:
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise EncoderError(
         f"space {space.name!r}: open_clip has no model {space.model!r}.{hint} List the valid "
-        "names with `python -c \"import open_clip; print(open_clip.list_models())\"` "
+        'names with `python -c "import open_clip; print(open_clip.list_models())"` '
         "(embed_udfs adds 'embed-metrics-tiny-clip'), or use 'hf-hub:<org>/<repo>' or "
         "'local-dir:<path>' for a model with its own open_clip_config.json."
     )

