@@ -1,0 +1,47 @@
+# embed-metrics: `make demo` and `make test` are all a fresh clone needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install lint pytest dbt-test bench clean db-stop
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch and torchvision from the same release line (CPU here, CUDA on GPU hosts)
+	$(BIN)/pip install --quiet 'torch==2.14.1' 'torchvision==0.29.1'
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: set up, start the embedded Postgres, load the demo catalog, embed it,
+## build every metric with dbt, print the scorecard
+demo: install
+	$(BIN)/embed-udfs demo run
+
+## test: set up, then pytest (unit + integration on the embedded Postgres,
+## including dbt builds with dbt unit tests), then sqlfluff and ruff
+test: install pytest lint
+
+pytest: install
+	$(BIN)/pytest -q tests/python
+
+lint: install
+	$(BIN)/ruff check embed_udfs tests bench
+	$(BIN)/sqlfluff lint models macros tests/generic analyses
+
+bench: install
+	$(BIN)/python bench/retrieval.py
+
+db-stop:
+	$(BIN)/embed-udfs db stop
+
+clean:
+	-$(BIN)/embed-udfs db stop
+	rm -rf $(VENV) .embed_metrics target logs
