@@ -108,7 +108,9 @@ def read_image_bytes(uri: str, timeout: float = 10.0) -> bytes:
     return path.read_bytes()
 
 
-def load_inputs(conn: psycopg.Connection, space: SpaceConfig) -> list[tuple[str, str | None, str | None]]:
+def load_inputs(
+    conn: psycopg.Connection, space: SpaceConfig
+) -> list[tuple[str, str | None, str | None]]:
     """(product_id, model_input, rejection_reason) for the space, from the dbt model."""
     relation = sql.Identifier(*INPUTS_RELATION)
     try:
@@ -171,7 +173,11 @@ def plan(
             rejections.append(store.Rejection(product_id, digest, reason, detail))
 
     for product_id, model_input, reason in tqdm(
-        load_inputs(conn, space), desc=f"{space.name}: hashing", unit="row", disable=None, leave=False
+        load_inputs(conn, space),
+        desc=f"{space.name}: hashing",
+        unit="row",
+        disable=None,
+        leave=False,
     ):
         if model_input is None:
             reject(product_id, input_hash(recipe, b""), reason or "empty input")
@@ -181,8 +187,10 @@ def plan(
                 payload: bytes | str = read_image_bytes(model_input)
             except OSError as exc:
                 reject(
-                    product_id, input_hash(recipe, model_input.encode()),
-                    "missing image: the file or URL cannot be read", f"{model_input}: {exc}",
+                    product_id,
+                    input_hash(recipe, model_input.encode()),
+                    "missing image: the file or URL cannot be read",
+                    f"{model_input}: {exc}",
                 )
                 continue
             digest = input_hash(recipe, payload)
@@ -256,10 +264,13 @@ def backfill_space(
                     else encoder.encode_texts([x for _, x in good])
                 )
                 rejected = store.write_vectors(
-                    conn, config, space,
+                    conn,
+                    config,
+                    space,
                     [item.product_id for item, _ in good],
                     [item.input_hash for item, _ in good],
-                    vectors, summary.model_ref,
+                    vectors,
+                    summary.model_ref,
                 )
                 summary.embedded += len(good) - len(rejected)
                 for rejection in rejected:

@@ -73,8 +73,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.db_command == "status":
         info = db.embedded_status(ctx.project_dir)
         external = os.environ.get("EMBED_UDFS_DSN") or os.environ.get("PGHOST")
-        print(f"embedded server ({db.embedded_datadir(ctx.project_dir)}): "
-              + ("running" if info else "stopped"))
+        print(
+            f"embedded server ({db.embedded_datadir(ctx.project_dir)}): "
+            + ("running" if info else "stopped")
+        )
         if external:
             settings = ctx.settings(start=False)
             print(f"in use: {settings.uri} (from {settings.origin})")
@@ -127,9 +129,7 @@ def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None)
     from embed_udfs.db import connection
     from embed_udfs.pipeline import refresh
 
-    summaries = refresh(
-        settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces
-    )
+    summaries = refresh(settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces)
     if summaries:
         print("backfill:")
         for summary in summaries:
@@ -155,8 +155,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             settings, ctx.config, space, chunk_size=args.chunk_size, dry_run=args.dry_run
         )
         if args.dry_run:
-            print(f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "
-                  f"rejected {sum(summary.rejected.values())}")
+            print(
+                f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "
+                f"rejected {sum(summary.rejected.values())}"
+            )
         else:
             print(summary.line())
     return 0
@@ -176,7 +178,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="embed-udfs", description=DESCRIPTION,
+        prog="embed-udfs",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"embed-udfs {__version__}")
@@ -187,9 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = commands.add_parser("db", help="the database: start/stop the embedded server, print its URI")
+    db = commands.add_parser(
+        "db", help="the database: start/stop the embedded server, print its URI"
+    )
     db.add_argument(
-        "db_command", choices=["start", "stop", "status", "url", "env"],
+        "db_command",
+        choices=["start", "stop", "status", "url", "env"],
         help="start: start the embedded server and create the tables; stop; status; "
         "url: a URI for psql or a BI tool; env: PG* exports for running dbt yourself",
     )
@@ -197,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the demo catalog: load it, or load and run everything")
     demo.add_argument(
-        "demo_command", choices=["load", "run"],
+        "demo_command",
+        choices=["load", "run"],
         help="load: write the demo products and images; run: load, then refresh and report",
     )
     demo.add_argument("--products", type=int, default=2400, help="catalog size (default 2400)")
@@ -207,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill", help="embed the inputs dbt built into embeddings.vectors (changed rows only)"
     )
-    backfill.add_argument("--space", action="append", help="a space to embed (repeatable; default all)")
+    backfill.add_argument(
+        "--space", action="append", help="a space to embed (repeatable; default all)"
+    )
     backfill.add_argument("--dry-run", action="store_true", help="count what would be embedded")
     backfill.add_argument("--chunk-size", type=int, default=256, help="rows per committed chunk")
     backfill.set_defaults(func=cmd_backfill)

@@ -132,7 +132,10 @@ def start_embedded(project_dir: Path):
 def _tune_embedded(info) -> None:
     # HNSW builds are much faster when the graph fits in maintenance_work_mem.
     with psycopg.connect(
-        host=str(info.socket_dir), port=info.port or 5432, user="postgres", dbname="postgres",
+        host=str(info.socket_dir),
+        port=info.port or 5432,
+        user="postgres",
+        dbname="postgres",
         autocommit=True,
     ) as conn:
         conn.execute("alter system set maintenance_work_mem = '1GB'")
@@ -216,7 +219,9 @@ def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycop
 
 
 @contextlib.contextmanager
-def connection(settings: ConnectionSettings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+def connection(
+    settings: ConnectionSettings, *, autocommit: bool = False
+) -> Iterator[psycopg.Connection]:
     conn = connect(settings, autocommit=autocommit)
     try:
         yield conn

@@ -31,8 +31,10 @@ def run_dbt(
 
     command = [
         *args,
-        "--project-dir", str(project_dir),
-        "--profiles-dir", str(project_dir),
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
     ]
     if dbt_vars:
         command += ["--vars", json.dumps(dict(dbt_vars))]

@@ -43,8 +43,9 @@ def refresh(
     """Run the pipeline end to end; return the backfill summaries."""
     check_products(settings, config)
     log.info("dbt: staging and model inputs")
-    run_dbt(["run", "--select", "+int_space_inputs"], settings, config.project_dir,
-            dbt_vars=dbt_vars)
+    run_dbt(
+        ["run", "--select", "+int_space_inputs"], settings, config.project_dir, dbt_vars=dbt_vars
+    )
     summaries = []
     if backfill:
         for name in spaces or [s.name for s in config.spaces]:

@@ -79,7 +79,7 @@ def random_weight_notice(config: ProjectConfig) -> str | None:
 def where_to_look(uri: str) -> str:
     return (
         f"Connect: psql '{uri}'\n"
-        "Tables:  metrics.fct_retrieval_metrics  (R@K, MRR, n, Wilson 95% CI; pair x direction x section)\n"
+        "Tables:  metrics.fct_retrieval_metrics  (R@K, MRR, n, 95% CI by section)\n"
         "         metrics.fct_embedding_gaps     (cosine and squared-euclidean gaps per section)\n"
         "         metrics.fct_retrieval_ranks    (the positive's rank for every query)\n"
         "         metrics.fct_rejected_inputs    (inputs and vectors refused, with the reason)"

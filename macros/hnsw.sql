@@ -9,20 +9,20 @@
         ) }}
     {%- endif -%}
     set local hnsw.ef_search = {{ ef }};
-    {%- if var('retrieval_search') == 'exact' %}
-    set local enable_indexscan = off;
-    {%- endif %}
+
 {%- endmacro %}
 
 
 {#- post_hook for a table of (space, embedding) rows: store vectors inline
-    (exact scans otherwise detoast every row of 512-d and wider vectors) and
+    (scans otherwise detoast every row of 512-d and wider vectors, 2x slower) and
     build one partial HNSW cosine index per space, on the vector cast to the
     space's dimension. dbt's `indexes` config has no operator class field. -#}
 {% macro index_vectors_by_space(relation, spaces) -%}
-    alter table {{ relation }} alter column embedding set storage plain;
-    -- rewrite the rows so that the existing ones move inline too
+    -- Keep rows up to 8 KB inline, then rewrite so the existing rows move
+    -- inline too (the type change resets the column's storage to the type's).
+    alter table {{ relation }} set (toast_tuple_target = 8160);
     alter table {{ relation }} alter column embedding type vector using embedding::real[]::vector;
+    alter table {{ relation }} alter column embedding set storage plain;
     {%- for name in spaces %}
     {%- set space = embedding_space(name) %}
     create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)

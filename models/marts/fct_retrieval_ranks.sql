@@ -1,10 +1,12 @@
 {{ config(pre_hook="{{ set_ef_search() }}") }}
 
-{#- Rank of the positive for every query of every pair and direction.
+{#- Rank of the positive for every query of every pair and direction:
     rank = 1 + the number of gallery items strictly closer (cosine distance)
-    than the positive, counted among the top max(K) neighbours that the HNSW
-    index (or, with retrieval_search: exact, a sequential scan) returns; null
-    when max(K) or more items are closer. One lateral index scan per query. -#}
+    than the positive; null when max(K) or more items are closer.
+    retrieval_search: hnsw counts among the top max(K) neighbours that the
+    space's HNSW index returns (one lateral index scan per query; approximate:
+    a neighbour the index misses makes the rank too good). exact counts over
+    every gallery item (O(N^2) distances, run in parallel). -#}
 {%- set max_k = max_k() %}
 
 {%- for d in retrieval_directions() %}
@@ -26,7 +28,27 @@
         where queries.space = '{{ d.query.name }}'
     ),
 
+    {%- if var('retrieval_search') == 'exact' %}
+
     ranked as (
+        -- exact: every (query, gallery item) distance, in a parallel nested loop
+        select
+            queries.product_id,
+            queries.collection_section,
+            queries.positive_distance,
+            count(*) as n_retrieved,
+            count(*) filter (
+                where gallery.embedding::vector({{ dim }}) <=> queries.query_embedding < queries.positive_distance
+            ) as n_closer
+        from queries
+        cross join {{ ref('int_eval_vectors') }} as gallery
+        where gallery.space = '{{ d.gallery.name }}'
+        group by queries.product_id, queries.collection_section, queries.positive_distance
+    )
+    {%- else %}
+
+    ranked as (
+        -- hnsw: the top max(K) neighbours of each query from the space's index
         select
             queries.product_id,
             queries.collection_section,
@@ -47,6 +69,7 @@
             ) as nearest
         ) as neighbours
     )
+    {%- endif %}
 
     select
         '{{ d.pair }}'::text as pair,

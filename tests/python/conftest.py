@@ -17,8 +17,8 @@ from psycopg import sql
 from embed_udfs import store
 from embed_udfs.config import ProjectConfig, find_project_dir, load_config
 from embed_udfs.db import ConnectionSettings, connection, resolve_settings
-from embed_udfs.demo import PRODUCTS_DDL
 from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.demo import PRODUCTS_DDL
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,8 +34,12 @@ def server() -> ConnectionSettings:
 
 def _admin(settings: ConnectionSettings) -> psycopg.Connection:
     return psycopg.connect(
-        host=settings.host, port=settings.port, user=settings.user,
-        password=settings.password or None, dbname="postgres", autocommit=True,
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname="postgres",
+        autocommit=True,
     )
 
 
@@ -53,7 +57,9 @@ def db(server: ConnectionSettings) -> Iterator[ConnectionSettings]:
     settings = server.for_database(name)
     yield settings
     with _admin(server) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 def planted_config(
@@ -65,8 +71,13 @@ def planted_config(
 
 def planted_space(name: str, modality: str, dim: int, family: str = "planted") -> dict[str, Any]:
     return {
-        "name": name, "modality": modality, "backend": "open_clip", "family": family,
-        "model": "planted", "dim": dim, "text_variant": "clean",
+        "name": name,
+        "modality": modality,
+        "backend": "open_clip",
+        "family": family,
+        "model": "planted",
+        "dim": dim,
+        "text_variant": "clean",
     }
 
 
@@ -101,8 +112,9 @@ def dbt_build(
     settings: ConnectionSettings, dbt_vars: Mapping[str, Any], tmp_path: Path, *select: str
 ) -> Any:
     args = ["build"] + (["--select", *select] if select else [])
-    return run_dbt(args, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=tmp_path / "target",
-                   quiet=True)
+    return run_dbt(
+        args, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=tmp_path / "target", quiet=True
+    )
 
 
 def query(settings: ConnectionSettings, statement: str, params: Sequence[Any] = ()) -> list[tuple]:

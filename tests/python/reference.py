@@ -50,7 +50,9 @@ def wilson(hits: int, n: int, z: float = 1.959963984540054) -> tuple[float, floa
     return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
 
 
-def gaps(texts: np.ndarray, images: np.ndarray, members: Sequence[bool] | np.ndarray) -> dict[str, float]:
+def gaps(
+    texts: np.ndarray, images: np.ndarray, members: Sequence[bool] | np.ndarray
+) -> dict[str, float]:
     """Positive vs negative means over the full N x N matrix, for anchors in `members`."""
     t, v = unit(texts), unit(images)
     members = np.asarray(members, dtype=bool)

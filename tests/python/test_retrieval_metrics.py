@@ -69,7 +69,10 @@ def test_planted_clusters_match_numpy_per_section(db, clustered):
     metrics = _metrics(db)
     sections = np.array([s for _, s in products])
     ids = [p for p, _ in products]
-    for direction, (q, g) in {"text_to_image": (texts, images), "image_to_text": (images, texts)}.items():
+    for direction, (q, g) in {
+        "text_to_image": (texts, images),
+        "image_to_text": (images, texts),
+    }.items():
         low, high = rank_bounds(q, g)
         assert (high - low).sum() <= 10, "too many near-ties for an exact comparison"
         sql_ranks = _sql_ranks(db, direction)

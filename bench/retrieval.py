@@ -1,0 +1,213 @@
+"""Benchmark: the retrieval-metric build in SQL (pgvector HNSW) against numpy
+brute-force ranks computed in the same run, at N = 5,000 and 20,000 (512-d).
+
+    python bench/retrieval.py [--sizes 5000 20000] [--dim 512]
+
+Prints, per size: seconds for each SQL stage and for numpy, the ratio
+SQL/numpy, and how well R@10 agrees (overall and per query).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from embed_udfs import store
+from embed_udfs.config import find_project_dir, load_config
+from embed_udfs.db import connection, resolve_settings
+from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.demo import PRODUCTS_DDL
+
+PROJECT_DIR = find_project_dir(Path(__file__).parent)
+SECTIONS = 10
+
+
+def planted(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Section clusters, noisy text/image pairs: recall in the middle of its range."""
+    rng = np.random.default_rng(seed)
+    sections = rng.integers(0, SECTIONS, size=n)
+    centres = rng.normal(size=(SECTIONS, dim)).astype(np.float32)
+    base = centres[sections] + rng.normal(size=(n, dim)).astype(np.float32)
+    noise = 4.0
+    texts = base + noise * rng.normal(size=(n, dim)).astype(np.float32)
+    images = base + noise * rng.normal(size=(n, dim)).astype(np.float32)
+    return sections, texts, images
+
+
+def numpy_ranks(queries: np.ndarray, gallery: np.ndarray, block: int = 2048) -> np.ndarray:
+    """1 + gallery items strictly closer than the positive, by cosine, in blocks."""
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    ranks = np.empty(len(q), dtype=np.int64)
+    for start in range(0, len(q), block):
+        sims = q[start : start + block] @ g.T
+        positive = np.einsum("ij,ij->i", q[start : start + block], g[start : start + block])
+        ranks[start : start + block] = 1 + (sims > positive[:, None]).sum(axis=1)
+    return ranks
+
+
+def bench_size(settings, n: int, dim: int, search: str) -> dict[str, float]:
+    sections, texts, images = planted(n, dim)
+    dbt_vars = {
+        "embed_spaces": [
+            {
+                "name": "bench_text",
+                "modality": "text",
+                "backend": "open_clip",
+                "family": "bench",
+                "model": "planted",
+                "dim": dim,
+            },
+            {
+                "name": "bench_image",
+                "modality": "image",
+                "backend": "open_clip",
+                "family": "bench",
+                "model": "planted",
+                "dim": dim,
+            },
+        ],
+        "embed_pairs": [
+            {"name": "bench", "text_space": "bench_text", "image_space": "bench_image"}
+        ],
+        "eval_sample_size": n,
+        "retrieval_search": search,
+    }
+    config = load_config(PROJECT_DIR, overrides=dbt_vars)
+    ids = [f"P{i:06d}" for i in range(n)]
+    with connection(settings) as conn:
+        conn.execute(PRODUCTS_DDL)
+        store.bootstrap(conn, config)
+        conn.execute("truncate catalog.products")
+        conn.execute(sql.SQL("truncate {}").format(store.vectors_table(config)))
+        with conn.cursor().copy(
+            "copy catalog.products (product_id, product_name, collection_section) from stdin"
+        ) as copy:
+            for product_id, section in zip(ids, sections, strict=True):
+                copy.write_row((product_id, product_id, f"section_{section}"))
+        for space, matrix in (("bench_text", texts), ("bench_image", images)):
+            store.write_vectors(conn, config, config.space(space), ids, ids, matrix, "bench")
+        conn.commit()
+
+    target = PROJECT_DIR / "target" / "bench"
+    for step in (["seed"], ["run", "--select", "+int_eval_sample"]):
+        run_dbt(step, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=target, quiet=True)
+    timings: dict[str, float] = {}
+    for stage in ("int_eval_vectors", "fct_retrieval_ranks", "fct_retrieval_metrics"):
+        # the model's own execution time, hooks (index builds) included, not dbt's start-up
+        result = run_dbt(
+            ["run", "--select", stage],
+            settings,
+            PROJECT_DIR,
+            dbt_vars=dbt_vars,
+            target_path=target,
+            quiet=True,
+        )
+        timings[stage] = sum(
+            r.execution_time for r in result.result.results if r.node.unique_id.startswith("model.")
+        )
+
+    started = time.perf_counter()
+    ranks = {
+        "text_to_image": numpy_ranks(texts, images),
+        "image_to_text": numpy_ranks(images, texts),
+    }
+    timings["numpy"] = time.perf_counter() - started
+
+    with connection(settings) as conn:
+        rows = conn.execute(
+            "select direction, product_id, positive_rank from metrics.fct_retrieval_ranks"
+        ).fetchall()
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                sql.SQL(
+                    "explain select 1 from intermediate.int_eval_vectors "
+                    "where space = 'bench_image' order by embedding::vector({dim}) <=> "
+                    "(select embedding::vector({dim}) from intermediate.int_eval_vectors limit 1) "
+                    "limit 50"
+                ).format(dim=sql.Literal(dim))
+            ).fetchall()
+        )
+    by_id = {product_id: i for i, product_id in enumerate(ids)}
+    agree, sql_hits, np_hits = 0, 0, 0
+    for direction, product_id, rank in rows:
+        np_rank = ranks[direction][by_id[product_id]]
+        sql_hit = rank is not None and rank <= 10
+        np_hit = np_rank <= 10
+        agree += sql_hit == np_hit
+        sql_hits += sql_hit
+        np_hits += np_hit
+    timings["sql_total"] = sum(
+        timings[s] for s in ("int_eval_vectors", "fct_retrieval_ranks", "fct_retrieval_metrics")
+    )
+    timings["ratio"] = timings["sql_total"] / timings["numpy"]
+    timings["r10_sql"] = sql_hits / len(rows)
+    timings["r10_numpy"] = np_hits / len(rows)
+    timings["r10_query_agreement"] = agree / len(rows)
+    timings["uses_hnsw"] = float("hnsw" in plan.lower() or "Index Scan" in plan)
+    return timings
+
+
+def _format(t: dict[str, float]) -> str:
+    return (
+        f"eval_vectors+HNSW {t['int_eval_vectors']:6.1f}s  ranks {t['fct_retrieval_ranks']:6.1f}s"
+        f"  metrics {t['fct_retrieval_metrics']:5.1f}s | SQL {t['sql_total']:6.1f}s"
+        f"  numpy {t['numpy']:5.1f}s  ratio SQL/numpy {t['ratio']:5.1f}x"
+        f" | R@10 SQL {t['r10_sql']:.4f} numpy {t['r10_numpy']:.4f},"
+        f" per-query agreement {t['r10_query_agreement']:.4f}"
+        + ("" if t["uses_hnsw"] else "  (planner did not use HNSW)")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument(
+        "--search",
+        nargs="+",
+        default=["hnsw", "exact"],
+        help="retrieval_search modes to time (default: both)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = parser.parse_args()
+
+    server = resolve_settings(PROJECT_DIR)
+    name = f"embed_metrics_bench_{uuid.uuid4().hex[:6]}"
+    admin = dict(
+        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
+    )
+    with psycopg.connect(**admin) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    settings = server.for_database(name)
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; "
+        f"dim {args.dim}; 1 pair, both directions"
+    )
+    try:
+        for n in args.sizes:
+            for search in args.search:
+                t = bench_size(settings, n, args.dim, search)
+                print(f"N={n:>6} {search:>5}: {_format(t)}", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept database {name}")
+        else:
+            with psycopg.connect(**admin) as conn:
+                drop = sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
+                conn.execute(drop)
+
+
+if __name__ == "__main__":
+    main()

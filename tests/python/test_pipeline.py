@@ -1,0 +1,100 @@
+"""End to end on a small demo catalog: real MiniLM and tiny open_clip
+encoders, the real dbt project, the embedded Postgres."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PROJECT_DIR, query
+
+from embed_udfs import demo, report
+from embed_udfs.backfill import backfill_space
+from embed_udfs.config import load_config
+from embed_udfs.db import connection
+from embed_udfs.pipeline import refresh
+
+
+@pytest.fixture(scope="module")
+def demo_run(db, tmp_path_factory):
+    config = load_config(PROJECT_DIR)
+    products = demo.generate_catalog(tmp_path_factory.mktemp("images"), n_products=240, seed=3)
+    with connection(db) as conn:
+        demo.load_catalog(conn, products)
+    summaries = refresh(db, config)
+    return config, products, summaries
+
+
+def test_refresh_fills_every_mart_for_all_and_every_section(db, demo_run):
+    config, products, summaries = demo_run
+    assert {s.space for s in summaries} == {s.name for s in config.spaces}
+    sections = {p.collection_section or "unknown" for p in products}
+    rows = query(db, "select distinct pair, direction, section from metrics.fct_retrieval_metrics")
+    for pair in config.pairs:
+        for direction in ("text_to_image", "image_to_text"):
+            got = {s for p, d, s in rows if p == pair.name and d == direction}
+            # a section whose every product lacks an image cannot be sampled
+            assert "ALL" in got and len(got - {"ALL"}) >= len(sections) - 1
+    gaps = query(db, "select distinct pair, section from metrics.fct_embedding_gaps")
+    assert {p for p, _ in gaps} == {p.name for p in config.pairs}
+    n_all = query(db, "select max(n) from metrics.fct_retrieval_metrics where section = 'ALL'")
+    assert n_all[0][0] == query(db, "select count(*) from metrics.int_eval_sample")[0][0]
+
+
+def test_vectors_are_unit_norm_and_carry_provenance(db, demo_run):
+    rows = query(
+        db,
+        "select space, min(vector_norm(embedding)), max(vector_norm(embedding)), "
+        "min(model_ref) from embeddings.vectors group by space",
+    )
+    for space, low, high, model_ref in rows:
+        assert abs(low - 1) < 1e-5 and abs(high - 1) < 1e-5, space
+        assert "pretrained=" in model_ref and "dtype=" in model_ref
+    refs = dict((s, r) for s, _, _, r in rows)
+    assert "prompt='a product photo of '" in refs["clip_text_prompted"]
+
+
+def test_demo_defects_are_recorded_with_reasons(db, demo_run):
+    reasons = {r for (r,) in query(db, "select distinct reason from embeddings.backfill_errors")}
+    assert any(r.startswith("missing image") for r in reasons)
+    assert "corrupt image" in reasons
+
+
+def test_rerun_embeds_nothing_and_a_changed_text_re_embeds_one_row(db, demo_run, tmp_path):
+    config, products, _ = demo_run
+    space = config.space("clip_text")
+    before = dict(
+        query(
+            db, "select product_id, embedded_at from embeddings.vectors where space = 'clip_text'"
+        )
+    )
+    again = backfill_space(db, config, space)
+    assert again.embedded == 0 and again.unchanged == len(before)
+    target = sorted(before)[0]
+    with connection(db) as conn:
+        conn.execute(
+            "update catalog.products set product_name = product_name || ' XL' "
+            "where product_id = %s",
+            (target,),
+        )
+        conn.commit()
+    from conftest import dbt_build
+
+    dbt_build(db, {}, tmp_path, "+int_space_inputs")
+    changed = backfill_space(db, config, space)
+    assert changed.embedded == 1
+    after = dict(
+        query(
+            db, "select product_id, embedded_at from embeddings.vectors where space = 'clip_text'"
+        )
+    )
+    assert [p for p in after if after[p] != before[p]] == [target]
+
+
+def test_scorecard_lists_every_pair_and_the_random_weight_notice(db, demo_run):
+    config, _, _ = demo_run
+    with connection(db) as conn:
+        card = report.scorecard(conn, config)
+    for pair in config.pairs:
+        assert f"pair {pair.name}" in card
+    assert "ALL" in card
+    notice = report.random_weight_notice(config)
+    assert notice and "RANDOM weights" in notice and "pretrained" in notice
