@@ -32,9 +32,10 @@ test: install pytest lint
 pytest: install
 	$(BIN)/pytest -q tests/python
 
+# the dbt templater compiles the models, so it needs the database (started on demand)
 lint: install
 	$(BIN)/ruff check embed_udfs tests bench
-	$(BIN)/sqlfluff lint models macros tests/generic analyses
+	eval "$$($(BIN)/embed-udfs db env)" && $(BIN)/sqlfluff lint models analyses
 
 bench: install
 	$(BIN)/python bench/retrieval.py

@@ -27,7 +27,7 @@ eligible as (
     {%- if spaces %}
     inner join valid_vectors
         on products.product_id = valid_vectors.product_id
-        and valid_vectors.space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
+            and valid_vectors.space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
     group by products.product_id, products.collection_section
     having count(distinct valid_vectors.space) = {{ spaces | length }}
     {%- endif %}

@@ -23,9 +23,9 @@ final as (
     from sample
     inner join valid_vectors on sample.product_id = valid_vectors.product_id
     where valid_vectors.space in (
-        {%- for s in paired_space_names() %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
-        {%- if not paired_space_names() %}null{% endif -%}
-    )
+            {%- for s in paired_space_names() %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
+            {%- if not paired_space_names() %}null{% endif -%}
+        )
 )
 
 select * from final

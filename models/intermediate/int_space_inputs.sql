@@ -9,23 +9,23 @@ products as (
 
 space_inputs as (
     {%- for space in embedding_spaces() %}
-    select
-        '{{ space.name }}'::text as space,
-        '{{ space.modality }}'::text as modality,
-        product_id,
-        collection_section,
-        {%- if space.modality == 'image' %}
-        image_uri as body
-        {%- else %}
-        {%- set fields = space.get('text_fields', ['product_name', 'product_description']) %}
-        {%- if space.get('text_variant', 'clean') == 'raw' %}
-        {{ raw_product_text(fields) }} as body
-        {%- else %}
-        {{ clean_text(raw_product_text(fields)) }} as body
-        {%- endif %}
-        {%- endif %}
-    from products
-    {{ "union all" if not loop.last }}
+        select
+            '{{ space.name }}'::text as space,
+            '{{ space.modality }}'::text as modality,
+            product_id,
+            collection_section,
+            {%- if space.modality == 'image' %}
+                image_uri as body
+            {%- else %}
+                {%- set fields = space.get('text_fields', ['product_name', 'product_description']) %}
+                {%- if space.get('text_variant', 'clean') == 'raw' %}
+                    {{ raw_product_text(fields) }} as body
+                {%- else %}
+                    {{ clean_text(raw_product_text(fields)) }} as body
+                {%- endif %}
+            {%- endif %}
+        from products
+        {{ "union all" if not loop.last }}
     {%- endfor %}
 ),
 

@@ -13,29 +13,29 @@ vectors as (
 
 {%- for pair in embedding_pairs() %}
 
-positives_{{ loop.index }} as (
-    select
-        '{{ pair.name }}'::text as pair,
-        texts.collection_section,
-        texts.embedding as text_embedding,
-        images.embedding as image_embedding,
-        -(texts.embedding <#> images.embedding) as positive_dot,
-        1 - (texts.embedding <=> images.embedding) as positive_cosine,
-        (texts.embedding <-> images.embedding) ^ 2 as positive_sq_euclidean,
-        vector_norm(texts.embedding) ^ 2 as text_sq_norm,
-        vector_norm(images.embedding) ^ 2 as image_sq_norm
-    from vectors as texts
-    inner join vectors as images
-        on texts.product_id = images.product_id
-        and images.space = '{{ pair.image_space }}'
-    where texts.space = '{{ pair.text_space }}'
-),
+    positives_{{ loop.index }} as (
+        select
+            '{{ pair.name }}'::text as pair,
+            texts.collection_section,
+            texts.embedding as text_embedding,
+            images.embedding as image_embedding,
+            -(texts.embedding <#> images.embedding) as positive_dot,
+            1 - (texts.embedding <=> images.embedding) as positive_cosine,
+            (texts.embedding <-> images.embedding) ^ 2 as positive_sq_euclidean,
+            vector_norm(texts.embedding) ^ 2 as text_sq_norm,
+            vector_norm(images.embedding) ^ 2 as image_sq_norm
+        from vectors as texts
+        inner join vectors as images
+            on texts.product_id = images.product_id
+                and images.space = '{{ pair.image_space }}'
+        where texts.space = '{{ pair.text_space }}'
+    ),
 {%- endfor %}
 
 positives as (
     {%- for pair in embedding_pairs() %}
-    select * from positives_{{ loop.index }}
-    {{ "union all" if not loop.last }}
+        select * from positives_{{ loop.index }}
+        {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not embedding_pairs() %}
     select
@@ -107,16 +107,20 @@ tidy as (
     from means
     cross join lateral (
         values
-        ('cosine_positive_mean', positive_cosine_mean, n,
-            {{ mean_ci_bound('positive_cosine_mean', 'positive_cosine_stddev', 'n', 'low') }},
-            {{ mean_ci_bound('positive_cosine_mean', 'positive_cosine_stddev', 'n', 'high') }}),
-        ('cosine_negative_mean', negative_cosine_mean, n_negative_pairs, null, null),
-        ('cosine_gap', positive_cosine_mean - negative_cosine_mean, n, null, null),
-        ('sq_euclidean_positive_mean', positive_sq_euclidean_mean, n,
-            {{ mean_ci_bound('positive_sq_euclidean_mean', 'positive_sq_euclidean_stddev', 'n', 'low') }},
-            {{ mean_ci_bound('positive_sq_euclidean_mean', 'positive_sq_euclidean_stddev', 'n', 'high') }}),
-        ('sq_euclidean_negative_mean', negative_sq_euclidean_mean, n_negative_pairs, null, null),
-        ('sq_euclidean_gap', negative_sq_euclidean_mean - positive_sq_euclidean_mean, n, null, null)
+        (
+            'cosine_positive_mean', means.positive_cosine_mean, means.n,
+            {{ mean_ci_bound('means.positive_cosine_mean', 'means.positive_cosine_stddev', 'means.n', 'low') }},
+            {{ mean_ci_bound('means.positive_cosine_mean', 'means.positive_cosine_stddev', 'means.n', 'high') }}
+        ),
+        ('cosine_negative_mean', means.negative_cosine_mean, means.n_negative_pairs, null, null),
+        ('cosine_gap', means.positive_cosine_mean - means.negative_cosine_mean, means.n, null, null),
+        (
+            'sq_euclidean_positive_mean', means.positive_sq_euclidean_mean, means.n,
+            {{ mean_ci_bound('means.positive_sq_euclidean_mean', 'means.positive_sq_euclidean_stddev', 'means.n', 'low') }},
+            {{ mean_ci_bound('means.positive_sq_euclidean_mean', 'means.positive_sq_euclidean_stddev', 'means.n', 'high') }}
+        ),
+        ('sq_euclidean_negative_mean', means.negative_sq_euclidean_mean, means.n_negative_pairs, null, null),
+        ('sq_euclidean_gap', means.negative_sq_euclidean_mean - means.positive_sq_euclidean_mean, means.n, null, null)
     ) as metrics (metric, value, n_pairs, ci_low, ci_high)
 ),
 

@@ -19,7 +19,7 @@ aggregated as (
         case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
         count(*) as n,
         {%- for k in k_values %}
-        count(*) filter (where positive_rank <= {{ k }}) as hits_at_{{ k }},
+            count(*) filter (where positive_rank <= {{ k }}) as hits_at_{{ k }},
         {%- endfor %}
         avg(coalesce(1.0 / positive_rank, 0)) as mrr,
         stddev_samp(coalesce(1.0 / positive_rank, 0)) as mrr_stddev
@@ -49,23 +49,23 @@ tidy as (
     cross join lateral (
         values
         {%- for k in k_values %}
-        (
-            'recall_at_{{ k }}',
-            {{ k }},
-            hits_at_{{ k }}::float8 / n,
-            hits_at_{{ k }},
-            {{ wilson_bound('hits_at_' ~ k, 'n', 'low') }},
-            {{ wilson_bound('hits_at_' ~ k, 'n', 'high') }},
-            'wilson'
-        ),
+            (
+                'recall_at_{{ k }}',
+                {{ k }},
+                aggregated.hits_at_{{ k }}::float8 / aggregated.n,
+                aggregated.hits_at_{{ k }},
+                {{ wilson_bound('aggregated.hits_at_' ~ k, 'aggregated.n', 'low') }},
+                {{ wilson_bound('aggregated.hits_at_' ~ k, 'aggregated.n', 'high') }},
+                'wilson'
+            ),
         {%- endfor %}
         (
             'mrr_at_{{ max_k }}',
             {{ max_k }},
-            mrr::float8,
+            aggregated.mrr::float8,
             null::bigint,
-            greatest(0, {{ mean_ci_bound('mrr', 'mrr_stddev', 'n', 'low') }}),
-            least(1, {{ mean_ci_bound('mrr', 'mrr_stddev', 'n', 'high') }}),
+            greatest(0, {{ mean_ci_bound('aggregated.mrr', 'aggregated.mrr_stddev', 'aggregated.n', 'low') }}),
+            least(1, {{ mean_ci_bound('aggregated.mrr', 'aggregated.mrr_stddev', 'aggregated.n', 'high') }}),
             'normal'
         )
     ) as metrics (metric, k, value, hits, ci_low, ci_high, interval_method)

@@ -10,25 +10,25 @@
 {%- set max_k = max_k() %}
 
 {%- for d in retrieval_directions() %}
-{%- set dim = d.query.dim %}
-{{ "union all" if not loop.first }}
-(
-    with
+    {%- set dim = d.query.dim %}
+    {{ "union all" if not loop.first }}
+    (
+        with
 
-    queries as (
-        select
-            queries.product_id,
-            queries.collection_section,
-            queries.embedding::vector({{ dim }}) as query_embedding,
-            queries.embedding::vector({{ dim }}) <=> positives.embedding::vector({{ dim }}) as positive_distance
-        from {{ ref('int_eval_vectors') }} as queries
-        inner join {{ ref('int_eval_vectors') }} as positives
-            on queries.product_id = positives.product_id
-            and positives.space = '{{ d.gallery.name }}'
-        where queries.space = '{{ d.query.name }}'
-    ),
+        queries as (
+            select
+                queries.product_id,
+                queries.collection_section,
+                queries.embedding::vector({{ dim }}) as query_embedding,
+                queries.embedding::vector({{ dim }}) <=> positives.embedding::vector({{ dim }}) as positive_distance
+            from {{ ref('int_eval_vectors') }} as queries
+            inner join {{ ref('int_eval_vectors') }} as positives
+                on queries.product_id = positives.product_id
+                    and positives.space = '{{ d.gallery.name }}'
+            where queries.space = '{{ d.query.name }}'
+        ),
 
-    {%- if var('retrieval_search') == 'exact' %}
+        {%- if var('retrieval_search') == 'exact' %}
 
     ranked as (
         -- exact: every (query, gallery item) distance, in a parallel nested loop
@@ -47,42 +47,42 @@
     )
     {%- else %}
 
-    ranked as (
-        -- hnsw: the top max(K) neighbours of each query from the space's index
-        select
-            queries.product_id,
-            queries.collection_section,
-            queries.positive_distance,
-            neighbours.n_retrieved,
-            neighbours.n_closer
-        from queries
-        cross join lateral (
-            select
-                count(*) as n_retrieved,
-                count(*) filter (where nearest.distance < queries.positive_distance) as n_closer
-            from (
-                select gallery.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
-                from {{ ref('int_eval_vectors') }} as gallery
-                where gallery.space = '{{ d.gallery.name }}'
-                order by gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
-                limit {{ max_k }}
-            ) as nearest
-        ) as neighbours
-    )
-    {%- endif %}
+            ranked as (
+                -- hnsw: the top max(K) neighbours of each query from the space's index
+                select
+                    queries.product_id,
+                    queries.collection_section,
+                    queries.positive_distance,
+                    neighbours.n_retrieved,
+                    neighbours.n_closer
+                from queries
+                cross join lateral (
+                    select
+                        count(*) as n_retrieved,
+                        count(*) filter (where nearest.distance < queries.positive_distance) as n_closer
+                    from (
+                        select gallery.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
+                        from {{ ref('int_eval_vectors') }} as gallery
+                        where gallery.space = '{{ d.gallery.name }}'
+                        order by gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
+                        limit {{ max_k }}
+                    ) as nearest
+                ) as neighbours
+            )
+        {%- endif %}
 
-    select
-        '{{ d.pair }}'::text as pair,
-        '{{ d.direction }}'::text as direction,
-        '{{ d.query.name }}'::text as query_space,
-        '{{ d.gallery.name }}'::text as gallery_space,
-        product_id,
-        collection_section,
-        positive_distance,
-        case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank,
-        n_retrieved::integer as n_retrieved
-    from ranked
-)
+        select
+            '{{ d.pair }}'::text as pair,
+            '{{ d.direction }}'::text as direction,
+            '{{ d.query.name }}'::text as query_space,
+            '{{ d.gallery.name }}'::text as gallery_space,
+            product_id,
+            collection_section,
+            positive_distance,
+            case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank,
+            n_retrieved::integer as n_retrieved
+        from ranked
+    )
 {%- endfor %}
 {%- if not retrieval_directions() %}
 select
