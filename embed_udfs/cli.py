@@ -144,16 +144,27 @@ def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from embed_udfs.backfill import backfill_space
+    from embed_udfs.backfill import BackfillOptions, Shard, backfill_space
 
     ctx = _Context(args)
-    settings = ctx.settings()
     names = args.space or [s.name for s in ctx.config.spaces]
     spaces = [ctx.config.space(name) for name in names]  # unknown names fail before any work
+    shard = Shard.parse(args.shard)
+    device = args.device
+    if device is None and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local rank
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    options = BackfillOptions(
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        num_workers=args.workers,
+        device=device,
+        precision=args.precision,
+        shard=shard,
+        dry_run=args.dry_run,
+    )
+    settings = ctx.settings()
     for space in spaces:
-        summary = backfill_space(
-            settings, ctx.config, space, chunk_size=args.chunk_size, dry_run=args.dry_run
-        )
+        summary = backfill_space(settings, ctx.config, space, options)
         if args.dry_run:
             print(
                 f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "
@@ -217,8 +228,43 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--space", action="append", help="a space to embed (repeatable; default all)"
     )
-    backfill.add_argument("--dry-run", action="store_true", help="count what would be embedded")
-    backfill.add_argument("--chunk-size", type=int, default=256, help="rows per committed chunk")
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="count what would be embedded, embed nothing"
+    )
+    backfill.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="embed only products whose id hashes to I mod N (default: torchrun's RANK/WORLD_SIZE,"
+        " else all). Run N workers, on one host or many, to split the work",
+    )
+    backfill.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows per forward pass (default 256 images / 512 texts on CUDA, 32 / 64 on CPU); "
+        "a batch that runs out of GPU memory is split and retried",
+    )
+    backfill.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1024,
+        help="rows per committed chunk (default 1024): a killed run loses at most one chunk",
+    )
+    backfill.add_argument(
+        "--workers",
+        type=int,
+        help="image decode processes (default: CPUs - 1, up to 8, on CUDA; 1 on CPU)",
+    )
+    backfill.add_argument(
+        "--device",
+        help="cuda, cuda:N or cpu (default: cuda:LOCAL_RANK under torchrun, "
+        "else cuda if available)",
+    )
+    backfill.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default="auto",
+        help="autocast dtype on CUDA (auto = fp16); CPU always runs fp32",
+    )
     backfill.set_defaults(func=cmd_backfill)
 
     refresh = commands.add_parser(

@@ -186,8 +186,11 @@ def ensure_database(settings: ConnectionSettings) -> None:
             )
 
 
-def _kwargs(settings: ConnectionSettings) -> dict[str, object]:
+def _kwargs(
+    settings: ConnectionSettings, application_name: str = "embed-udfs"
+) -> dict[str, object]:
     return {
+        "application_name": application_name,
         "host": settings.host,
         "port": settings.port,
         "user": settings.user,
@@ -197,10 +200,12 @@ def _kwargs(settings: ConnectionSettings) -> dict[str, object]:
     }
 
 
-def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycopg.Connection:
+def connect(
+    settings: ConnectionSettings, *, autocommit: bool = False, application_name: str = "embed-udfs"
+) -> psycopg.Connection:
     """Open a connection with pgvector ready (extension created, types registered)."""
     try:
-        conn = psycopg.connect(**_kwargs(settings), autocommit=autocommit)
+        conn = psycopg.connect(**_kwargs(settings, application_name), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise DatabaseError(
             f"cannot connect to {settings.uri} (from {settings.origin}): {exc}".strip()

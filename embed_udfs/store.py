@@ -29,6 +29,11 @@ def errors_table(config: ProjectConfig) -> sql.Composable:
     return sql.Identifier(*_split(config.backfill_errors_relation))
 
 
+def claims_table(config: ProjectConfig) -> sql.Composable:
+    """Rows a backfill worker is embedding right now, beside the vectors table."""
+    return sql.Identifier(_split(config.vectors_relation)[0], "backfill_claims")
+
+
 def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
     """Create the embeddings schema and tables if they do not exist (idempotent)."""
     vectors_schema, _ = _split(config.vectors_relation)
@@ -66,7 +71,100 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
             """
         ).format(errors_table(config))
     )
+    # A claim belongs to the database session that made it: when that session
+    # is gone (the worker was killed or lost its connection) the claim is void.
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                space text not null,
+                product_id text not null,
+                input_hash text not null,
+                backend_pid integer not null,
+                backend_start timestamptz not null,
+                claimed_at timestamptz not null default now(),
+                primary key (space, product_id)
+            )
+            """
+        ).format(claims_table(config))
+    )
     conn.commit()
+
+
+def claim(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    space: SpaceConfig,
+    product_ids: Sequence[str],
+    input_hashes: Sequence[str],
+) -> set[str]:
+    """Claim rows for this session; return the product ids it now owns.
+
+    A row is skipped when its vector is already stored with the same hash, or
+    when a live session holds it. Claims of sessions that are gone are taken
+    over. The connection must be in autocommit mode so that claims are seen.
+    """
+    claimed = conn.execute(
+        sql.SQL(
+            """
+            insert into {claims} as c
+                (space, product_id, input_hash, backend_pid, backend_start, claimed_at)
+            select %(space)s, w.product_id, w.input_hash, pg_backend_pid(), me.backend_start, now()
+            from unnest(%(ids)s::text[], %(hashes)s::text[]) as w (product_id, input_hash)
+            cross join (
+                select backend_start from pg_stat_activity where pid = pg_backend_pid()
+            ) as me
+            where not exists (
+                select 1 from {vectors} as v
+                where v.space = %(space)s
+                    and v.product_id = w.product_id
+                    and v.input_hash = w.input_hash
+            )
+            on conflict (space, product_id) do update set
+                input_hash = excluded.input_hash,
+                backend_pid = excluded.backend_pid,
+                backend_start = excluded.backend_start,
+                claimed_at = excluded.claimed_at
+            where not exists (
+                select 1 from pg_stat_activity as a
+                where a.pid = c.backend_pid and a.backend_start = c.backend_start
+            )
+            returning product_id
+            """
+        ).format(claims=claims_table(config), vectors=vectors_table(config)),
+        {"space": space.name, "ids": list(product_ids), "hashes": list(input_hashes)},
+    ).fetchall()
+    owned = {product_id for (product_id,) in claimed}
+    if not owned:
+        return owned
+    # A worker that finished a row between our snapshot and our claim has
+    # released it: look again with a fresh snapshot and give those back.
+    done = conn.execute(
+        sql.SQL(
+            """
+            delete from {claims} as c
+            using {vectors} as v
+            where c.space = %(space)s and c.product_id = any(%(ids)s)
+                and v.space = c.space and v.product_id = c.product_id
+                and v.input_hash = c.input_hash
+            returning c.product_id
+            """
+        ).format(claims=claims_table(config), vectors=vectors_table(config)),
+        {"space": space.name, "ids": list(owned)},
+    ).fetchall()
+    return owned - {product_id for (product_id,) in done}
+
+
+def release_claims(
+    conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, product_ids: Sequence[str]
+) -> None:
+    """Drop the claims of rows that are written (in the same transaction as the write)."""
+    conn.execute(
+        sql.SQL("delete from {} where space = %s and product_id = any(%s)").format(
+            claims_table(config)
+        ),
+        (space.name, list(product_ids)),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,209 @@
+"""Planning a backfill: what each space is fed (from the dbt model), which
+rows belong to this shard, and which of them changed since the last run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from tqdm import tqdm
+
+from embed_udfs import store
+from embed_udfs.backfill.sources import is_remote, read_image_bytes
+from embed_udfs.config import ProjectConfig, SpaceConfig
+from embed_udfs.errors import ConfigError, EmbedUdfsError
+
+INPUTS_RELATION = ("intermediate", "int_space_inputs")
+HASH_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker `index` of `count`: it owns the products whose id hashes to index mod count."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        """'I/N' (e.g. '0/4'), else torchrun's RANK/WORLD_SIZE, else the whole catalog."""
+        if text:
+            try:
+                index, count = (int(part) for part in text.split("/"))
+            except ValueError as exc:
+                raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from exc
+        else:
+            index = int(os.environ.get("RANK", 0))
+            count = int(os.environ.get("WORLD_SIZE", 1))
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"shard {index}/{count}: need 0 <= I < N")
+        return cls(index, count)
+
+    def owns(self, product_id: str) -> bool:
+        if self.count == 1:
+            return True
+        digest = hashlib.blake2b(product_id.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    product_id: str
+    model_input: str  # the text fed to the model, or the image URI
+    input_hash: str
+
+
+def recipe_ref(space: SpaceConfig) -> str:
+    """What decides the model's output for an input: backend, model, weights, recipe.
+
+    A checkpoint path counts by its content, so replacing the file re-embeds.
+    """
+    from embed_udfs.encoders import file_sha256
+
+    weights = space.pretrained or "random"
+    if space.pretrained and Path(space.pretrained).expanduser().is_file():
+        weights = "sha256:" + file_sha256(str(Path(space.pretrained).expanduser()))
+    parts = [space.backend, space.model, f"weights={weights}"]
+    if space.modality == "text":
+        parts += [
+            f"fields={'+'.join(space.text_fields)}",
+            f"variant={space.text_variant}",
+            f"prompt={space.prompt!r}",
+        ]
+    return ":".join(parts)
+
+
+def input_hash(recipe: str, payload: bytes) -> str:
+    """sha256 of the recipe and exactly what the model is fed."""
+    return hashlib.sha256(recipe.encode() + b"\0" + payload).hexdigest()
+
+
+def load_inputs(
+    conn: psycopg.Connection, space: SpaceConfig
+) -> list[tuple[str, str | None, str | None]]:
+    """(product_id, model_input, rejection_reason) for the space, from the dbt model."""
+    relation = sql.Identifier(*INPUTS_RELATION)
+    name = ".".join(INPUTS_RELATION)
+    try:
+        rows = conn.execute(
+            sql.SQL(
+                "select product_id, model_input, rejection_reason from {} "
+                "where space = %s order by product_id"
+            ).format(relation),
+            (space.name,),
+        ).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        conn.rollback()
+        raise EmbedUdfsError(
+            f"{name} does not exist: dbt builds what each space is fed. Run "
+            "`embed-udfs refresh`, or `dbt run --select +int_space_inputs` first."
+        ) from exc
+    if not rows:
+        has_rows = conn.execute(sql.SQL("select exists (select 1 from {})").format(relation))
+        if has_rows.fetchone()[0]:
+            raise EmbedUdfsError(
+                f"space {space.name!r} has no rows in {name}: the dbt models predate this "
+                "space. Rebuild them with `dbt run --select +int_space_inputs`."
+            )
+    return rows
+
+
+@dataclass
+class Plan:
+    todo: list[WorkItem]
+    unchanged: int
+    rejections: list[store.Rejection]  # new rejections, to record
+    known_rejections: dict[str, int]  # reason -> count, already recorded for the same input
+
+
+def _payload_identity(space: SpaceConfig, model_input: str) -> bytes:
+    """What the input hash covers: the text, or the image bytes (the URI for remote images)."""
+    if space.modality == "text":
+        return model_input.encode()
+    if is_remote(model_input):
+        # Downloading every remote image to see if it changed would cost the
+        # backfill itself; a changed image needs a changed URL.
+        return model_input.encode()
+    return read_image_bytes(model_input)
+
+
+def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, shard: Shard) -> Plan:
+    """Hash this shard's inputs; split them into work, unchanged rows and rejections."""
+    recipe = recipe_ref(space)
+    existing = dict(
+        conn.execute(
+            sql.SQL("select product_id, input_hash from {} where space = %s").format(
+                store.vectors_table(config)
+            ),
+            (space.name,),
+        ).fetchall()
+    )
+    recorded = {
+        (product_id, digest): reason
+        for product_id, digest, reason in conn.execute(
+            sql.SQL("select product_id, input_hash, reason from {} where space = %s").format(
+                store.errors_table(config)
+            ),
+            (space.name,),
+        ).fetchall()
+    }
+    rows = [row for row in load_inputs(conn, space) if shard.owns(row[0])]
+    result = Plan(todo=[], unchanged=0, rejections=[], known_rejections={})
+
+    def reject(product_id: str, digest: str, reason: str, detail: str = "") -> None:
+        if (product_id, digest) in recorded:
+            result.known_rejections[reason] = result.known_rejections.get(reason, 0) + 1
+        else:
+            result.rejections.append(store.Rejection(product_id, digest, reason, detail))
+
+    def identify(row: tuple[str, str | None, str | None]) -> tuple[str, str, bytes | Exception]:
+        product_id, model_input, _ = row
+        try:
+            return product_id, model_input, _payload_identity(space, model_input)
+        except OSError as exc:
+            return product_id, model_input, exc
+
+    ready = [row for row in rows if row[1] is not None]
+    for product_id, model_input, reason in rows:
+        if model_input is None:
+            reject(product_id, input_hash(recipe, b""), reason or "empty input")
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        for product_id, model_input, payload in tqdm(
+            pool.map(identify, ready),
+            total=len(ready),
+            desc=f"{space.name}: hashing",
+            unit="row",
+            disable=None,
+            leave=False,
+        ):
+            if isinstance(payload, Exception):
+                reject(
+                    product_id,
+                    input_hash(recipe, model_input.encode()),
+                    "missing image: the file or URL cannot be read",
+                    f"{model_input}: {payload}",
+                )
+                continue
+            digest = input_hash(recipe, payload)
+            if existing.get(product_id) == digest:
+                result.unchanged += 1
+            elif (product_id, digest) in recorded:
+                reason = recorded[product_id, digest]
+                result.known_rejections[reason] = result.known_rejections.get(reason, 0) + 1
+            else:
+                result.todo.append(WorkItem(product_id, model_input, digest))
+    return result
+
+
+def chunked(items: Sequence[WorkItem], size: int) -> list[Sequence[WorkItem]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
