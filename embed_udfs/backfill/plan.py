@@ -16,7 +16,7 @@ from psycopg import sql
 from tqdm import tqdm
 
 from embed_udfs import store
-from embed_udfs.backfill.sources import is_remote, read_image_bytes
+from embed_udfs.backfill.sources import input_hash, is_remote, read_image_bytes
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.errors import ConfigError, EmbedUdfsError
 
@@ -81,11 +81,6 @@ def recipe_ref(space: SpaceConfig) -> str:
             f"prompt={space.prompt!r}",
         ]
     return ":".join(parts)
-
-
-def input_hash(recipe: str, payload: bytes) -> str:
-    """sha256 of the recipe and exactly what the model is fed."""
-    return hashlib.sha256(recipe.encode() + b"\0" + payload).hexdigest()
 
 
 def load_inputs(

@@ -23,16 +23,13 @@ import psycopg
 from tqdm import tqdm
 
 from embed_udfs import store
-from embed_udfs.backfill.plan import Plan, Shard, WorkItem, input_hash, plan, recipe_ref
-from embed_udfs.backfill.sources import decode_image, is_remote, read_image_bytes
+from embed_udfs.backfill.loader import ImageDataset, collate, forward
+from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.errors import DatabaseError
 
 log = logging.getLogger(__name__)
-
-CORRUPT_IMAGE = "corrupt image"
-MISSING_IMAGE = "missing image: the file or URL cannot be read"
 
 
 @dataclass(frozen=True)
@@ -154,9 +151,9 @@ def backfill_space(
         for items, inputs, failures in batches:
             vectors = (
                 (
-                    _forward(encoder.encode_image_tensor, inputs)
+                    forward(encoder.encode_image_tensor, inputs)
                     if space.modality == "image"
-                    else _forward(
+                    else forward(
                         lambda texts: encoder.encode_texts(texts, batch_size=len(texts)), inputs
                     )
                 )
@@ -225,31 +222,6 @@ def _text_batches(
             yield items, [item.model_input for item in items], []
 
 
-class _ImageDataset:
-    """Read, hash, decode and transform one image, in a DataLoader worker."""
-
-    def __init__(self, items: Sequence[WorkItem], transform: Callable, recipe: str):
-        self.items, self.transform, self.recipe = items, transform, recipe
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[int, Any, str, str | None, str]:
-        item = self.items[index]
-        try:
-            payload = read_image_bytes(item.model_input)
-        except OSError as exc:
-            return index, None, item.input_hash, MISSING_IMAGE, f"{item.model_input}: {exc}"
-        digest = (
-            item.input_hash if is_remote(item.model_input) else input_hash(self.recipe, payload)
-        )
-        try:
-            image = decode_image(payload)
-        except ValueError as exc:
-            return index, None, digest, CORRUPT_IMAGE, str(exc)
-        return index, self.transform(image), digest, None, ""
-
-
 class _ClaimingSampler:
     """Index batches for the DataLoader, claimed just before they are dispatched."""
 
@@ -268,18 +240,6 @@ class _ClaimingSampler:
         return -(-len(self.items) // self.batch_size)
 
 
-def _collate(samples: list[tuple[int, Any, str, str | None, str]]) -> tuple:
-    import torch
-
-    good = [s for s in samples if s[1] is not None]
-    tensor = torch.stack([s[1] for s in good]) if good else None
-    return (
-        [(s[0], s[2]) for s in good],
-        tensor,
-        [(s[0], s[2], s[3], s[4]) for s in samples if s[1] is None],
-    )
-
-
 def _image_batches(
     work: Plan,
     space: SpaceConfig,
@@ -294,10 +254,10 @@ def _image_batches(
         options.num_workers if options.num_workers is not None else default_workers(encoder.device)
     )
     loader = DataLoader(
-        _ImageDataset(work.todo, encoder.image_transform, recipe_ref(space)),
+        ImageDataset(work.todo, encoder.image_transform, recipe_ref(space)),
         batch_sampler=_ClaimingSampler(work.todo, claims, batch_size),
         num_workers=workers,
-        collate_fn=_collate,
+        collate_fn=collate,
         pin_memory=encoder.device.startswith("cuda"),
         prefetch_factor=4 if workers else None,
     )
@@ -315,30 +275,6 @@ def _rehash(item: WorkItem, digest: str) -> WorkItem:
     return (
         item if item.input_hash == digest else WorkItem(item.product_id, item.model_input, digest)
     )
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc)
-    )
-
-
-def _forward(encode: Callable[[Any], np.ndarray], batch: Any) -> np.ndarray:
-    """encode(batch); on CUDA out-of-memory, split the batch in two and go on."""
-    try:
-        return encode(batch)
-    except Exception as exc:
-        if not _is_out_of_memory(exc) or len(batch) <= 1:
-            raise
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(batch) // 2
-        log.warning("out of memory on a batch of %d; splitting it in two", len(batch))
-        return np.concatenate([_forward(encode, batch[:half]), _forward(encode, batch[half:])])
 
 
 class _Writer:

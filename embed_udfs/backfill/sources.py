@@ -3,6 +3,7 @@ http(s):// (with timeouts and retries), and decoding them into RGB images."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
@@ -15,6 +16,11 @@ log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 10.0
 HTTP_ATTEMPTS = 3
+
+
+def input_hash(recipe: str, payload: bytes) -> str:
+    """sha256 of the recipe and exactly what the model is fed."""
+    return hashlib.sha256(recipe.encode() + b"\0" + payload).hexdigest()
 
 
 def is_remote(uri: str) -> bool:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from embed_udfs import demo, store
 from embed_udfs.backfill import BackfillOptions, Shard, backfill_space, read_image_bytes
-from embed_udfs.backfill.runner import _forward
+from embed_udfs.backfill.loader import forward
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError
@@ -39,25 +39,40 @@ def catalog(db, tmp_path_factory):
         store.bootstrap(conn, load_config(PROJECT_DIR))
     dbt_build(db, {}, tmp_path_factory.mktemp("dbt"), "+int_space_inputs")
     rows = query(
-        db, "select count(*) from intermediate.int_space_inputs "
-        "where space = %s and model_input is not null", (SPACE,)
+        db,
+        "select count(*) from intermediate.int_space_inputs "
+        "where space = %s and model_input is not null",
+        (SPACE,),
     )[0][0]
     return rows
 
 
 def _reset(db) -> None:
     with connection(db) as conn:
-        conn.execute("truncate embeddings.vectors, embeddings.backfill_errors, "
-                     "embeddings.backfill_claims")
+        conn.execute(
+            "truncate embeddings.vectors, embeddings.backfill_errors, embeddings.backfill_claims"
+        )
         conn.commit()
 
 
 def _cli(db, *args: str) -> subprocess.Popen:
     env = {**os.environ, **db.env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "embed_udfs.cli", "--project-dir", str(PROJECT_DIR),
-         "backfill", "--space", SPACE, *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "embed_udfs.cli",
+            "--project-dir",
+            str(PROJECT_DIR),
+            "backfill",
+            "--space",
+            SPACE,
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -77,8 +92,11 @@ def test_sigkill_mid_run_then_rerun_finishes_without_redoing_chunks(db, catalog)
         time.sleep(0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    before = dict(query(db, "select product_id, embedded_at from embeddings.vectors "
-                        "where space = %s", (SPACE,)))
+    before = dict(
+        query(
+            db, "select product_id, embedded_at from embeddings.vectors where space = %s", (SPACE,)
+        )
+    )
     assert 0 < len(before) < catalog, "the run must be killed mid-way for this test to mean much"
     assert len(before) % 32 == 0, "only whole chunks are committed"
 
@@ -86,12 +104,16 @@ def test_sigkill_mid_run_then_rerun_finishes_without_redoing_chunks(db, catalog)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert _embedded(stdout) == catalog - len(before)  # nothing committed was embedded again
-    after = dict(query(db, "select product_id, embedded_at from embeddings.vectors "
-                       "where space = %s", (SPACE,)))
+    after = dict(
+        query(
+            db, "select product_id, embedded_at from embeddings.vectors where space = %s", (SPACE,)
+        )
+    )
     assert len(after) == catalog
     assert all(after[p] == t for p, t in before.items())  # completed chunks were not redone
-    duplicates = query(db, "select count(*) - count(distinct (space, product_id)) "
-                       "from embeddings.vectors")[0][0]
+    duplicates = query(
+        db, "select count(*) - count(distinct (space, product_id)) from embeddings.vectors"
+    )[0][0]
     assert duplicates == 0
     assert query(db, "select count(*) from embeddings.backfill_claims")[0][0] == 0
 
@@ -114,8 +136,13 @@ def test_connection_drop_mid_run_is_retried_and_the_run_completes(db, catalog, s
 
     def drop_writer_connection(chunk: int, rows: int) -> None:
         if chunk == 2:
-            with psycopg.connect(host=server.host, port=server.port, user=server.user,
-                                 dbname="postgres", autocommit=True) as admin:
+            with psycopg.connect(
+                host=server.host,
+                port=server.port,
+                user=server.user,
+                dbname="postgres",
+                autocommit=True,
+            ) as admin:
                 killed = admin.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
                     "where application_name = 'embed-udfs backfill writer' and datname = %s",
@@ -124,7 +151,10 @@ def test_connection_drop_mid_run_is_retried_and_the_run_completes(db, catalog, s
             assert killed, "no writer connection to drop"
 
     summary = backfill_space(
-        db, config, config.space(SPACE), BackfillOptions(chunk_size=64, batch_size=32),
+        db,
+        config,
+        config.space(SPACE),
+        BackfillOptions(chunk_size=64, batch_size=32),
         on_commit=drop_writer_connection,
     )
     assert summary.retries == 1
@@ -155,11 +185,11 @@ def test_out_of_memory_splits_the_batch_and_keeps_order():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return np.asarray(batch, dtype=np.float32)[:, None]
 
-    result = _forward(encode, list(range(10)))
+    result = forward(encode, list(range(10)))
     assert result[:, 0].tolist() == list(range(10))
     assert calls[0] == 10 and max(calls[1:]) <= 5
     with pytest.raises(ValueError):
-        _forward(lambda batch: (_ for _ in ()).throw(ValueError("not memory")), [1, 2])
+        forward(lambda batch: (_ for _ in ()).throw(ValueError("not memory")), [1, 2])
 
 
 class _FlakyImages(http.server.BaseHTTPRequestHandler):
