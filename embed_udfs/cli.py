@@ -26,6 +26,7 @@ Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
 Typical use:
   embed-udfs demo run          load the demo catalog, embed it, build every metric
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
+  embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs report            print the per-section scorecard
   embed-udfs db url            a connection URI for psql or a BI tool
 
@@ -175,6 +176,42 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from embed_udfs.cluster import refresh_clusters
+
+    ctx = _Context(args)
+    summaries = refresh_clusters(
+        ctx.settings(),
+        ctx.config,
+        dbt_vars=ctx.vars,
+        spaces=args.space,
+        build_inputs=not args.no_dbt,
+    )
+    for summary in summaries:
+        print(summary.line())
+    print(
+        "next: `dbt build` (or `embed-udfs refresh --skip-backfill`) scores them into "
+        "metrics.fct_label_metrics and metrics.fct_space_comparisons"
+    )
+    return 0
+
+
+CLUSTER_EPILOG = """For every text space and every size in vars.label_pca_dims (none = no PCA;
+sizes at or above the space's dim are skipped), PCA of the label sample
+(intermediate.int_label_vectors), then KMeans with k = the number of sections,
+once per seed in vars.label_kmeans_seeds (k-means++, one init each).
+Deterministic given the seeds. Writes one row per (space, reduction, seed,
+product) to vars.cluster_assignments_relation (default
+embeddings.cluster_assignments) and one per run to cluster_runs beside it,
+replacing the space's earlier rows. dbt then scores them against the sections
+(ARI, NMI, with bootstrap intervals): run `dbt build` afterwards.
+
+examples:
+  embed-udfs cluster
+  embed-udfs --vars '{label_pca_dims: [32, none]}' cluster --space minilm_text
+"""
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
@@ -282,6 +319,23 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--space", action="append", help="backfill only these spaces")
     refresh.add_argument("--skip-backfill", action="store_true", help="only rebuild the dbt models")
     refresh.set_defaults(func=cmd_refresh)
+
+    cluster = _command(
+        commands,
+        "cluster",
+        help="PCA + KMeans of the label sample in every text space, for ARI/NMI against sections",
+    )
+    cluster.formatter_class = argparse.RawDescriptionHelpFormatter
+    cluster.epilog = CLUSTER_EPILOG
+    cluster.add_argument(
+        "--space", action="append", help="a text space to cluster (repeatable; default all)"
+    )
+    cluster.add_argument(
+        "--no-dbt",
+        action="store_true",
+        help="do not rebuild the label sample first (dbt build --select +int_label_vectors)",
+    )
+    cluster.set_defaults(func=cmd_cluster)
 
     report = _command(commands, "report", help="print the per-section scorecard")
     report.set_defaults(func=cmd_report)

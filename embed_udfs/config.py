@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class LabelConfig:
+    """Label structure (how well text spaces separate collection_section): the PCA
+    sizes and KMeans seeds of `embed-udfs cluster`, and the bootstrap behind the
+    intervals. `None` in pca_dims means KMeans on the full vectors (no PCA)."""
+
+    pca_dims: tuple[int | None, ...] = (64, 128, 256, None)
+    kmeans_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    bootstrap_replicates: int = 200
+    bootstrap_seed: int = 42
+    cluster_assignments_relation: str = "embeddings.cluster_assignments"
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     project_dir: Path
     spaces: tuple[SpaceConfig, ...]
@@ -71,6 +84,7 @@ class ProjectConfig:
     products_relation: str
     vectors_relation: str
     backfill_errors_relation: str
+    labels: LabelConfig = field(default_factory=LabelConfig)
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -139,6 +153,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
         backfill_errors_relation=str(
             raw.get("backfill_errors_relation", "embeddings.backfill_errors")
         ),
+        labels=_parse_labels(raw, where),
     )
 
 
@@ -264,3 +279,54 @@ def _parse_eval(raw: Mapping[str, Any], where: Path) -> EvalConfig:
     if config.search not in ("hnsw", "exact"):
         raise ConfigError(f"{where}: vars.retrieval_search must be 'hnsw' or 'exact'.")
     return config
+
+
+def _parse_labels(raw: Mapping[str, Any], where: Path) -> LabelConfig:
+    default = LabelConfig()
+    dims = raw.get("label_pca_dims", ["none" if d is None else d for d in default.pca_dims])
+    if not isinstance(dims, list) or not dims:
+        raise ConfigError(
+            f"{where}: vars.label_pca_dims must be a list of PCA sizes, e.g. [64, 128, 256, none]."
+        )
+    pca_dims: list[int | None] = []
+    for value in dims:
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            pca_dims.append(None)
+        elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            pca_dims.append(value)
+        else:
+            raise ConfigError(
+                f"{where}: vars.label_pca_dims has {value!r}; use positive integers, or none "
+                "for KMeans on the full vectors."
+            )
+    seeds = raw.get("label_kmeans_seeds", list(default.kmeans_seeds))
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ConfigError(
+            f"{where}: vars.label_kmeans_seeds must be a list of distinct non-negative integers, "
+            "e.g. [0, 1, 2, 3, 4]: one KMeans run per seed."
+        )
+    replicates = raw.get("bootstrap_replicates", default.bootstrap_replicates)
+    if (
+        not isinstance(replicates, int)
+        or isinstance(replicates, bool)
+        or not 2 <= replicates <= 16000
+    ):
+        raise ConfigError(
+            f"{where}: vars.bootstrap_replicates is {replicates!r}; use an integer from 2 to "
+            "16000 (a pgvector vector holds the replicate weights); 200 or more for stable "
+            "intervals."
+        )
+    return LabelConfig(
+        pca_dims=tuple(dict.fromkeys(pca_dims)),
+        kmeans_seeds=tuple(seeds),
+        bootstrap_replicates=replicates,
+        bootstrap_seed=int(raw.get("bootstrap_seed", default.bootstrap_seed)),
+        cluster_assignments_relation=str(
+            raw.get("cluster_assignments_relation", default.cluster_assignments_relation)
+        ),
+    )

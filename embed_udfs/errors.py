@@ -26,3 +26,7 @@ class EncoderError(EmbedUdfsError):
 
 class DbtError(EmbedUdfsError):
     """A dbt command failed."""
+
+
+class ClusterError(EmbedUdfsError):
+    """PCA + KMeans of the label sample cannot run (no sample yet, an image space, ...)."""

@@ -1,5 +1,6 @@
 """The whole refresh, in order: dbt staging and inputs, the Python jobs
-(backfill), then dbt build of every metric and test."""
+(backfill, then PCA + KMeans of the label sample), then dbt build of every
+metric and test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from embed_udfs import store
 from embed_udfs.backfill import BackfillSummary, backfill_space
+from embed_udfs.cluster import refresh_clusters
 from embed_udfs.config import ProjectConfig
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
@@ -52,6 +54,8 @@ def refresh(
             summary = backfill_space(settings, config, config.space(name))
             log.info("%s", summary.line())
             summaries.append(summary)
+    # KMeans needs the label sample, which the final build would make too late
+    refresh_clusters(settings, config, dbt_vars=dbt_vars)
     log.info("dbt: build metrics and tests")
     run_dbt(["build"], settings, config.project_dir, dbt_vars=dbt_vars)
     return summaries

@@ -1,0 +1,67 @@
+{{ config(pre_hook="{{ set_ef_search() }}") }}
+
+{#- Each labelled product's nearest neighbour (cosine) among the other
+    products of the label sample, in every text space, and whether the two
+    share a section. retrieval_search: hnsw asks the space's HNSW index
+    (approximate: a missed neighbour can change the answer); exact scans every
+    product (ties broken by product_id). -#}
+
+with
+
+vectors as (
+    select * from {{ ref('int_label_vectors') }}
+),
+
+neighbours as (
+    {%- for name in label_space_names() %}
+        {%- set dim = embedding_space(name).dim %}
+        {%- if var('retrieval_search') == 'exact' %}
+            {%- set nearest_first = 'distance asc, candidates.product_id asc' %}
+        {%- else %}
+            {#- the bare distance expression, so that the HNSW index serves it #}
+            {%- set nearest_first = 'candidates.embedding::vector(' ~ dim ~ ') <=> queries.embedding::vector(' ~ dim ~ ')' %}
+        {%- endif %}
+        select
+            queries.space,
+            queries.product_id,
+            queries.collection_section,
+            nearest.product_id as neighbour_product_id,
+            nearest.collection_section as neighbour_section,
+            nearest.distance as neighbour_distance
+        from vectors as queries
+        cross join
+            lateral (
+                select
+                    candidates.product_id,
+                    candidates.collection_section,
+                    candidates.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }}) as distance
+                from {{ ref('int_label_vectors') }} as candidates
+                where
+                    candidates.space = '{{ name }}'
+                    and candidates.product_id <> queries.product_id
+                order by {{ nearest_first }}
+                limit 1
+            ) as nearest
+        where queries.space = '{{ name }}'
+        {{ "union all" if not loop.last }}
+    {%- endfor %}
+    {%- if not label_space_names() %}
+        select
+            null::text as space,
+            null::text as product_id,
+            null::text as collection_section,
+            null::text as neighbour_product_id,
+            null::text as neighbour_section,
+            null::float8 as neighbour_distance
+        where false
+    {%- endif %}
+),
+
+final as (
+    select
+        *,
+        collection_section = neighbour_section as is_same_section
+    from neighbours
+)
+
+select * from final

@@ -1,0 +1,51 @@
+{{ config(post_hook="{{ index_vectors_by_space(this, label_space_names()) }}") }}
+
+{#- The label sample: the eval sample's products that have a valid vector in
+    every text space, with those vectors, stored inline and indexed per space
+    with HNSW (vector_cosine_ops). Every space is scored on the same products,
+    so their label metrics compare on the same rows. -#}
+{%- set spaces = label_space_names() %}
+
+with
+
+sample as (
+    select * from {{ ref('int_eval_sample') }}
+),
+
+valid_vectors as (
+    select * from {{ ref('int_vectors_validated') }}
+    where is_valid
+),
+
+text_vectors as (
+    select
+        valid_vectors.space,
+        sample.product_id,
+        sample.collection_section,
+        valid_vectors.embedding
+    from sample
+    inner join valid_vectors on sample.product_id = valid_vectors.product_id
+    where valid_vectors.space in (
+            {%- for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
+            {%- if not spaces %}null{% endif -%}
+        )
+),
+
+complete_products as (
+    select product_id
+    from text_vectors
+    group by product_id
+    having count(*) = {{ spaces | length }}
+),
+
+final as (
+    select
+        text_vectors.space,
+        text_vectors.product_id,
+        text_vectors.collection_section,
+        text_vectors.embedding
+    from text_vectors
+    inner join complete_products on text_vectors.product_id = complete_products.product_id
+)
+
+select * from final

@@ -1,0 +1,156 @@
+{#- How well each text space separates collection_section, in tidy form:
+    one row per (space, metric, reduction, section) with n and a 95%
+    interval. 1-NN accuracy gets a Wilson interval; silhouette, ARI and NMI
+    the estimate +/- 1.96 bootstrap standard errors (the standard deviation of
+    its Poisson bootstrap replicates in int_label_replicates), clipped to the
+    metric's range.
+    Sections are ranked weakest first within each (space, metric,
+    reduction) only: a silhouette is never ranked against another space's. -#}
+
+with
+
+replicates as (
+    select * from {{ ref('int_label_replicates') }}
+),
+
+kmeans_scores as (
+    select * from {{ ref('int_kmeans_scores') }}
+    where replicate = 0
+),
+
+runs as (
+    select * from {{ ref('stg_embeddings__cluster_runs') }}
+),
+
+neighbours as (
+    select * from {{ ref('int_label_neighbours') }}
+),
+
+point_estimates as (
+    select * from replicates
+    where replicate = 0
+),
+
+bootstrap_intervals as (
+    select
+        space,
+        metric,
+        reduction,
+        section,
+        count(value) as n_replicates,
+        stddev_samp(value) as standard_error
+    from replicates
+    where replicate > 0
+    group by space, metric, reduction, section
+),
+
+nn_hits as (
+    select
+        space,
+        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        count(*) filter (where is_same_section) as hits
+    from neighbours
+    group by grouping sets ((space, collection_section), (space))
+),
+
+seed_spread as (
+    select
+        kmeans_scores.space,
+        scores.metric,
+        kmeans_scores.reduction,
+        count(*) as n_seeds,
+        stddev_samp(scores.value) as seed_stddev
+    from kmeans_scores
+    cross join
+        lateral (
+            values ('kmeans_ari', kmeans_scores.ari), ('kmeans_nmi', kmeans_scores.nmi)
+        ) as scores (metric, value)
+    where kmeans_scores.seed in ({{ label_kmeans_seeds() | join(', ') }})
+    group by kmeans_scores.space, scores.metric, kmeans_scores.reduction
+),
+
+explained as (
+    select
+        space,
+        reduction,
+        avg(explained_variance) as explained_variance
+    from runs
+    group by space, reduction
+),
+
+combined as (
+    select
+        point_estimates.space,
+        point_estimates.metric,
+        point_estimates.reduction,
+        point_estimates.dims,
+        point_estimates.section,
+        point_estimates.value,
+        point_estimates.n_products as n,
+        nn_hits.hits,
+        case
+            when point_estimates.metric = 'nn1_accuracy'
+                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'low') }}
+            else greatest(
+                    case when point_estimates.metric = 'kmeans_nmi' then 0 else -1 end,
+                    {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'low') }}
+                )
+        end as ci_low,
+        case
+            when point_estimates.metric = 'nn1_accuracy'
+                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'high') }}
+            else least(
+                    1, {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'high') }}
+                )
+        end as ci_high,
+        case
+            when point_estimates.metric = 'nn1_accuracy' then 'wilson'
+            else 'bootstrap_se'
+        end as interval_method,
+        bootstrap_intervals.standard_error,
+        bootstrap_intervals.n_replicates,
+        seed_spread.n_seeds,
+        seed_spread.seed_stddev,
+        explained.explained_variance
+    from point_estimates
+    left join bootstrap_intervals
+        on
+            point_estimates.space = bootstrap_intervals.space
+            and point_estimates.metric = bootstrap_intervals.metric
+            and point_estimates.reduction = bootstrap_intervals.reduction
+            and point_estimates.section = bootstrap_intervals.section
+    left join nn_hits
+        on
+            point_estimates.metric = 'nn1_accuracy'
+            and point_estimates.space = nn_hits.space
+            and point_estimates.section = nn_hits.section
+    left join seed_spread
+        on
+            point_estimates.space = seed_spread.space
+            and point_estimates.metric = seed_spread.metric
+            and point_estimates.reduction = seed_spread.reduction
+    left join explained
+        on
+            point_estimates.space = explained.space
+            and point_estimates.reduction = explained.reduction
+            and point_estimates.metric in ('kmeans_ari', 'kmeans_nmi')
+),
+
+final as (
+    select
+        *,
+        case
+            when metric = 'silhouette_cosine' then value < 0
+        end as is_negative_silhouette,
+        case
+            when section <> 'ALL'
+                then row_number() over (
+                        partition by space, metric, reduction, section = 'ALL'
+                        order by value asc, n desc, section asc
+                    )
+        end as weakness_rank,
+        now() as computed_at
+    from combined
+)
+
+select * from final
