@@ -21,6 +21,7 @@ from embed_udfs.errors import ClusterError, DbtError
 
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
 PER_SECTION = 60
+UNLABELLED = 7
 DIM = 16
 SEEDS = [0, 1, 2]
 REPLICATES = 60
@@ -47,7 +48,9 @@ def _vars(**overrides) -> dict:
     )
 
 
-def _planted(rng: np.random.Generator) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+def _planted(
+    rng: np.random.Generator,
+) -> tuple[list[tuple[str, str | None]], dict[str, np.ndarray]]:
     """Three spaces over the same products: sections far apart, sections that
     overlap, and clusters that ignore the sections (labels shuffled)."""
     sections = np.repeat(SECTIONS, PER_SECTION)
@@ -58,7 +61,11 @@ def _planted(rng: np.random.Generator) -> tuple[list[tuple[str, str]], dict[str,
     noisy_centres = rng.normal(size=(len(SECTIONS), DIM)) * 0.6
     noisy = noisy_centres[index] + rng.normal(size=(len(index), DIM))
     shuffled = centres[rng.permutation(index)] + rng.normal(size=(len(index), DIM))
-    return products, {"separated": separated, "noisy": noisy, "shuffled": shuffled}
+    # products without a section: in the eval sample, not in the label sample
+    products += [(f"U{i:04d}", None) for i in range(UNLABELLED)]
+    extra = rng.normal(size=(UNLABELLED, DIM))
+    spaces = {"separated": separated, "noisy": noisy, "shuffled": shuffled}
+    return products, {name: np.vstack([x, extra]) for name, x in spaces.items()}
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +139,16 @@ def test_shuffled_labels_score_at_chance(db, labelled):
         assert ari["ci_low"] < 0 < ari["ci_high"] or abs(ari["value"]) < 0.01
     nn = _metric(db, "shuffled", "nn1_accuracy")
     assert abs(nn["value"] - 1 / len(SECTIONS)) < 0.1
+
+
+def test_products_without_a_section_are_left_out(db, labelled):
+    sampled = query(db, "select count(*) from metrics.int_eval_sample")[0][0]
+    assert sampled == len(SECTIONS) * PER_SECTION + UNLABELLED
+    for space in SPACES:
+        ids, sections, _ = _sample(db, space)
+        assert len(ids) == len(SECTIONS) * PER_SECTION and set(sections) == set(SECTIONS)
+    sections = {s for (s,) in query(db, "select distinct section from metrics.fct_label_metrics")}
+    assert sections == {*SECTIONS, "ALL"}
 
 
 def test_pca_sizes_at_or_above_the_space_dim_are_skipped(db, labelled):

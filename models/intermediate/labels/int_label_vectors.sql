@@ -1,15 +1,21 @@
 {{ config(post_hook="{{ index_vectors_by_space(this, label_space_names()) }}") }}
 
-{#- The label sample: the eval sample's products that have a valid vector in
-    every text space, with those vectors, stored inline and indexed per space
-    with HNSW (vector_cosine_ops). Every space is scored on the same products,
-    so their label metrics compare on the same rows. -#}
+{#- The label sample: the eval sample's products that have a section and a
+    valid vector in every text space, with those vectors, stored inline and
+    indexed per space with HNSW (vector_cosine_ops). Every space is scored on
+    the same products, so their label metrics compare on the same rows.
+    Products without a section (`unknown`) are left out: the label is what
+    is scored, and theirs is missing. -#}
 {%- set spaces = label_space_names() %}
 
 with
 
 sample as (
     select * from {{ ref('int_eval_sample') }}
+),
+
+products as (
+    select * from {{ ref('stg_catalog__products') }}
 ),
 
 valid_vectors as (
@@ -24,8 +30,11 @@ text_vectors as (
         sample.collection_section,
         valid_vectors.embedding
     from sample
+    inner join products on sample.product_id = products.product_id
     inner join valid_vectors on sample.product_id = valid_vectors.product_id
-    where valid_vectors.space in (
+    where
+        not products.is_section_missing
+        and valid_vectors.space in (
             {%- for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
             {%- if not spaces %}null{% endif -%}
         )
