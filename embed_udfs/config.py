@@ -18,7 +18,8 @@ from embed_udfs.errors import ConfigError
 
 MODALITIES = ("text", "image")
 BACKENDS = ("open_clip", "sentence_transformers")
-TEXT_VARIANTS = ("raw", "clean")
+TEXT_VARIANTS = ("raw", "clean", "clean_no_boilerplate")
+DEFAULT_MAX_WORDS = 128
 PRODUCT_TEXT_FIELDS = ("product_name", "product_description", "store_name", "collection_section")
 DIRECTIONS = ("text_to_image", "image_to_text")
 
@@ -37,6 +38,8 @@ class SpaceConfig:
     text_variant: str = "clean"
     text_fields: tuple[str, ...] = ("product_name", "product_description")
     prompt: str = ""
+    max_words: int = DEFAULT_MAX_WORDS  # words fed to the model, prompt included
+    near_duplicates: bool = False  # the near-duplicate search runs in this space
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class EvalConfig:
     k_values: tuple[int, ...]
     ef_search: int
     search: str
+    dedup: bool = True  # sample one product per duplicate group
+    section_min: int = 3  # sections with fewer eligible products are reported, not sampled
+    section_cap: int | None = None  # at most this many products per section
 
     @property
     def max_k(self) -> int:
@@ -76,6 +82,17 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
+class DedupConfig:
+    """Duplicate detection: exact text under a recipe, exact image bytes, and
+    near duplicates (cosine distance below a threshold) in one marked space."""
+
+    text_variant: str = "clean_no_boilerplate"
+    near_duplicate_space: str | None = None
+    near_duplicate_max_distance: float = 0.02
+    near_duplicate_k: int = 10
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     project_dir: Path
     spaces: tuple[SpaceConfig, ...]
@@ -85,6 +102,7 @@ class ProjectConfig:
     vectors_relation: str
     backfill_errors_relation: str
     labels: LabelConfig = field(default_factory=LabelConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -135,7 +153,10 @@ def load_config(
 
 def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
     where = project_dir / "dbt_project.yml"
-    spaces = tuple(_parse_space(item, where) for item in _as_list(raw, "embed_spaces", where))
+    max_words = _positive_int(raw, "text_max_words", DEFAULT_MAX_WORDS, where)
+    spaces = tuple(
+        _parse_space(item, where, max_words) for item in _as_list(raw, "embed_spaces", where)
+    )
     names = [s.name for s in spaces]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -154,6 +175,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
             raw.get("backfill_errors_relation", "embeddings.backfill_errors")
         ),
         labels=_parse_labels(raw, where),
+        dedup=_parse_dedup(raw, spaces, eval_config, where),
     )
 
 
@@ -170,7 +192,16 @@ def _require(item: Mapping[str, Any], key: str, what: str, where: Path) -> Any:
     return item[key]
 
 
-def _parse_space(item: Mapping[str, Any], where: Path) -> SpaceConfig:
+def _positive_int(raw: Mapping[str, Any], key: str, default: int, where: Path) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: {key} is {value!r}; it must be a positive integer.")
+    return value
+
+
+def _parse_space(
+    item: Mapping[str, Any], where: Path, default_max_words: int = DEFAULT_MAX_WORDS
+) -> SpaceConfig:
     name = str(_require(item, "name", "a space in vars.embed_spaces", where))
     what = f"space {name!r}"
     modality = str(_require(item, "modality", what, where))
@@ -195,6 +226,13 @@ def _parse_space(item: Mapping[str, Any], where: Path) -> SpaceConfig:
         raise ConfigError(
             f"{where}: {what} has unknown text_fields {unknown}; use {PRODUCT_TEXT_FIELDS}."
         )
+    prompt = str(item.get("prompt") or "")
+    max_words = _positive_int(item, "max_words", default_max_words, where)
+    if modality == "text" and max_words <= len(prompt.split()):
+        raise ConfigError(
+            f"{where}: {what} has max_words {max_words} but its prompt alone takes "
+            f"{len(prompt.split())} words; raise max_words (or vars.text_max_words)."
+        )
     pretrained = item.get("pretrained")
     return SpaceConfig(
         name=name,
@@ -206,7 +244,9 @@ def _parse_space(item: Mapping[str, Any], where: Path) -> SpaceConfig:
         pretrained=None if pretrained in (None, "") else str(pretrained),
         text_variant=variant,
         text_fields=fields,
-        prompt=str(item.get("prompt") or ""),
+        prompt=prompt,
+        max_words=max_words,
+        near_duplicates=bool(item.get("near_duplicates", False)),
     )
 
 
@@ -267,6 +307,13 @@ def _parse_eval(raw: Mapping[str, Any], where: Path) -> EvalConfig:
         k_values=tuple(sorted(set(k_values))),
         ef_search=int(raw.get("hnsw_ef_search", 100)),
         search=str(raw.get("retrieval_search", "hnsw")),
+        dedup=bool(raw.get("eval_dedup", True)),
+        section_min=_positive_int(raw, "eval_section_min", 3, where),
+        section_cap=(
+            None
+            if raw.get("eval_section_cap") is None
+            else _positive_int(raw, "eval_section_cap", 1, where)
+        ),
     )
     if config.sample_size < 2:
         raise ConfigError(f"{where}: vars.eval_sample_size must be at least 2.")
@@ -329,4 +376,38 @@ def _parse_labels(raw: Mapping[str, Any], where: Path) -> LabelConfig:
         cluster_assignments_relation=str(
             raw.get("cluster_assignments_relation", default.cluster_assignments_relation)
         ),
+    )
+
+
+def _parse_dedup(
+    raw: Mapping[str, Any], spaces: tuple[SpaceConfig, ...], eval_config: EvalConfig, where: Path
+) -> DedupConfig:
+    variant = str(raw.get("dedup_text_variant", DedupConfig.text_variant))
+    if variant not in TEXT_VARIANTS:
+        raise ConfigError(
+            f"{where}: vars.dedup_text_variant is {variant!r}; use one of {TEXT_VARIANTS}."
+        )
+    marked = [s.name for s in spaces if s.near_duplicates]
+    if len(marked) > 1:
+        raise ConfigError(
+            f"{where}: spaces {marked} are all marked near_duplicates: true; the near-duplicate "
+            "search runs in one space (its threshold is one number), so keep the mark on one."
+        )
+    distance = raw.get("near_duplicate_max_distance", DedupConfig.near_duplicate_max_distance)
+    if not isinstance(distance, (int, float)) or isinstance(distance, bool) or not 0 < distance < 2:
+        raise ConfigError(
+            f"{where}: vars.near_duplicate_max_distance is {distance!r}; it is a cosine distance, "
+            "so use a number between 0 and 2 (0.01 to 0.05 finds re-listings of one product)."
+        )
+    k = _positive_int(raw, "near_duplicate_k", DedupConfig.near_duplicate_k, where)
+    if k + 1 > eval_config.ef_search:
+        raise ConfigError(
+            f"{where}: vars.near_duplicate_k ({k}) must be below vars.hnsw_ef_search "
+            f"({eval_config.ef_search}): an HNSW scan returns at most ef_search rows."
+        )
+    return DedupConfig(
+        text_variant=variant,
+        near_duplicate_space=marked[0] if marked else None,
+        near_duplicate_max_distance=float(distance),
+        near_duplicate_k=k,
     )

@@ -45,8 +45,9 @@ def refresh(
     """Run the pipeline end to end; return the backfill summaries."""
     check_products(settings, config)
     log.info("dbt: staging and model inputs")
+    # build, not run: the text recipes read the boilerplate and noise-token seeds
     run_dbt(
-        ["run", "--select", "+int_space_inputs"], settings, config.project_dir, dbt_vars=dbt_vars
+        ["build", "--select", "+int_space_inputs"], settings, config.project_dir, dbt_vars=dbt_vars
     )
     summaries = []
     if backfill:

@@ -1,10 +1,15 @@
 {#- What each space's model is fed, one row per (space, product): the text
-    recipe (fields, variant, prompt) or the image URI. embed-udfs backfill
-    reads this table, so every text rule lives here in SQL. -#}
+    recipe (fields, variant, prompt, truncated to the space's max_words) or
+    the image URI. embed-udfs backfill reads this table, so every text rule
+    lives here in SQL (recipes: macros/text_recipes.sql). -#}
 with
 
 products as (
     select * from {{ ref('stg_catalog__products') }}
+),
+
+patterns as (
+    select * from {{ ref('int_noise_patterns_compiled') }}
 ),
 
 space_inputs as (
@@ -12,42 +17,68 @@ space_inputs as (
         select
             '{{ space.name }}'::text as space,
             '{{ space.modality }}'::text as modality,
-            product_id,
-            collection_section,
+            products.product_id,
+            products.collection_section,
             {%- if space.modality == 'image' %}
-                image_uri as body
+                products.image_uri as body,
+                null::text as clean_body,
+                null::text as text_variant,
+                null::integer as max_words,
+                null::integer as prompt_words
             {%- else %}
                 {%- set fields = space.get('text_fields', ['product_name', 'product_description']) %}
-                {%- if space.get('text_variant', 'clean') == 'raw' %}
-                    {{ raw_product_text(fields) }} as body
-                {%- else %}
-                    {{ clean_text(raw_product_text(fields)) }} as body
-                {%- endif %}
+                {%- set variant = checked_text_variant(space.get('text_variant', 'clean'), "Space '" ~ space.name ~ "': text_variant") %}
+                {{ product_text(variant, fields) }} as body,
+                {{ product_text('clean', fields) if variant == 'clean_no_boilerplate' else 'null::text' }} as clean_body,
+                '{{ variant }}'::text as text_variant,
+                {{ space_max_words(space) }}::integer as max_words,
+                {{ (space.get('prompt') or '').split() | length }}::integer as prompt_words
             {%- endif %}
         from products
+        cross join patterns
         {{ "union all" if not loop.last }}
     {%- endfor %}
 ),
 
+measured as (
+    select
+        *,
+        prompt_words + {{ word_count('body') }} as n_words,
+        case
+            when text_variant = 'clean_no_boilerplate'
+                then coalesce({{ word_count('clean_body') }}, 0) - coalesce({{ word_count('body') }}, 0)
+            when modality = 'text' then 0
+        end as n_noise_words_removed
+    from space_inputs
+),
+
 final as (
     select
-        space_inputs.space,
-        space_inputs.product_id,
-        space_inputs.collection_section,
-        space_inputs.modality,
+        measured.space,
+        measured.product_id,
+        measured.collection_section,
+        measured.modality,
         case
-            when space_inputs.body is null then null
-            when space_inputs.modality = 'text' then spaces.prompt || space_inputs.body
-            else space_inputs.body
+            when measured.body is null then null
+            when measured.modality = 'text'
+                then spaces.prompt || {{ truncate_words('measured.body', 'measured.max_words - measured.prompt_words') }}
+            else measured.body
         end as model_input,
         case
-            when space_inputs.body is not null then null
-            when space_inputs.modality = 'text' then 'empty text: the product has no name or description left after cleaning'
+            when measured.body is not null then null
+            when measured.modality = 'text' and measured.text_variant = 'clean_no_boilerplate'
+                then 'empty text: nothing left after cleaning and removing boilerplate and noise tokens'
+            when measured.modality = 'text' then 'empty text: the product has no name or description left after cleaning'
             else 'missing image: image_uri is null or empty'
-        end as rejection_reason
-    from space_inputs
+        end as rejection_reason,
+        measured.text_variant,
+        measured.n_words,
+        measured.max_words,
+        coalesce(measured.n_words > measured.max_words, false) as is_truncated,
+        measured.n_noise_words_removed
+    from measured
     inner join {{ embedding_spaces_values() }}
-        on space_inputs.space = spaces.space
+        on measured.space = spaces.space
 )
 
 select * from final

@@ -1,0 +1,74 @@
+{#- Deduplication settings and the near-duplicate search.
+
+    Exact duplicates: the same text under vars.dedup_text_variant, or the same
+    image bytes (equal input_hash within one image space). Near duplicates:
+    cosine distance below vars.near_duplicate_max_distance in the space marked
+    `near_duplicates: true` in vars.embed_spaces, found through that space's
+    HNSW index (top vars.near_duplicate_k neighbours per product). -#}
+
+{#- The space marked for the near-duplicate search, as a list of zero or one
+    name (zero: only exact duplicates are found). -#}
+{% macro near_duplicate_space_names() %}
+    {%- set names = embedding_spaces() | selectattr('near_duplicates') | map(attribute='name') | list -%}
+    {%- if names | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "Spaces " ~ (names | join(', ')) ~ " are all marked near_duplicates: true in vars.embed_spaces."
+            ~ " The near-duplicate search runs in one space (its distance threshold is one number):"
+            ~ " keep the mark on one of them."
+        ) }}
+    {%- endif -%}
+    {{ return(names) }}
+{% endmacro %}
+
+
+{#- vars.near_duplicate_max_distance and vars.near_duplicate_k, checked. -#}
+{% macro near_duplicate_max_distance() %}
+    {%- set value = var('near_duplicate_max_distance', 0.02) -%}
+    {%- if value is not number or value <= 0 or value >= 2 -%}
+        {{ exceptions.raise_compiler_error(
+            "vars.near_duplicate_max_distance is " ~ value ~ "; it is a cosine distance, so use a number"
+            ~ " between 0 and 2 (small: 0.01 to 0.05 finds re-listings of one product)."
+        ) }}
+    {%- endif -%}
+    {{ return(value) }}
+{% endmacro %}
+
+
+{% macro near_duplicate_k() %}
+    {%- set k = var('near_duplicate_k', 10) -%}
+    {%- if k is not number or k < 1 or k + 1 > var('hnsw_ef_search') -%}
+        {{ exceptions.raise_compiler_error(
+            "vars.near_duplicate_k is " ~ k ~ "; use a positive integer below vars.hnsw_ef_search ("
+            ~ var('hnsw_ef_search') ~ "): an HNSW scan returns at most ef_search rows."
+        ) }}
+    {%- endif -%}
+    {{ return(k) }}
+{% endmacro %}
+
+
+{#- For every product in `relation` (rows of space, product_id, embedding),
+    its top near_duplicate_k neighbours in the space's HNSW index closer than
+    near_duplicate_max_distance: one index scan per product (ORDER BY <=>
+    LIMIT k + 1, the product itself included), never an N^2 scan. Needs
+    set_ef_search() in the model's pre_hook. -#}
+{% macro near_duplicate_neighbours(relation, space_name) %}
+    {%- set dim = embedding_space(space_name).dim %}
+    select
+        queries.product_id,
+        nearest.product_id as neighbour_id,
+        nearest.distance
+    from {{ relation }} as queries
+    cross join lateral (
+        select
+            gallery.product_id,
+            gallery.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }}) as distance
+        from {{ relation }} as gallery
+        where gallery.space = '{{ space_name }}'
+        order by gallery.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }})
+        limit {{ near_duplicate_k() + 1 }}
+    ) as nearest
+    where
+        queries.space = '{{ space_name }}'
+        and nearest.product_id <> queries.product_id
+        and nearest.distance < {{ near_duplicate_max_distance() }}
+{% endmacro %}

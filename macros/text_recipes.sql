@@ -1,0 +1,106 @@
+{#- Text recipes: what a text space feeds its model, every rule in SQL.
+
+    raw                   "product_name. product_description."
+    clean                 raw, then clean_text (NFKC, lowercase, HTML entities,
+                          punctuation and emoji removed, whitespace collapsed)
+    clean_no_boilerplate  clean, then the boilerplate phrases of
+                          seeds/boilerplate_phrases.csv, the store and hype
+                          tokens of seeds/noise_tokens.csv and the product's
+                          own store_name removed as whole words
+
+    The seeds are compiled into two regular expressions by
+    int_noise_patterns_compiled; models that strip noise cross join its one row. -#}
+
+{% macro text_variants() %}
+    {{ return(['raw', 'clean', 'clean_no_boilerplate']) }}
+{% endmacro %}
+
+
+{#- The variant, or a compile error that names the setting and the choices. -#}
+{% macro checked_text_variant(variant, setting) %}
+    {%- if variant not in text_variants() -%}
+        {{ exceptions.raise_compiler_error(
+            setting ~ " is '" ~ variant ~ "'; use one of: " ~ (text_variants() | join(', ')) ~ "."
+        ) }}
+    {%- endif -%}
+    {{ return(variant) }}
+{% endmacro %}
+
+
+{#- The SQL expression for one recipe over the given product fields. The
+    clean_no_boilerplate recipe reads `patterns.boilerplate_pattern` and
+    `patterns.noise_pattern` and, with vars.text_strip_store_name, `store_name`. -#}
+{% macro product_text(variant, fields) -%}
+    {%- if variant == 'raw' -%}
+        {{ raw_product_text(fields) }}
+    {%- elif variant == 'clean' -%}
+        {{ clean_text(raw_product_text(fields)) }}
+    {%- elif variant == 'clean_no_boilerplate' -%}
+        {{ strip_noise(clean_text(raw_product_text(fields))) }}
+    {%- else -%}
+        {%- do checked_text_variant(variant, 'text_variant') -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Remove boilerplate phrases, noise tokens and the store's own name from
+    cleaned text, as whole words (\m and \M are word boundaries), then
+    collapse whitespace. Cleaned text holds only letters, digits and single
+    spaces, and so do the cleaned seed phrases: no regex escaping is needed.
+    '^$' stands for "nothing to remove": it matches no non-empty text. -#}
+{% macro strip_noise(cleaned) -%}
+    nullif(
+        trim(
+            regexp_replace(
+                {%- if var('text_strip_store_name', true) %}
+                regexp_replace(
+                {%- endif %}
+                    regexp_replace(
+                        regexp_replace(
+                            {{ cleaned }},
+                            coalesce(patterns.boilerplate_pattern, '^$'), ' ', 'g'
+                        ),
+                        coalesce(patterns.noise_pattern, '^$'), ' ', 'g'
+                    ),
+                {%- if var('text_strip_store_name', true) %}
+                    coalesce('\m' || {{ clean_text('store_name') }} || '\M', '^$'), ' ', 'g'
+                ),
+                {%- endif %}
+                '[[:space:]]+', ' ', 'g'
+            )
+        ),
+        ''
+    )
+{%- endmacro %}
+
+
+{#- Number of whitespace-separated words; null for null text. -#}
+{% macro word_count(expression) -%}
+    cardinality(regexp_split_to_array(trim({{ expression }}), '[[:space:]]+'))
+{%- endmacro %}
+
+
+{#- The first n words of a text (joined by single spaces), or the text
+    unchanged when it has n words or fewer. -#}
+{% macro truncate_words(expression, n) -%}
+    case
+        when {{ word_count(expression) }} > {{ n }}
+            then array_to_string((regexp_split_to_array(trim({{ expression }}), '[[:space:]]+'))[1:{{ n }}], ' ')
+        else {{ expression }}
+    end
+{%- endmacro %}
+
+
+{#- A space's word limit (its max_words, else vars.text_max_words), checked
+    against the words its prompt takes. -#}
+{% macro space_max_words(space) %}
+    {%- set limit = space.get('max_words') or var('text_max_words', 128) -%}
+    {%- set prompt_words = (space.get('prompt') or '').split() | length -%}
+    {%- if limit is not number or limit < 1 or limit <= prompt_words -%}
+        {{ exceptions.raise_compiler_error(
+            "Space '" ~ space.name ~ "': max_words is " ~ limit ~ " but its prompt alone takes " ~ prompt_words
+            ~ " words. Set max_words (or vars.text_max_words) to a positive number of words larger than the prompt."
+        ) }}
+    {%- endif -%}
+    {{ return(limit) }}
+{% endmacro %}

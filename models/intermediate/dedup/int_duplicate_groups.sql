@@ -1,0 +1,136 @@
+{#- Every product with its duplicate group. Groups are the connected
+    components of int_duplicate_pairs: two products are in one group when a
+    chain of exact or near-duplicate links joins them (exact duplicates are
+    transitive anyway; for near duplicates a tight threshold keeps chains
+    short, and group_size shows any that grow). duplicate_group_id is the
+    smallest product_id in the group, so it does not move when the
+    representative does. The representative is the first member in a stable
+    order: products with a valid vector in every paired space first (so the
+    group stays in the eval sample), then by product_id. -#}
+{%- set spaces = paired_space_names() %}
+
+with recursive
+
+products as (
+    select * from {{ ref('stg_catalog__products') }}
+),
+
+pairs as (
+    select * from {{ ref('int_duplicate_pairs') }}
+),
+
+valid_vectors as (
+    select * from {{ ref('int_vectors_validated') }}
+    where is_valid
+),
+
+edges as (
+    select
+        product_id,
+        duplicate_id as linked_id
+    from pairs
+    union
+    select
+        duplicate_id as product_id,
+        product_id as linked_id
+    from pairs
+),
+
+-- every product reachable from each linked product (UNION stops at a fixed point)
+reachable (product_id, member_id) as (
+    select distinct
+        product_id,
+        product_id as member_id
+    from edges
+    union
+    select
+        reachable.product_id,
+        edges.linked_id as member_id
+    from reachable
+    inner join edges on reachable.member_id = edges.product_id
+),
+
+components as (
+    select
+        product_id,
+        min(member_id) as duplicate_group_id,
+        count(*) as group_size
+    from reachable
+    group by product_id
+),
+
+link_ends as (
+    select
+        product_id,
+        link_type,
+        distance
+    from pairs
+    union all
+    select
+        duplicate_id as product_id,
+        link_type,
+        distance
+    from pairs
+),
+
+links as (
+    select
+        product_id,
+        string_agg(distinct link_type, '+' order by link_type) as reason,
+        min(distance) filter (where link_type = 'near_duplicate') as near_duplicate_distance
+    from link_ends
+    group by product_id
+),
+
+evaluable as (
+    {%- if spaces %}
+        select product_id
+        from valid_vectors
+        where space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
+        group by product_id
+        having count(distinct space) = {{ spaces | length }}
+    {%- else %}
+        select product_id from products
+    {%- endif %}
+),
+
+grouped as (
+    select
+        products.product_id,
+        products.collection_section,
+        coalesce(components.duplicate_group_id, products.product_id) as duplicate_group_id,
+        coalesce(components.group_size, 1)::integer as group_size,
+        evaluable.product_id is not null as is_evaluable,
+        coalesce(links.reason, 'unique') as reason,
+        links.near_duplicate_distance
+    from products
+    left join components on products.product_id = components.product_id
+    left join links on products.product_id = links.product_id
+    left join evaluable on products.product_id = evaluable.product_id
+),
+
+ordered as (
+    select
+        *,
+        first_value(product_id) over (
+            partition by duplicate_group_id
+            order by is_evaluable desc, product_id asc
+        ) as representative_id
+    from grouped
+),
+
+final as (
+    select
+        product_id,
+        collection_section,
+        duplicate_group_id,
+        group_size,
+        product_id = representative_id as is_representative,
+        representative_id,
+        reason,
+        near_duplicate_distance,
+        is_evaluable
+    from ordered
+)
+
+select * from final

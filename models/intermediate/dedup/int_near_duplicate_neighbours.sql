@@ -1,0 +1,40 @@
+{{ config(pre_hook=["{{ set_ef_search() }}", "set local enable_seqscan = off"]) }}
+
+{#- Near-duplicate candidates, one row per unordered product pair (product_id
+    < neighbour_id): cosine distance below vars.near_duplicate_max_distance in
+    the space marked near_duplicates: true, among each product's top
+    vars.near_duplicate_k neighbours from that space's HNSW index. Empty when
+    no space is marked.
+
+    enable_seqscan is off for this model's transaction only: the planner's
+    cost model rates a sequential scan with a top-N sort (N^2 distances)
+    cheaper than one HNSW index scan per product at catalog sizes up to tens
+    of thousands, though it is several times slower (bench/near_duplicates.py).
+    analyses/near_duplicate_search.sql shows the plan. -#}
+{%- set spaces = near_duplicate_space_names() %}
+
+with
+
+neighbours as (
+    {%- if spaces %}
+        {{ near_duplicate_neighbours(ref('int_dedup_vectors'), spaces[0]) }}
+    {%- else %}
+        select
+            null::text as product_id,
+            null::text as neighbour_id,
+            null::float8 as distance
+        where false
+    {%- endif %}
+),
+
+final as (
+    select
+        least(product_id, neighbour_id) as product_id,
+        greatest(product_id, neighbour_id) as neighbour_id,
+        {{ "'" ~ spaces[0] ~ "'" if spaces else 'null' }}::text as space,
+        min(distance) as distance
+    from neighbours
+    group by least(product_id, neighbour_id), greatest(product_id, neighbour_id)
+)
+
+select * from final

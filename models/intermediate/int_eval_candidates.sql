@@ -1,0 +1,128 @@
+{#- Every product the eval sample is drawn from, with its fate: sampled, or
+    why not. Candidates are one representative per duplicate group
+    (int_products_deduped) when vars.eval_dedup is true, else every product.
+    Each section's eligible products (a valid vector in every paired space)
+    are shuffled by a hash seeded with vars.eval_seed and taken round robin
+    (every section's 1st, then every section's 2nd, ...) until
+    vars.eval_sample_size. A section with fewer eligible products than
+    vars.eval_section_min is left out and reported as too small; a section
+    takes at most vars.eval_section_cap products (null: no cap). -#}
+{%- set spaces = paired_space_names() %}
+{%- set seed = var('eval_seed') %}
+{%- set section_min = var('eval_section_min', 3) %}
+{%- set section_cap = var('eval_section_cap', none) %}
+
+with
+
+deduped as (
+    select * from {{ ref('int_products_deduped') }}
+),
+
+products as (
+    select * from {{ ref('stg_catalog__products') }}
+),
+
+candidates as (
+    select
+        product_id,
+        collection_section
+    from {{ 'deduped' if var('eval_dedup', true) else 'products' }}
+),
+
+valid_vectors as (
+    select * from {{ ref('int_vectors_validated') }}
+    where is_valid
+),
+
+evaluable as (
+    {%- if spaces %}
+        select product_id
+        from valid_vectors
+        where space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
+        group by product_id
+        having count(distinct space) = {{ spaces | length }}
+    {%- else %}
+        select product_id from candidates
+    {%- endif %}
+),
+
+checked as (
+    select
+        candidates.product_id,
+        candidates.collection_section,
+        evaluable.product_id is not null as is_eligible
+    from candidates
+    left join evaluable on candidates.product_id = evaluable.product_id
+),
+
+sections as (
+    select
+        collection_section,
+        count(*) filter (where is_eligible) as section_n_eligible
+    from checked
+    group by collection_section
+),
+
+shuffled as (
+    select
+        checked.*,
+        sections.section_n_eligible,
+        row_number() over (
+            partition by checked.collection_section, checked.is_eligible
+            order by md5(checked.product_id || ':{{ seed }}'), checked.product_id
+        ) as shuffled_rank
+    from checked
+    inner join sections on checked.collection_section = sections.collection_section
+),
+
+screened as (
+    select
+        *,
+        case when is_eligible then shuffled_rank end as section_rank,
+        case
+            when not is_eligible then 'no valid vector in every paired space'
+            when section_n_eligible < {{ section_min }} then 'section too small: fewer eligible products than eval_section_min'
+            {%- if section_cap is not none %}
+            when shuffled_rank > {{ section_cap }} then 'section capped: beyond eval_section_cap'
+            {%- endif %}
+        end as screened_out_reason
+    from shuffled
+),
+
+interleaved as (
+    select
+        screened.*,
+        row_number() over (
+            partition by screened.screened_out_reason is null
+            order by
+                screened.section_rank,
+                md5(screened.collection_section || ':{{ seed }}'),
+                screened.collection_section
+        ) as interleaved_rank
+    from screened
+),
+
+ranked as (
+    select
+        *,
+        case when screened_out_reason is null then interleaved_rank end as sample_rank
+    from interleaved
+),
+
+final as (
+    select
+        product_id,
+        collection_section,
+        is_eligible,
+        section_n_eligible,
+        section_rank,
+        sample_rank,
+        coalesce(sample_rank <= {{ var('eval_sample_size') }}, false) as is_sampled,
+        coalesce(
+            screened_out_reason,
+            case when sample_rank > {{ var('eval_sample_size') }} then 'sample full: beyond eval_sample_size' end
+        ) as exclusion_reason
+    from ranked
+)
+
+select * from final

@@ -1,0 +1,39 @@
+{#- Every text recipe for every product, on the default fields (product_name,
+    product_description): what each cleaning step leaves, and how many words
+    each step removed. The dedup step compares vars.dedup_text_variant. -#}
+{%- set fields = ['product_name', 'product_description'] %}
+
+with
+
+products as (
+    select * from {{ ref('stg_catalog__products') }}
+),
+
+patterns as (
+    select * from {{ ref('int_noise_patterns_compiled') }}
+),
+
+recipes as (
+    select
+        products.product_id,
+        products.collection_section,
+        products.store_name,
+        {{ product_text('raw', fields) }} as text_raw,
+        {{ product_text('clean', fields) }} as text_clean,
+        {{ product_text('clean_no_boilerplate', fields) }} as text_clean_no_boilerplate
+    from products
+    cross join patterns
+),
+
+final as (
+    select
+        *,
+        {%- for variant in text_variants() %}
+            coalesce({{ word_count('text_' ~ variant) }}, 0) as n_words_{{ variant }},
+        {%- endfor %}
+        coalesce({{ word_count('text_clean') }}, 0)
+        - coalesce({{ word_count('text_clean_no_boilerplate') }}, 0) as n_noise_words_removed
+    from recipes
+)
+
+select * from final

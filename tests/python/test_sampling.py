@@ -1,0 +1,90 @@
+"""The balanced eval sample at N = 5,000 and 10,000: exact per-section counts
+and exact rows against a Python round robin, caps, too-small sections
+reported, and the same seed giving the same rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
+from dedup_reference import round_robin_sample
+
+SECTION_SIZES = {"shoes": 6000, "dresses": 3000, "bags": 1500, "lamps": 900, "rugs": 590, "odd": 12}
+SECTION_MIN = 20
+SECTION_CAP = 2500
+
+
+def _vars(size: int, seed: int = 42, **extra) -> dict:
+    return planted_config(
+        [planted_space("t", "text", 4), planted_space("i", "image", 4)],
+        [{"name": "planted", "text_space": "t", "image_space": "i"}],
+        eval_sample_size=size,
+        eval_seed=seed,
+        eval_section_min=SECTION_MIN,
+        eval_section_cap=SECTION_CAP,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def catalog(db):
+    """12,002 distinct products (no duplicates) in six sections of very different sizes."""
+    rng = np.random.default_rng(2)
+    sections = [section for section, size in SECTION_SIZES.items() for _ in range(size)]
+    products = [(f"P{i:05d}", section) for i, section in enumerate(sections)]
+    vectors = rng.normal(size=(len(products), 4))
+    plant(db, config_for(_vars(5000)), products, {"t": vectors, "i": vectors})
+    return dict(products)
+
+
+def _sample(db) -> list[str]:
+    return [p for (p,) in query(db, "select product_id from metrics.int_eval_sample order by 1")]
+
+
+@pytest.mark.parametrize("size", [5000, 10000])
+def test_sample_matches_the_round_robin_reference(db, catalog, tmp_path, size):
+    dbt_build(db, _vars(size), tmp_path, "+int_eval_sample")
+    expected = round_robin_sample(catalog, 42, size, SECTION_MIN, SECTION_CAP)
+    assert _sample(db) == sorted(expected)
+    counts = dict(
+        query(db, "select collection_section, count(*) from metrics.int_eval_sample group by 1")
+    )
+    assert counts == dict(Counter(catalog[p] for p in expected))
+    assert "odd" not in counts  # 12 eligible, below the minimum of 20
+    if size == 5000:
+        # rugs (590) and lamps (900) are taken whole; the other three share the rest
+        assert counts == {"shoes": 1170, "dresses": 1170, "bags": 1170, "lamps": 900, "rugs": 590}
+    else:
+        # capped sections stop at 2,500; the sample is smaller than N and says so
+        assert counts == {"shoes": 2500, "dresses": 2500, "bags": 1500, "lamps": 900, "rugs": 590}
+
+
+def test_same_seed_same_rows_other_seed_other_rows(db, catalog, tmp_path):
+    dbt_build(db, _vars(5000, seed=7), tmp_path, "+int_eval_sample")
+    first = _sample(db)
+    dbt_build(db, _vars(5000, seed=7), tmp_path, "int_eval_sample")
+    assert _sample(db) == first
+    assert first == sorted(round_robin_sample(catalog, 7, 5000, SECTION_MIN, SECTION_CAP))
+    dbt_build(db, _vars(5000, seed=8), tmp_path, "int_eval_candidates", "int_eval_sample")
+    other = _sample(db)
+    assert len(other) == len(first) and other != first
+
+
+def test_too_small_and_capped_sections_are_reported(db, catalog, tmp_path):
+    dbt_build(db, _vars(10000), tmp_path, "+fct_pipeline_steps", "int_eval_sample")
+    rows = {
+        (section, reason): (n, rows_in, rows_out)
+        for section, reason, n, rows_in, rows_out in query(
+            db,
+            "select section, reason, n_rows, rows_in, rows_out from metrics.fct_pipeline_steps "
+            "where step = 'sampling'",
+        )
+    }
+    too_small = "section too small: fewer eligible products than eval_section_min"
+    capped = "section capped: beyond eval_section_cap"
+    assert rows[("odd", too_small)] == (12, 12, 0)
+    assert rows[("shoes", capped)] == (6000 - SECTION_CAP, 6000, SECTION_CAP)
+    assert rows[("ALL", "kept")][0] == 2500 + 2500 + 1500 + 900 + 590
+    assert ("odd", "kept") not in rows

@@ -1,0 +1,84 @@
+"""Text recipes on the real database: every demo listing cleaned by SQL equals an
+independent Python cleaning; the recipe names and settings are checked the same
+way by dbt and by embed_udfs.config."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import PROJECT_DIR, config_for, dbt_build, planted_config, planted_space, query
+from dedup_reference import clean, clean_no_boilerplate, raw_text
+
+from embed_udfs import demo
+from embed_udfs.config import TEXT_VARIANTS
+from embed_udfs.db import connection
+from embed_udfs.errors import ConfigError, DbtError
+
+
+def test_text_variants_are_the_same_in_dbt_and_python():
+    macro = (PROJECT_DIR / "macros" / "text_recipes.sql").read_text()
+    listed = re.search(r"macro text_variants\(\).*?return\(\[(.*?)\]\)", macro, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"'([a-z_]+)'", listed.group(1))) == TEXT_VARIANTS
+
+
+@pytest.fixture(scope="module")
+def demo_texts(db, tmp_path_factory):
+    products = demo.generate_catalog(tmp_path_factory.mktemp("images"), n_products=400, seed=5)
+    with connection(db) as conn:
+        demo.load_catalog(conn, products)
+    dbt_build(db, {}, tmp_path_factory.mktemp("texts"), "+int_product_texts_cleaned")
+    rows = query(
+        db,
+        "select product_id, text_raw, text_clean, text_clean_no_boilerplate, "
+        "n_noise_words_removed from intermediate.int_product_texts_cleaned",
+    )
+    return {p.product_id: p for p in products}, {r[0]: r[1:] for r in rows}
+
+
+def test_sql_recipes_match_python_on_messy_demo_listings(demo_texts):
+    products, rows = demo_texts
+    assert len(rows) == len(products)
+    for product_id, product in products.items():
+        name, description = product.product_name, product.product_description
+        raw, cleaned, stripped, removed = rows[product_id]
+        assert raw == raw_text([name, description]), product_id
+        assert cleaned == clean(raw_text([name, description])), product_id
+        expected = clean_no_boilerplate(name, description, product.store_name)
+        assert stripped == expected, (product_id, cleaned)
+        assert removed == len((cleaned or "").split()) - len((expected or "").split())
+
+
+def test_boilerplate_and_store_noise_leave_the_product_words(demo_texts):
+    """No listing keeps a planted boilerplate sentence or a store name; product words stay."""
+    products, rows = demo_texts
+    stripped = [rows[p][2] or "" for p in products]
+    for planted in demo._BOILERPLATE + demo._STORES:
+        needle = clean(planted)
+        assert not any(re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", t) for t in stripped)
+    for product_id in products:
+        words = set((rows[product_id][1] or "").split()) - set((rows[product_id][2] or "").split())
+        # colour, material and section words are never removed
+        assert not words & {"red", "leather", "cotton", "lamp", "rug", "watch"}, product_id
+    assert sum(rows[p][3] > 0 for p in products) > len(products) / 2
+
+
+def test_bad_recipe_settings_are_refused_by_dbt_and_python(db, tmp_path):
+    text = planted_space("t", "text", 4)
+    bad_variant = planted_config([{**text, "text_variant": "stemmed"}], [])
+    with pytest.raises(ConfigError, match="text_variant 'stemmed'"):
+        config_for(bad_variant)
+    with pytest.raises(DbtError, match="text_variant is 'stemmed'"):
+        dbt_build(db, bad_variant, tmp_path, "int_space_inputs")
+    short = planted_config([{**text, "prompt": "a photo of ", "max_words": 3}], [])
+    with pytest.raises(ConfigError, match="max_words 3 but its prompt"):
+        config_for(short)
+    with pytest.raises(DbtError, match="max_words is 3 but its prompt"):
+        dbt_build(db, short, tmp_path, "int_space_inputs")
+    marked = {**text, "near_duplicates": True}
+    two = planted_config([marked, {**marked, "name": "u"}], [])
+    with pytest.raises(ConfigError, match="near_duplicates"):
+        config_for(two)
+    with pytest.raises(DbtError, match="near_duplicates: true"):
+        dbt_build(db, two, tmp_path, "int_dedup_vectors")
