@@ -101,14 +101,14 @@ def load_inputs(
         conn.rollback()
         raise EmbedUdfsError(
             f"{name} does not exist: dbt builds what each space is fed. Run "
-            "`embed-udfs refresh`, or `dbt run --select +int_space_inputs` first."
+            "`embed-udfs refresh`, or `dbt build --select +int_space_inputs` first."
         ) from exc
     if not rows:
         has_rows = conn.execute(sql.SQL("select exists (select 1 from {})").format(relation))
         if has_rows.fetchone()[0]:
             raise EmbedUdfsError(
                 f"space {space.name!r} has no rows in {name}: the dbt models predate this "
-                "space. Rebuild them with `dbt run --select +int_space_inputs`."
+                "space. Rebuild them with `dbt build --select +int_space_inputs`."
             )
     return rows
 
