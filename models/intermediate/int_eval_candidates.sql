@@ -22,11 +22,19 @@ products as (
     select * from {{ ref('stg_catalog__products') }}
 ),
 
+-- vars.eval_dedup picks one representative per duplicate group, or every product
 candidates as (
     select
         product_id,
         collection_section
-    from {{ 'deduped' if var('eval_dedup', true) else 'products' }}
+    from deduped
+    where {{ 'true' if var('eval_dedup', true) else 'false' }}
+    union all
+    select
+        product_id,
+        collection_section
+    from products
+    where {{ 'false' if var('eval_dedup', true) else 'true' }}
 ),
 
 valid_vectors as (
