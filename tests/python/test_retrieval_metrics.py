@@ -176,3 +176,26 @@ def test_sample_is_balanced_and_capped(db, tmp_path):
     first = query(db, "select product_id from metrics.int_eval_sample order by 1")
     dbt_build(db, dbt_vars, tmp_path, "int_eval_sample")
     assert query(db, "select product_id from metrics.int_eval_sample order by 1") == first
+
+
+def test_history_appends_every_run(db, clustered, tmp_path):
+    runs_before = query(db, "select count(distinct run_id) from metrics.fct_metric_history")[0][0]
+    dbt_build(db, _vars("exact"), tmp_path, "fct_metric_history")
+    runs = query(
+        db,
+        "select run_id from metrics.fct_metric_history group by run_id "
+        "order by max(run_started_at) desc",
+    )
+    assert len(runs) == runs_before + 1
+    latest = query(
+        db,
+        "select pair, direction, section, metric, value from metrics.fct_metric_history "
+        "where run_id = %s and family = 'retrieval' order by 1, 2, 3, 4",
+        (runs[0][0],),
+    )
+    current = query(
+        db,
+        "select pair, direction, section, metric, value from metrics.fct_retrieval_metrics "
+        "order by 1, 2, 3, 4",
+    )
+    assert latest == current
