@@ -6,11 +6,11 @@
     vars.near_duplicate_k neighbours from that space's HNSW index. Empty when
     no space is marked.
 
-    enable_seqscan is off for this model's transaction only: the planner's
-    cost model rates a sequential scan with a top-N sort (N^2 distances)
-    cheaper than one HNSW index scan per product at catalog sizes up to tens
-    of thousands, though it is several times slower (bench/near_duplicates.py).
-    analyses/near_duplicate_search.sql shows the plan. -#}
+    enable_seqscan is off for this model's transaction only: on small
+    catalogs (the demo's 2,400 products) the planner's cost model rates a
+    sequential scan with a top-N sort per product (N^2 distances) cheaper than
+    the HNSW index scan, though it is 3x slower there; on larger ones it picks
+    the index by itself. analyses/near_duplicate_search.sql shows the plan. -#}
 {%- set spaces = near_duplicate_space_names() %}
 
 with
