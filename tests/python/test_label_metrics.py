@@ -27,12 +27,7 @@ SEEDS = [0, 1, 2]
 REPLICATES = 60
 SPACES = ["separated", "noisy", "shuffled"]
 LABEL_MODELS = ("+fct_label_metrics", "+fct_space_comparisons", "+fct_label_confusions")
-# the label sample with the staging views its singular tests read
-LABEL_SAMPLE = (
-    "+int_label_vectors",
-    "+stg_embeddings__cluster_assignments",
-    "+stg_embeddings__cluster_runs",
-)
+
 Z = 1.959963984540054
 
 
@@ -75,7 +70,7 @@ def labelled(db, tmp_path_factory):
     products, vectors = _planted(np.random.default_rng(5))
     plant(db, config, products, vectors)
     target = tmp_path_factory.mktemp("labels")
-    dbt_build(db, dbt_vars, target, *LABEL_SAMPLE)
+    dbt_build(db, dbt_vars, target, "+int_label_vectors")
     summaries = cluster_spaces(db, config)
     dbt_build(db, dbt_vars, target, *LABEL_MODELS)
     return {"vars": dbt_vars, "config": config, "summaries": summaries, "target": target}
@@ -427,5 +422,5 @@ def test_cluster_refuses_image_spaces(db, labelled):
 def test_stale_assignments_fail_the_build(db, labelled, tmp_path):
     smaller = {**labelled["vars"], "eval_sample_size": 100}
     with pytest.raises(DbtError, match="assert_cluster_assignments_match_label_sample"):
-        dbt_build(db, smaller, tmp_path, *LABEL_SAMPLE)
-    dbt_build(db, labelled["vars"], tmp_path, *LABEL_SAMPLE)
+        dbt_build(db, smaller, tmp_path, "+int_kmeans_scores")
+    dbt_build(db, labelled["vars"], tmp_path, "+int_kmeans_scores")

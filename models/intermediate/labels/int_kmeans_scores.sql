@@ -27,6 +27,25 @@ weights as (
     select * from {{ ref('int_bootstrap_weights') }}
 ),
 
+run_sizes as (
+    -- every assignment of a run, in or out of the current label sample
+    select
+        space,
+        reduction,
+        seed,
+        count(*) as n_assigned
+    from assignments
+    group by space, reduction, seed
+),
+
+sample_sizes as (
+    select
+        space,
+        count(*) as n_labelled
+    from labelled
+    group by space
+),
+
 cells as (
     select
         assignments.space,
@@ -131,27 +150,37 @@ scores as (
 
 final as (
     select
-        space,
-        reduction,
-        dims,
-        seed,
-        replicate,
-        n_items,
-        n_sections,
-        n_clusters,
+        scores.space,
+        scores.reduction,
+        scores.dims,
+        scores.seed,
+        scores.replicate,
+        scores.n_items,
+        run_sizes.n_assigned,
+        sample_sizes.n_labelled,
+        scores.n_sections,
+        scores.n_clusters,
         case
             -- both partitions trivial (one group, or all singletons): full agreement
-            when (section_pairs + cluster_pairs) / 2 - coalesce(expected_pairs, 0) = 0 then 1.0
+            when (scores.section_pairs + scores.cluster_pairs) / 2 - coalesce(scores.expected_pairs, 0) = 0 then 1.0
             else
-                (agreeing_pairs - expected_pairs)
-                / ((section_pairs + cluster_pairs) / 2 - expected_pairs)
+                (scores.agreeing_pairs - scores.expected_pairs)
+                / ((scores.section_pairs + scores.cluster_pairs) / 2 - scores.expected_pairs)
         end::float8 as ari,
         case
-            when n_sections = 1 and n_clusters = 1 then 1.0
-            when n_sections = 1 or n_clusters = 1 or mutual_information = 0 then 0.0
-            else mutual_information / greatest((section_entropy + cluster_entropy) / 2, 2.220446049250313e-16)
+            when scores.n_sections = 1 and scores.n_clusters = 1 then 1.0
+            when scores.n_sections = 1 or scores.n_clusters = 1 or scores.mutual_information = 0 then 0.0
+            else
+                scores.mutual_information
+                / greatest((scores.section_entropy + scores.cluster_entropy) / 2, 2.220446049250313e-16)
         end::float8 as nmi
     from scores
+    inner join run_sizes
+        on
+            scores.space = run_sizes.space
+            and scores.reduction = run_sizes.reduction
+            and scores.seed = run_sizes.seed
+    inner join sample_sizes on scores.space = sample_sizes.space
 )
 
 select * from final

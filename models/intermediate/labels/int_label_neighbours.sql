@@ -2,9 +2,12 @@
 
 {#- Each labelled product's nearest neighbour (cosine) among the other
     products of the label sample, in every text space, and whether the two
-    share a section. retrieval_search: hnsw asks the space's HNSW index
-    (approximate: a missed neighbour can change the answer); exact scans every
-    product (ties broken by product_id). -#}
+    share a section. The product's own duplicate group (itself, and its exact
+    or near duplicates when vars.eval_dedup lets them into the sample) is
+    excluded: a copy of the product would be a free hit. retrieval_search:
+    hnsw asks the space's HNSW index (approximate: a missed neighbour can
+    change the answer; the group filter applies to its ef_search
+    candidates); exact scans every product (ties broken by product_id). -#}
 
 with
 
@@ -38,7 +41,7 @@ neighbours as (
                 from {{ ref('int_label_vectors') }} as candidates
                 where
                     candidates.space = '{{ name }}'
-                    and candidates.product_id <> queries.product_id
+                    and candidates.duplicate_group_id <> queries.duplicate_group_id
                 order by {{ nearest_first }}
                 limit 1
             ) as nearest

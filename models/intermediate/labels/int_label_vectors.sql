@@ -5,7 +5,8 @@
     indexed per space with HNSW (vector_cosine_ops). Every space is scored on
     the same products, so their label metrics compare on the same rows.
     Products without a section (`unknown`) are left out: the label is what
-    is scored, and theirs is missing. -#}
+    is scored, and theirs is missing. Each product carries its duplicate
+    group (int_duplicate_groups), which its 1-NN search excludes. -#}
 {%- set spaces = label_space_names() %}
 
 with
@@ -16,6 +17,10 @@ sample as (
 
 products as (
     select * from {{ ref('stg_catalog__products') }}
+),
+
+duplicate_groups as (
+    select * from {{ ref('int_duplicate_groups') }}
 ),
 
 valid_vectors as (
@@ -52,9 +57,11 @@ final as (
         text_vectors.space,
         text_vectors.product_id,
         text_vectors.collection_section,
+        coalesce(duplicate_groups.duplicate_group_id, text_vectors.product_id) as duplicate_group_id,
         text_vectors.embedding
     from text_vectors
     inner join complete_products on text_vectors.product_id = complete_products.product_id
+    left join duplicate_groups on text_vectors.product_id = duplicate_groups.product_id
 )
 
 select * from final
