@@ -23,7 +23,7 @@ import psycopg
 from tqdm import tqdm
 
 from embed_udfs import store
-from embed_udfs.backfill.loader import ImageDataset, collate, forward
+from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate, forward
 from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
@@ -254,7 +254,11 @@ def _image_batches(
         options.num_workers if options.num_workers is not None else default_workers(encoder.device)
     )
     loader = DataLoader(
-        ImageDataset(work.todo, encoder.image_transform, recipe_ref(space)),
+        ImageDataset(
+            [ImageInput(i.product_id, i.model_input, i.input_hash) for i in work.todo],
+            encoder.image_transform,
+            recipe_ref(space),
+        ),
         batch_sampler=_ClaimingSampler(work.todo, claims, batch_size),
         num_workers=workers,
         collate_fn=collate,
