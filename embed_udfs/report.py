@@ -83,6 +83,7 @@ def where_to_look(uri: str) -> str:
         "         metrics.fct_embedding_gaps     (cosine and squared-euclidean gaps per section)\n"
         "         metrics.fct_retrieval_ranks    (the positive's rank for every query)\n"
         "         metrics.fct_rejected_inputs    (inputs and vectors refused, with the reason)\n"
+        "         metrics.fct_pipeline_steps     (rows cleaning, dedup and sampling removed, why)\n"
         "         metrics.fct_label_metrics      (1-NN, silhouette, ARI/NMI per text space)\n"
         "         metrics.fct_space_comparisons  (does text space A beat B? paired bootstrap)"
     )
