@@ -8,7 +8,8 @@ text spaces.
 Prints, per size: seconds for the label sample (int_label_vectors with its
 HNSW indexes), for `cluster_spaces` (read, PCA, KMeans, write) against the same
 PCA + KMeans on numpy arrays, and for the label dbt models (1-NN, silhouette,
-ARI/NMI, bootstrap intervals, comparisons) against scikit-learn's
+ARI/NMI, bootstrap intervals, comparisons; dbt runs two at a time, and the
+slowest are listed) against scikit-learn's
 silhouette_samples, a brute-force numpy 1-NN, adjusted_rand_score and
 normalized_mutual_info_score, first without and then with the same bootstrap
 (sklearn on each resampled array); each with the ratio ours / scikit-learn.
@@ -205,7 +206,18 @@ def bench_size(settings, n: int, dims: list[int], target: Path) -> dict[str, flo
     started = time.perf_counter()
     summaries = cluster_spaces(settings, config)
     timings["cluster"] = time.perf_counter() - started
-    timings["label_models"] = _span(dbt("run", "--select", *LABEL_MODELS))
+    result = dbt("run", "--select", *LABEL_MODELS)
+    timings["label_models"] = _span(result)
+    timings.update(
+        {
+            f"model:{r.node.name}": sum(
+                (t.completed_at - t.started_at).total_seconds()
+                for t in r.timing
+                if t.name == "execute"
+            )
+            for r in result.result.results
+        }
+    )
 
     labels = [f"section_{s:02d}" for s in sections]
     sections_text = np.array(labels)
@@ -247,7 +259,13 @@ def _format(t: dict[str, float]) -> str:
         f" {t['sklearn_metrics']:5.1f}s ({t['label_models'] / t['sklearn_metrics']:5.2f}x),"
         f" with bootstrap {t['sklearn_metrics_bootstrap']:6.1f}s"
         f" ({t['label_models'] / t['sklearn_metrics_bootstrap']:5.2f}x)"
-        f" | HNSW 1-NN vs numpy: max |diff| {t['max_nn1_difference']:.4f}"
+        f" | HNSW 1-NN vs numpy: max |diff| {t['max_nn1_difference']:.4f}\n"
+        "          label models, slowest first: "
+        + ", ".join(
+            f"{name[6:]} {seconds:.1f}s"
+            for name, seconds in sorted(t.items(), key=lambda kv: -kv[1])
+            if name.startswith("model:") and seconds >= 0.1
+        )
     )
 
 

@@ -4,6 +4,7 @@ database, each checked against scikit-learn or numpy on the same rows."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -424,3 +425,22 @@ def test_stale_assignments_fail_the_build(db, labelled, tmp_path):
     with pytest.raises(DbtError, match="assert_cluster_assignments_match_label_sample"):
         dbt_build(db, smaller, tmp_path, "+int_kmeans_scores")
     dbt_build(db, labelled["vars"], tmp_path, "+int_kmeans_scores")
+
+
+def test_cli_cluster_prints_a_line_per_space(db, labelled, monkeypatch, capsys):
+    from embed_udfs.cli import main
+
+    for key, value in db.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("EMBED_UDFS_DSN", raising=False)
+    before = query(db, "select * from embeddings.cluster_assignments order by 1, 2, 4, 5")
+    code = main(["--vars", json.dumps(labelled["vars"]), "cluster", "--no-dbt"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for space in SPACES:
+        assert f"{space}: {2 * len(SEEDS)} KMeans runs (k = {len(SECTIONS)})" in out
+    assert query(db, "select * from embeddings.cluster_assignments order by 1, 2, 4, 5") == before
+    assert (
+        main(["--vars", json.dumps(labelled["vars"]), "cluster", "--no-dbt", "--space", "x"]) == 2
+    )
+    assert "unknown space 'x'" in capsys.readouterr().err
