@@ -17,24 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
-import uuid
-from pathlib import Path
 
 import numpy as np
-import psycopg
 import torch
-from psycopg import sql
+from _scratch import PROJECT_DIR, machine, scratch_database
 
 from embed_udfs import demo, store
 from embed_udfs.backfill import BackfillOptions, backfill_space, decode_image, read_image_bytes
-from embed_udfs.config import find_project_dir, load_config
-from embed_udfs.db import connection, resolve_settings
+from embed_udfs.config import load_config
+from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.encoders import load_encoder
-
-PROJECT_DIR = find_project_dir(Path(__file__).parent)
 
 
 def main() -> None:
@@ -62,16 +56,8 @@ def main() -> None:
     }
     config = load_config(PROJECT_DIR, overrides=dbt_vars)
     space = config.space("bench_image")
-    server = resolve_settings(PROJECT_DIR)
-    name = f"embed_metrics_bench_{uuid.uuid4().hex[:6]}"
-    admin = dict(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    )
-    with psycopg.connect(**admin) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = server.for_database(name)
-    image_dir = PROJECT_DIR / ".embed_metrics" / "bench_images"
-    try:
+    with scratch_database(False) as settings:
+        image_dir = PROJECT_DIR / ".embed_metrics" / "bench_images"
         products = demo.generate_catalog(image_dir, n_products=args.rows, seed=11)
         with connection(settings) as conn:
             demo.load_catalog(conn, products)
@@ -95,7 +81,7 @@ def main() -> None:
         encoder = load_encoder(space, "cpu")
         torch.set_num_threads(os.cpu_count() or 1)
         print(
-            f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
+            f"machine: {machine()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads); model "
             f"{args.model} (random weights), {len(uris)} demo images, batch {args.batch_size}"
         )
@@ -151,9 +137,6 @@ def main() -> None:
         )
         print(f"speed-up backfill/baseline {backfill / baseline:8.2f}x")
         print(f"efficiency backfill/limit  {backfill / limit:8.2f}")
-    finally:
-        with psycopg.connect(**admin) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
-import psycopg
+from _scratch import PROJECT_DIR, machine, scratch_database
 from psycopg import sql
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
@@ -39,12 +36,11 @@ from sklearn.metrics import (
 
 from embed_udfs import store
 from embed_udfs.cluster import cluster_spaces
-from embed_udfs.config import find_project_dir, load_config
-from embed_udfs.db import connection, resolve_settings
+from embed_udfs.config import load_config
+from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.demo import PRODUCTS_DDL
 
-PROJECT_DIR = find_project_dir(Path(__file__).parent)
 SECTIONS = 10
 LABEL_MODELS = [
     "stg_embeddings__cluster_assignments",
@@ -279,33 +275,18 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    server = resolve_settings(PROJECT_DIR)
-    name = f"embed_metrics_bench_{uuid.uuid4().hex[:6]}"
-    admin = dict(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    )
-    with psycopg.connect(**admin) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = server.for_database(name)
-    config = load_config(PROJECT_DIR)
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; 3 text spaces "
-        f"(dims {args.dims}), {SECTIONS} sections; PCA {list(config.labels.pca_dims)}, "
-        f"{len(config.labels.kmeans_seeds)} seeds, {config.labels.bootstrap_replicates} "
-        "bootstrap replicates"
-    )
-    try:
+    with scratch_database(args.keep) as settings:
+        config = load_config(PROJECT_DIR)
+        print(
+            f"machine: {machine()}; 3 text spaces "
+            f"(dims {args.dims}), {SECTIONS} sections; PCA {list(config.labels.pca_dims)}, "
+            f"{len(config.labels.kmeans_seeds)} seeds, {config.labels.bootstrap_replicates} "
+            "bootstrap replicates"
+        )
         with tempfile.TemporaryDirectory() as target:
             for n in args.sizes:
                 t = bench_size(settings, n, args.dims, Path(target))
                 print(f"N={n:>6}: {_format(t)}", flush=True)
-    finally:
-        if args.keep:
-            print(f"kept database {name}")
-        else:
-            with psycopg.connect(**admin) as conn:
-                drop = sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
-                conn.execute(drop)
 
 
 if __name__ == "__main__":

@@ -10,23 +10,18 @@ SQL/numpy, and how well R@10 agrees (overall and per query).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-import uuid
-from pathlib import Path
 
 import numpy as np
-import psycopg
+from _scratch import PROJECT_DIR, machine, scratch_database
 from psycopg import sql
 
 from embed_udfs import store
-from embed_udfs.config import find_project_dir, load_config
-from embed_udfs.db import connection, resolve_settings
+from embed_udfs.config import load_config
+from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.demo import PRODUCTS_DDL
 
-PROJECT_DIR = find_project_dir(Path(__file__).parent)
 SECTIONS = 10
 
 
@@ -198,30 +193,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
-    server = resolve_settings(PROJECT_DIR)
-    name = f"embed_metrics_bench_{uuid.uuid4().hex[:6]}"
-    admin = dict(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    )
-    with psycopg.connect(**admin) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = server.for_database(name)
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; "
-        f"dim {args.dim}; 1 pair, both directions"
-    )
-    try:
+    with scratch_database(args.keep) as settings:
+        print(f"machine: {machine()}; dim {args.dim}; 1 pair, both directions")
         for n in args.sizes:
             for search in args.search:
                 t = bench_size(settings, n, args.dim, search)
                 print(f"N={n:>6} {search:>5}: {_format(t)}", flush=True)
-    finally:
-        if args.keep:
-            print(f"kept database {name}")
-        else:
-            with psycopg.connect(**admin) as conn:
-                drop = sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
-                conn.execute(drop)
 
 
 if __name__ == "__main__":

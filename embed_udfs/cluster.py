@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
+from embed_udfs import store
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.errors import ClusterError
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 # dbt's custom schemas are used verbatim (macros/generate_schema_name.sql).
 LABEL_VECTORS = ("intermediate", "int_label_vectors")
-RUNS_TABLE = "cluster_runs"
 
 
 @dataclass(frozen=True)
@@ -78,61 +78,6 @@ class ClusterSummary:
             f"on {self.n_products} products"
         )
         return text + (f"; skipped {', '.join(self.skipped)}" if self.skipped else "")
-
-
-def _split(relation: str) -> tuple[str, str]:
-    schema, _, table = relation.rpartition(".")
-    return schema or "public", table
-
-
-def assignments_table(config: ProjectConfig) -> sql.Composable:
-    return sql.Identifier(*_split(config.labels.cluster_assignments_relation))
-
-
-def runs_table(config: ProjectConfig) -> sql.Composable:
-    schema, _ = _split(config.labels.cluster_assignments_relation)
-    return sql.Identifier(schema, RUNS_TABLE)
-
-
-def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
-    """Create the cluster assignments and runs tables if they do not exist (idempotent)."""
-    schema, _ = _split(config.labels.cluster_assignments_relation)
-    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-    conn.execute(
-        sql.SQL(
-            """
-            create table if not exists {} (
-                space text not null,
-                reduction text not null,
-                dims integer not null,
-                seed integer not null,
-                product_id text not null,
-                cluster integer not null,
-                primary key (space, reduction, seed, product_id)
-            )
-            """
-        ).format(assignments_table(config))
-    )
-    conn.execute(
-        sql.SQL(
-            """
-            create table if not exists {} (
-                space text not null,
-                reduction text not null,
-                dims integer not null,
-                seed integer not null,
-                n_products integer not null,
-                n_clusters integer not null,
-                explained_variance double precision not null,
-                inertia double precision not null,
-                n_iter integer not null,
-                clustered_at timestamptz not null default now(),
-                primary key (space, reduction, seed)
-            )
-            """
-        ).format(runs_table(config))
-    )
-    conn.commit()
 
 
 def read_label_vectors(conn: psycopg.Connection, space: str) -> LabelledVectors:
@@ -244,12 +189,14 @@ def write_runs(
 ) -> None:
     """Replace the space's assignments and runs with these (the caller commits)."""
     conn.execute(
-        sql.SQL("delete from {} where space = %s").format(assignments_table(config)), (space,)
+        sql.SQL("delete from {} where space = %s").format(store.assignments_table(config)), (space,)
     )
-    conn.execute(sql.SQL("delete from {} where space = %s").format(runs_table(config)), (space,))
+    conn.execute(
+        sql.SQL("delete from {} where space = %s").format(store.runs_table(config)), (space,)
+    )
     copy_sql = sql.SQL(
         "copy {} (space, reduction, dims, seed, product_id, cluster) from stdin (format binary)"
-    ).format(assignments_table(config))
+    ).format(store.assignments_table(config))
     with conn.cursor().copy(copy_sql) as copy:
         copy.set_types(["text", "text", "int4", "int4", "text", "int4"])
         for run in runs:
@@ -260,7 +207,7 @@ def write_runs(
             sql.SQL(
                 "insert into {} (space, reduction, dims, seed, n_products, n_clusters, "
                 "explained_variance, inertia, n_iter) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(runs_table(config)),
+            ).format(store.runs_table(config)),
             [
                 (
                     space,
@@ -302,7 +249,7 @@ def cluster_spaces(
     seeds = config.labels.kmeans_seeds
     summaries: list[ClusterSummary] = []
     with connection(settings) as conn:
-        bootstrap(conn, config)
+        store.bootstrap(conn, config)
         samples = {space.name: read_label_vectors(conn, space.name) for space in chosen}
         plans = {
             space.name: plan_reductions(

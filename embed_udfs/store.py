@@ -29,6 +29,16 @@ def errors_table(config: ProjectConfig) -> sql.Composable:
     return sql.Identifier(*_split(config.backfill_errors_relation))
 
 
+def assignments_table(config: ProjectConfig) -> sql.Composable:
+    """KMeans assignments written by `embed-udfs cluster`."""
+    return sql.Identifier(*_split(config.labels.cluster_assignments_relation))
+
+
+def runs_table(config: ProjectConfig) -> sql.Composable:
+    """One row per KMeans run (space, reduction, seed), beside the assignments."""
+    return sql.Identifier(_split(config.labels.cluster_assignments_relation)[0], "cluster_runs")
+
+
 def claims_table(config: ProjectConfig) -> sql.Composable:
     """Rows a backfill worker is embedding right now, beside the vectors table."""
     return sql.Identifier(_split(config.vectors_relation)[0], "backfill_claims")
@@ -87,6 +97,43 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
             )
             """
         ).format(claims_table(config))
+    )
+    # what `embed-udfs cluster` writes, so that dbt finds its sources from the start
+    schema, _ = _split(config.labels.cluster_assignments_relation)
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                space text not null,
+                reduction text not null,
+                dims integer not null,
+                seed integer not null,
+                product_id text not null,
+                cluster integer not null,
+                primary key (space, reduction, seed, product_id)
+            )
+            """
+        ).format(assignments_table(config))
+    )
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                space text not null,
+                reduction text not null,
+                dims integer not null,
+                seed integer not null,
+                n_products integer not null,
+                n_clusters integer not null,
+                explained_variance double precision not null,
+                inertia double precision not null,
+                n_iter integer not null,
+                clustered_at timestamptz not null default now(),
+                primary key (space, reduction, seed)
+            )
+            """
+        ).format(runs_table(config))
     )
     conn.commit()
 
