@@ -104,7 +104,12 @@ def bench_size(settings, n: int, dim: int, search: str) -> dict[str, float]:
     timings: dict[str, float] = {}
     stages = {
         "int_eval_vectors": ["int_eval_vectors"],
-        "ranks": ["int_text_to_image_ranked", "int_image_to_text_ranked", "fct_retrieval_ranks"],
+        "ranks": [
+            "int_text_to_image_ranked",
+            "int_image_to_text_ranked",
+            "int_dedup_tolerant_ranked",
+            "fct_retrieval_ranks",
+        ],
         "fct_retrieval_metrics": ["fct_retrieval_metrics"],
     }
     for stage, models in stages.items():
