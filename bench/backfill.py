@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, help="decode processes (default: the backfill's)")
     args = parser.parse_args()
 
     dbt_vars = {
@@ -62,14 +63,15 @@ def main() -> None:
         with connection(settings) as conn:
             demo.load_catalog(conn, products)
             store.bootstrap(conn, config)
-        run_dbt(
-            ["run", "--select", "+int_space_inputs"],
-            settings,
-            PROJECT_DIR,
-            dbt_vars=dbt_vars,
-            target_path=PROJECT_DIR / "target" / "bench",
-            quiet=True,
-        )
+        for step in (["seed"], ["run", "--select", "+int_space_inputs"]):  # recipes read seeds
+            run_dbt(
+                step,
+                settings,
+                PROJECT_DIR,
+                dbt_vars=dbt_vars,
+                target_path=PROJECT_DIR / "target" / "bench",
+                quiet=True,
+            )
         with connection(settings) as conn:
             uris = [
                 u
@@ -124,7 +126,7 @@ def main() -> None:
             settings,
             config,
             space,
-            BackfillOptions(device="cpu", batch_size=args.batch_size),
+            BackfillOptions(device="cpu", batch_size=args.batch_size, num_workers=args.workers),
             encoder_factory=lambda _: encoder,
         )
         backfill = summary.embedded / (time.perf_counter() - started)
