@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _scratch import PROJECT_DIR, machine, scratch_database
-from psycopg import sql
+from _scratch import PROJECT_DIR, machine, plant, scratch_database
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import (
@@ -34,12 +33,10 @@ from sklearn.metrics import (
     silhouette_samples,
 )
 
-from embed_udfs import store
 from embed_udfs.cluster import cluster_spaces
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.demo import PRODUCTS_DDL
 
 SECTIONS = 10
 LABEL_MODELS = [
@@ -168,20 +165,12 @@ def bench_size(settings, n: int, dims: list[int], target: Path) -> dict[str, flo
         "eval_sample_size": n,
     }
     config = load_config(PROJECT_DIR, overrides=dbt_vars)
-    ids = [f"P{i:06d}" for i in range(n)]
-    with connection(settings) as conn:
-        conn.execute(PRODUCTS_DDL)
-        store.bootstrap(conn, config)
-        conn.execute("truncate catalog.products")
-        conn.execute(sql.SQL("truncate {}").format(store.vectors_table(config)))
-        with conn.cursor().copy(
-            "copy catalog.products (product_id, product_name, collection_section) from stdin"
-        ) as copy:
-            for product_id, section in zip(ids, sections, strict=True):
-                copy.write_row((product_id, f"product {product_id}", f"section_{section:02d}"))
-        for name, matrix in zip(names, vectors, strict=True):
-            store.write_vectors(conn, config, config.space(name), ids, ids, matrix, "bench")
-        conn.commit()
+    plant(
+        settings,
+        config,
+        [f"section_{s:02d}" for s in sections],
+        dict(zip(names, vectors, strict=True)),
+    )
 
     def dbt(*args: str):
         return run_dbt(

@@ -17,14 +17,11 @@ import argparse
 import time
 
 import numpy as np
-from _scratch import PROJECT_DIR, machine, scratch_database
-from psycopg import sql
+from _scratch import PROJECT_DIR, machine, plant, scratch_database
 
-from embed_udfs import store
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.demo import PRODUCTS_DDL
 
 MAX_DISTANCE = 0.02
 K = 10
@@ -93,17 +90,7 @@ def bench_size(settings, n: int, dim: int, seqscan: bool) -> dict[str, float]:
         "near_duplicate_k": K,
     }
     config = load_config(PROJECT_DIR, overrides=dbt_vars)
-    ids = [f"P{i:06d}" for i in range(n)]
-    with connection(settings) as conn:
-        conn.execute(PRODUCTS_DDL)
-        store.bootstrap(conn, config)
-        conn.execute("truncate catalog.products")
-        conn.execute(sql.SQL("truncate {}").format(store.vectors_table(config)))
-        with conn.cursor().copy("copy catalog.products (product_id) from stdin") as copy:
-            for product_id in ids:
-                copy.write_row((product_id,))
-        store.write_vectors(conn, config, config.space("bench_text"), ids, ids, vectors, "bench")
-        conn.commit()
+    ids = plant(settings, config, [None] * n, {"bench_text": vectors})
 
     target = PROJECT_DIR / "target" / "bench_near_duplicates"
     run_dbt(

@@ -13,14 +13,12 @@ import argparse
 import time
 
 import numpy as np
-from _scratch import PROJECT_DIR, machine, scratch_database
+from _scratch import PROJECT_DIR, machine, plant, scratch_database
 from psycopg import sql
 
-from embed_udfs import store
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.demo import PRODUCTS_DDL
 
 SECTIONS = 10
 
@@ -83,20 +81,12 @@ def bench_size(settings, n: int, dim: int, search: str) -> dict[str, float]:
         "retrieval_search": search,
     }
     config = load_config(PROJECT_DIR, overrides=dbt_vars)
-    ids = [f"P{i:06d}" for i in range(n)]
-    with connection(settings) as conn:
-        conn.execute(PRODUCTS_DDL)
-        store.bootstrap(conn, config)
-        conn.execute("truncate catalog.products")
-        conn.execute(sql.SQL("truncate {}").format(store.vectors_table(config)))
-        with conn.cursor().copy(
-            "copy catalog.products (product_id, product_name, collection_section) from stdin"
-        ) as copy:
-            for product_id, section in zip(ids, sections, strict=True):
-                copy.write_row((product_id, product_id, f"section_{section}"))
-        for space, matrix in (("bench_text", texts), ("bench_image", images)):
-            store.write_vectors(conn, config, config.space(space), ids, ids, matrix, "bench")
-        conn.commit()
+    ids = plant(
+        settings,
+        config,
+        [f"section_{s}" for s in sections],
+        {"bench_text": texts, "bench_image": images},
+    )
 
     target = PROJECT_DIR / "target" / "bench"
     for step in (["seed"], ["run", "--select", "+int_eval_sample"]):
