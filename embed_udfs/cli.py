@@ -137,6 +137,7 @@ def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None)
             print("  " + summary.line())
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
+        print(report.label_scorecard(conn))
     notice = report.random_weight_notice(ctx.config)
     if notice:
         print("\n" + notice)
@@ -220,6 +221,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = ctx.settings()
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
+        print(report.label_scorecard(conn))
     print("\n" + report.where_to_look(settings.uri))
     return 0
 

@@ -59,6 +59,49 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     return "\n".join(lines)
 
 
+LABEL_METRICS = (
+    ("nn1_accuracy", "none", "1-NN acc"),
+    ("kmeans_ari", "pca_64", "ARI pca64"),
+    ("kmeans_nmi", "pca_64", "NMI pca64"),
+    ("silhouette_cosine", "none", "silhouette"),
+)
+
+
+def label_scorecard(conn: psycopg.Connection) -> str:
+    """One row per text space: how well it separates the sections (ALL), with 95% intervals.
+
+    Silhouette is shown per space but never ranked across spaces.
+    """
+    exists = conn.execute("select to_regclass('metrics.fct_label_metrics')").fetchone()[0]
+    if exists is None:
+        return ""
+    rows = conn.execute(
+        "select space, metric, reduction, value, ci_low, ci_high, n from metrics.fct_label_metrics "
+        "where section = 'ALL'"
+    ).fetchall()
+    if not rows:
+        return ""
+    figures = {(space, metric, reduction): rest for space, metric, reduction, *rest in rows}
+    spaces = sorted({key[0] for key in figures})
+    lines = ["\nlabel structure: does each text space separate collection_section? (ALL, 95% CI)"]
+    header = "  ".join(f"{title:>21}" for _, _, title in LABEL_METRICS)
+    lines.append(f"  {'space':<28}{'n':>6}  {header}")
+    for space in spaces:
+        cells, n = [], 0
+        for metric, reduction, _ in LABEL_METRICS:
+            figure = figures.get((space, metric, reduction))
+            if figure is None or figure[0] is None:
+                cells.append(f"{'-':>21}")
+                continue
+            value, low, high, n = figure
+            n = int(n)
+            interval = f"[{low:.2f},{high:.2f}]" if low is not None else ""
+            cells.append(f"{value:>7.3f} {interval:>13}")
+        lines.append(f"  {space:<28}{n:>6}  " + "  ".join(cells))
+    lines.append("  fct_space_comparisons says which differences are real at this n.")
+    return "\n".join(lines)
+
+
 def random_weight_notice(config: ProjectConfig) -> str | None:
     """Say plainly when CLIP spaces run on random weights, and how to load real ones."""
     random_spaces = [

@@ -93,8 +93,12 @@ def test_scorecard_lists_every_pair_and_the_random_weight_notice(db, demo_run):
     config, _, _ = demo_run
     with connection(db) as conn:
         card = report.scorecard(conn, config)
+        labels = report.label_scorecard(conn)
     for pair in config.pairs:
         assert f"pair {pair.name}" in card
     assert "ALL" in card
+    for space in config.spaces:
+        if space.modality == "text":
+            assert f"\n  {space.name} " in labels
     notice = report.random_weight_notice(config)
     assert notice and "RANDOM weights" in notice and "pretrained" in notice
