@@ -306,7 +306,7 @@ def _parse_eval(raw: Mapping[str, Any], where: Path) -> EvalConfig:
         seed=int(raw.get("eval_seed", 42)),
         k_values=tuple(sorted(set(k_values))),
         ef_search=int(raw.get("hnsw_ef_search", 100)),
-        search=str(raw.get("retrieval_search", "hnsw")),
+        search=str(raw.get("retrieval_search", "auto")),
         dedup=bool(raw.get("eval_dedup", True)),
         section_min=_positive_int(raw, "eval_section_min", 3, where),
         section_cap=(
@@ -323,8 +323,8 @@ def _parse_eval(raw: Mapping[str, Any], where: Path) -> EvalConfig:
             f"({config.max_k}); an HNSW scan returns at most ef_search rows, so recall at "
             f"K={config.max_k} would be silently truncated. Raise hnsw_ef_search."
         )
-    if config.search not in ("hnsw", "exact"):
-        raise ConfigError(f"{where}: vars.retrieval_search must be 'hnsw' or 'exact'.")
+    if config.search not in ("auto", "hnsw", "exact"):
+        raise ConfigError(f"{where}: vars.retrieval_search must be 'auto', 'hnsw' or 'exact'.")
     return config
 
 

@@ -76,7 +76,7 @@ queries_{{ loop.index }} as (
             and queries.space = '{{ d.query.name }}'
 ),
 
-{% if var('retrieval_search') == 'exact' -%}
+{% if exact_search() -%}
 ranked_{{ loop.index }} as (
     select
         queries.product_id,

@@ -30,3 +30,21 @@
     {%- endfor %}
     analyze {{ relation }};
 {%- endmacro %}
+
+
+{#- Whether neighbour counts scan every gallery item (exact) or the HNSW
+    index. retrieval_search: auto is exact while the sample is at most
+    exact_search_max_gallery products, where exact costs about twice the
+    index and is never optimistic; hnsw beyond. -#}
+{% macro exact_search() %}
+    {%- set mode = var('retrieval_search', 'auto') -%}
+    {%- if mode not in ('auto', 'hnsw', 'exact') -%}
+        {{ exceptions.raise_compiler_error(
+            "vars.retrieval_search is '" ~ mode ~ "'; use auto, hnsw or exact."
+        ) }}
+    {%- endif -%}
+    {%- if mode == 'auto' -%}
+        {{ return(var('eval_sample_size') <= var('exact_search_max_gallery', 10000)) }}
+    {%- endif -%}
+    {{ return(mode == 'exact') }}
+{% endmacro %}

@@ -4,7 +4,8 @@
     retrieval_search: hnsw counts among the top max(K) neighbours that the
     space's HNSW index returns (one lateral index scan per query; approximate:
     a neighbour the index misses makes the rank too good). exact counts over
-    every gallery item (O(N^2) distances, run in parallel). -#}
+    every gallery item (O(N^2) distances, run in parallel); auto picks exact
+    for samples up to vars.exact_search_max_gallery (macro exact_search). -#}
 {% macro retrieval_ranks(direction) %}
 {%- set max_k = max_k() %}
 {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list %}
@@ -27,7 +28,7 @@ queries_{{ loop.index }} as (
     where queries.space = '{{ d.query.name }}'
 ),
 
-{% if var('retrieval_search') == 'exact' -%}
+{% if exact_search() -%}
 ranked_{{ loop.index }} as (
     -- exact: every (query, gallery item) distance, in a parallel nested loop
     select

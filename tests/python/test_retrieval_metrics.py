@@ -8,7 +8,11 @@ import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
 from reference import exact_ranks, gaps, mrr_at, rank_bounds, recall_at, wilson
 
+from embed_udfs.errors import ConfigError
+
 K_VALUES = [1, 5, 10, 50]
+# the rank models and everything after them (the eval sample stays as built)
+RANKED = ("int_text_to_image_ranked+", "int_image_to_text_ranked+", "int_dedup_tolerant_ranked+")
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
 
 
@@ -114,10 +118,30 @@ def test_gaps_match_numpy_per_section(db, clustered):
 def test_hnsw_agrees_with_exact_within_tolerance(db, clustered, tmp_path):
     """The default HNSW path: recall within 0.02 of the exact figures."""
     exact = _metrics(db)
-    dbt_build(db, _vars("hnsw"), tmp_path, "fct_retrieval_ranks+")
+    dbt_build(db, _vars("hnsw"), tmp_path, *RANKED)
+    retrieved = query(db, "select distinct n_retrieved from metrics.fct_retrieval_ranks")
+    assert retrieved == [(max(K_VALUES),)]  # the index's top max(K), not a full scan
     approximate = _metrics(db)
     for key, (value, *_) in exact.items():
         assert approximate[key][0] == pytest.approx(value, abs=0.02), key
+
+
+def test_auto_search_is_exact_up_to_the_configured_gallery_size(db, clustered, tmp_path):
+    def examined() -> set[int]:
+        # exact examines the whole gallery per query, the index max(K) neighbours
+        return {
+            n for (n,) in query(db, "select distinct n_retrieved from metrics.fct_retrieval_ranks")
+        }
+
+    dbt_build(db, _vars("exact"), tmp_path, *RANKED)
+    exact = _metrics(db)
+    dbt_build(db, _vars("auto"), tmp_path, *RANKED)
+    assert examined() == {400}  # 400 products <= exact_search_max_gallery
+    assert _metrics(db) == exact
+    dbt_build(db, {**_vars("auto"), "exact_search_max_gallery": 100}, tmp_path, *RANKED)
+    assert examined() == {max(K_VALUES)}
+    with pytest.raises(ConfigError, match="retrieval_search"):
+        config_for(_vars("approximate"))
 
 
 def test_identical_vectors_give_perfect_recall_and_gap_one_minus_negative(db, tmp_path):

@@ -7,7 +7,8 @@
     excluded: a copy of the product would be a free hit. retrieval_search:
     hnsw asks the space's HNSW index (approximate: a missed neighbour can
     change the answer; the group filter applies to its ef_search
-    candidates); exact scans every product (ties broken by product_id). -#}
+    candidates); exact scans every product (ties broken by product_id);
+    auto is exact up to vars.exact_search_max_gallery products. -#}
 
 with
 
@@ -18,7 +19,7 @@ vectors as (
 neighbours as (
     {%- for name in label_space_names() %}
         {%- set dim = embedding_space(name).dim %}
-        {%- if var('retrieval_search') == 'exact' %}
+        {%- if exact_search() %}
             {%- set nearest_first = 'distance asc, candidates.product_id asc' %}
         {%- else %}
             {#- the bare distance expression, so that the HNSW index serves it #}
