@@ -163,6 +163,7 @@ def bench_size(settings, n: int, dims: list[int], target: Path) -> dict[str, flo
         ],
         "embed_pairs": [],
         "eval_sample_size": n,
+        "retrieval_search": "hnsw",  # the figures below time 1-NN through the index
     }
     config = load_config(PROJECT_DIR, overrides=dbt_vars)
     plant(
