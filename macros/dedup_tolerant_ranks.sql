@@ -76,38 +76,11 @@ queries_{{ loop.index }} as (
             and queries.space = '{{ d.query.name }}'
 ),
 
-{% if exact_search() -%}
 ranked_{{ loop.index }} as (
-    select
-        queries.product_id,
-        queries.n_gallery_duplicates,
-        count(*) filter (
-            where gallery.embedding::vector({{ dim }}) <=> queries.query_embedding < queries.best_distance
-        ) as n_closer
-    from queries_{{ loop.index }} as queries
-    cross join vectors as gallery
-    where gallery.space = '{{ d.gallery.name }}'
-    group by queries.product_id, queries.n_gallery_duplicates
+    {{- closer_counts(
+        'queries_' ~ loop.index, ['product_id', 'n_gallery_duplicates'], 'best_distance', d.gallery
+    ) }}
 ),
-{%- else -%}
-ranked_{{ loop.index }} as (
-    select
-        queries.product_id,
-        queries.n_gallery_duplicates,
-        neighbours.n_closer
-    from queries_{{ loop.index }} as queries
-    cross join lateral (
-        select count(*) filter (where nearest.distance < queries.best_distance) as n_closer
-        from (
-            select gallery.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
-            from vectors as gallery
-            where gallery.space = '{{ d.gallery.name }}'
-            order by gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
-            limit {{ max_k }}
-        ) as nearest
-    ) as neighbours
-),
-{%- endif %}
 
 {% endfor %}
 final as (

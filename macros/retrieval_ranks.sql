@@ -28,46 +28,12 @@ queries_{{ loop.index }} as (
     where queries.space = '{{ d.query.name }}'
 ),
 
-{% if exact_search() -%}
 ranked_{{ loop.index }} as (
-    -- exact: every (query, gallery item) distance, in a parallel nested loop
-    select
-        queries.product_id,
-        queries.collection_section,
-        queries.positive_distance,
-        count(*) as n_retrieved,
-        count(*) filter (
-            where gallery.embedding::vector({{ dim }}) <=> queries.query_embedding < queries.positive_distance
-        ) as n_closer
-    from queries_{{ loop.index }} as queries
-    cross join {{ ref('int_eval_vectors') }} as gallery
-    where gallery.space = '{{ d.gallery.name }}'
-    group by queries.product_id, queries.collection_section, queries.positive_distance
+    {{- closer_counts(
+        'queries_' ~ loop.index, ['product_id', 'collection_section', 'positive_distance'],
+        'positive_distance', d.gallery
+    ) }}
 ),
-{%- else -%}
-ranked_{{ loop.index }} as (
-    -- hnsw: the top max(K) neighbours of each query from the space's index
-    select
-        queries.product_id,
-        queries.collection_section,
-        queries.positive_distance,
-        neighbours.n_retrieved,
-        neighbours.n_closer
-    from queries_{{ loop.index }} as queries
-    cross join lateral (
-        select
-            count(*) as n_retrieved,
-            count(*) filter (where nearest.distance < queries.positive_distance) as n_closer
-        from (
-            select gallery.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
-            from {{ ref('int_eval_vectors') }} as gallery
-            where gallery.space = '{{ d.gallery.name }}'
-            order by gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
-            limit {{ max_k }}
-        ) as nearest
-    ) as neighbours
-),
-{%- endif %}
 
 {% endfor %}
 final as (
@@ -101,4 +67,51 @@ final as (
 )
 
 select * from final
+{% endmacro %}
+
+
+{#- For each row of `queries` (columns query_embedding and `threshold`, a
+    cosine distance), how many items of the gallery space lie strictly
+    closer than the threshold: n_closer, and n_retrieved, the items looked
+    at. Exact: every item, in a parallel nested loop. HNSW: among the top
+    max(K) that the space's index returns, one lateral index scan per query
+    (the gallery must be the indexed relation itself, not a CTE, for the
+    planner to use the index). The `keys` columns are carried through. -#}
+{% macro closer_counts(queries, keys, threshold, gallery_space) %}
+{%- set dim = gallery_space.dim %}
+{%- set gallery_distance -%}
+    gallery.embedding::vector({{ dim }}) <=> queries.query_embedding
+{%- endset %}
+{%- if exact_search() %}
+    select
+        {%- for key in keys %}
+        queries.{{ key }},
+        {%- endfor %}
+        count(*) as n_retrieved,
+        count(*) filter (where {{ gallery_distance }} < queries.{{ threshold }}) as n_closer
+    from {{ queries }} as queries
+    cross join {{ ref('int_eval_vectors') }} as gallery
+    where gallery.space = '{{ gallery_space.name }}'
+    group by {% for key in keys %}queries.{{ key }}{{ ", " if not loop.last }}{% endfor %}
+{%- else %}
+    select
+        {%- for key in keys %}
+        queries.{{ key }},
+        {%- endfor %}
+        neighbours.n_retrieved,
+        neighbours.n_closer
+    from {{ queries }} as queries
+    cross join lateral (
+        select
+            count(*) as n_retrieved,
+            count(*) filter (where nearest.distance < queries.{{ threshold }}) as n_closer
+        from (
+            select {{ gallery_distance }} as distance
+            from {{ ref('int_eval_vectors') }} as gallery
+            where gallery.space = '{{ gallery_space.name }}'
+            order by {{ gallery_distance }}
+            limit {{ max_k() }}
+        ) as nearest
+    ) as neighbours
+{%- endif %}
 {% endmacro %}
