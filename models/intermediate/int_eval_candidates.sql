@@ -7,7 +7,6 @@
     vars.eval_sample_size. A section with fewer eligible products than
     vars.eval_section_min is left out and reported as too small; a section
     takes at most vars.eval_section_cap products (null: no cap). -#}
-{%- set spaces = paired_space_names() %}
 {%- set seed = var('eval_seed') %}
 {%- set section_min = var('eval_section_min', 3) %}
 {%- set section_cap = var('eval_section_cap', none) %}
@@ -37,30 +36,18 @@ candidates as (
     where {{ 'false' if var('eval_dedup', true) else 'true' }}
 ),
 
-valid_vectors as (
-    select * from {{ ref('int_vectors_validated') }}
-    where is_valid
-),
-
-evaluable as (
-    {%- if spaces %}
-        select product_id
-        from valid_vectors
-        where space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
-        group by product_id
-        having count(distinct space) = {{ spaces | length }}
-    {%- else %}
-        select product_id from candidates
-    {%- endif %}
+-- one row per product; is_evaluable: a valid vector in every paired space
+groups as (
+    select * from {{ ref('int_duplicate_groups') }}
 ),
 
 checked as (
     select
         candidates.product_id,
         candidates.collection_section,
-        evaluable.product_id is not null as is_eligible
+        groups.is_evaluable as is_eligible
     from candidates
-    left join evaluable on candidates.product_id = evaluable.product_id
+    inner join groups on candidates.product_id = groups.product_id
 ),
 
 sections as (
