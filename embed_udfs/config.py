@@ -1,67 +1,209 @@
 """The one configuration: embedding spaces, retrieval pairs and eval settings.
 
-They are declared once, as vars in dbt_project.yml; dbt reads them with var()
-and this module reads the same block, so nothing is repeated in Python.
+They are declared once, in the vars block of dbt_project.yml, defaults included.
+`load_config` renders those vars as dbt's var() does (Jinja, env_var) and validates
+them with one typed model; dbt's on-run-start guard repeats only the checks that
+keep a bad value out of SQL, with the same messages (tests/python/test_config_parity.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from embed_udfs.errors import ConfigError
 
+# Names that reach SQL (spaces, pairs, text fields, relation parts): dbt pastes them into
+# identifiers and literals, so they are held to the plainest identifier form.
+IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
+IDENTIFIER_RULE = "names reach SQL, so they must match ^[a-z][a-z0-9_]*$"
 MODALITIES = ("text", "image")
-BACKENDS = ("open_clip", "sentence_transformers")
 TEXT_VARIANTS = ("raw", "clean", "clean_no_boilerplate")
-DEFAULT_MAX_WORDS = 128
-PRODUCT_TEXT_FIELDS = ("product_name", "product_description", "store_name", "collection_section")
-DIRECTIONS = ("text_to_image", "image_to_text")
+RETRIEVAL_SEARCHES = ("auto", "hnsw", "exact")
 
 
-@dataclass(frozen=True)
+def _rule(message: str) -> PydanticCustomError:
+    """A refusal of one value; the loader prefixes where it is and what it was."""
+    return PydanticCustomError("embed_config", "{rule}", {"rule": message})
+
+
+def _whole(message: str) -> PydanticCustomError:
+    """A refusal that names its own location (checks across several vars)."""
+    return PydanticCustomError("embed_config_whole", "{message}", {"message": message})
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    """An int, or the digits a Jinja value renders to; never a bool or a float."""
+    if maximum is not None:
+        expected = f"it must be an integer from {minimum} to {maximum}"
+    elif minimum == 1:
+        expected = "it must be a positive integer"
+    elif minimum == 0:
+        expected = "it must be a non-negative integer"
+    else:
+        expected = f"it must be an integer of at least {minimum}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _rule(expected)
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _rule(expected)
+        return value
+
+    return check
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _rule("it must be a number")
+    return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    # dbt's Jinja treats the string 'false' as true, so a string here is a mistake.
+    if not isinstance(value, bool):
+        raise _rule("it must be true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _rule("it must be a non-empty string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise _rule("it must be a string or null")
+    return value
+
+
+def _identifier(value: Any) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise _rule(IDENTIFIER_RULE)
+    return value
+
+
+def _relation(value: Any) -> str:
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(IDENTIFIER.fullmatch(part) for part in parts):
+        raise _rule(f"it must be schema.table, and {IDENTIFIER_RULE}")
+    return str(value)
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise _rule(f"use one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _backend(value: Any) -> str:
+    from embed_udfs.encoders import backend_names
+
+    known = backend_names()
+    if value not in known:
+        raise _rule(f"use one of {', '.join(known)} (the registered encoder backends)")
+    return str(value)
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else check(value)
+
+
+def _list(value: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _rule("it must be a list")
+    return value
+
+
+def _pca_dims(value: Any) -> Any:
+    items = _list(value)
+    if not items:
+        raise _rule("it must list PCA sizes, e.g. [64, 128, 256, none]")
+    return [None if item is None or item == "none" else item for item in items]
+
+
+PositiveInt = Annotated[int, BeforeValidator(_integer(1))]
+OptionalPositiveInt = Annotated[int | None, BeforeValidator(_optional(_integer(1)))]
+NonNegativeInt = Annotated[int, BeforeValidator(_integer(0))]
+Number = Annotated[float, BeforeValidator(_number)]
+Bool = Annotated[bool, BeforeValidator(_boolean)]
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+Relation = Annotated[str, BeforeValidator(_relation)]
+TextVariant = Annotated[str, BeforeValidator(_one_of(TEXT_VARIANTS))]
+
+_ITEMS = ConfigDict(extra="ignore")
+_STRICT = ConfigDict(frozen=True, extra="ignore")
+
+
+@dataclass(frozen=True, config=_ITEMS)
 class SpaceConfig:
     """One embedding space: a model, its weights and its input recipe."""
 
-    name: str
-    modality: str
-    backend: str
-    family: str
-    model: str
-    dim: int
-    pretrained: str | None = None
-    text_variant: str = "clean"
-    text_fields: tuple[str, ...] = ("product_name", "product_description")
-    prompt: str = ""
-    max_words: int = DEFAULT_MAX_WORDS  # words fed to the model, prompt included
-    near_duplicates: bool = False  # the near-duplicate search runs in this space
+    name: Identifier
+    modality: Annotated[str, BeforeValidator(_one_of(MODALITIES))]
+    backend: Annotated[str, BeforeValidator(_backend)]
+    family: Text
+    model: Text
+    dim: PositiveInt
+    pretrained: OptionalText = None
+    text_variant: TextVariant = "clean"
+    text_fields: Annotated[tuple[Identifier, ...], BeforeValidator(_list)] = (
+        "product_name",
+        "product_description",
+    )
+    prompt: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = ""
+    # words fed to the model, prompt included; unset means vars.text_max_words
+    max_words: OptionalPositiveInt = None
+    near_duplicates: Bool = False  # the near-duplicate search runs in this space
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_ITEMS)
 class PairConfig:
     """A cross-modal retrieval pair, evaluated text->image and image->text."""
 
-    name: str
-    text_space: str
-    image_space: str
-    alignment_override: str | None = None
+    name: Identifier
+    text_space: Text
+    image_space: Text
+    alignment_override: OptionalText = None
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """The evaluation protocol: sample, seed, K values and how neighbours are searched."""
+
     sample_size: int
     seed: int
     k_values: tuple[int, ...]
     ef_search: int
     search: str
-    dedup: bool = True  # sample one product per duplicate group
-    section_min: int = 3  # sections with fewer eligible products are reported, not sampled
-    section_cap: int | None = None  # at most this many products per section
+    dedup: bool  # sample one product per duplicate group
+    section_min: int  # sections with fewer eligible products are reported, not sampled
+    section_cap: int | None  # at most this many products per section
+    exact_search_max_gallery: int
 
     @property
     def max_k(self) -> int:
@@ -74,11 +216,11 @@ class LabelConfig:
     sizes and KMeans seeds of `embed-udfs cluster`, and the bootstrap behind the
     intervals. `None` in pca_dims means KMeans on the full vectors (no PCA)."""
 
-    pca_dims: tuple[int | None, ...] = (64, 128, 256, None)
-    kmeans_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    bootstrap_replicates: int = 200
-    bootstrap_seed: int = 42
-    cluster_assignments_relation: str = "embeddings.cluster_assignments"
+    pca_dims: tuple[int | None, ...]
+    kmeans_seeds: tuple[int, ...]
+    bootstrap_replicates: int
+    bootstrap_seed: int
+    cluster_assignments_relation: str
 
 
 @dataclass(frozen=True)
@@ -86,14 +228,153 @@ class DedupConfig:
     """Duplicate detection: exact text under a recipe, exact image bytes, and
     near duplicates (cosine distance below a threshold) in one marked space."""
 
-    text_variant: str = "clean_no_boilerplate"
-    near_duplicate_space: str | None = None
-    near_duplicate_max_distance: float = 0.02
-    near_duplicate_k: int = 10
+    text_variant: str
+    near_duplicate_space: str | None
+    near_duplicate_max_distance: float
+    near_duplicate_k: int
 
 
-@dataclass(frozen=True)
+class ProjectVars(BaseModel):
+    """The vars block of dbt_project.yml, as the typed model that validates it.
+
+    Every field is required: its default is the value in dbt_project.yml, nowhere else.
+    """
+
+    model_config = _STRICT
+
+    products_relation: Relation
+    vectors_relation: Relation
+    backfill_errors_relation: Relation
+    cluster_assignments_relation: Relation
+
+    eval_sample_size: Annotated[int, BeforeValidator(_integer(2))]
+    eval_seed: NonNegativeInt
+    eval_k_values: Annotated[tuple[PositiveInt, ...], BeforeValidator(_list)]
+    hnsw_ef_search: PositiveInt
+    retrieval_search: Annotated[str, BeforeValidator(_one_of(RETRIEVAL_SEARCHES))]
+    exact_search_max_gallery: PositiveInt
+    eval_dedup: Bool
+    eval_section_min: PositiveInt
+    eval_section_cap: OptionalPositiveInt
+
+    text_max_words: PositiveInt
+    text_strip_store_name: Bool
+
+    dedup_text_variant: TextVariant
+    near_duplicate_max_distance: Number
+    near_duplicate_k: PositiveInt
+
+    label_pca_dims: Annotated[tuple[OptionalPositiveInt, ...], BeforeValidator(_pca_dims)]
+    label_kmeans_seeds: Annotated[tuple[NonNegativeInt, ...], BeforeValidator(_list)]
+    bootstrap_replicates: Annotated[int, BeforeValidator(_integer(2, 16000))]
+    bootstrap_seed: NonNegativeInt
+
+    embed_spaces: Annotated[tuple[SpaceConfig, ...], BeforeValidator(_list)]
+    embed_pairs: Annotated[tuple[PairConfig, ...], BeforeValidator(_list)]
+
+    @model_validator(mode="after")
+    def _across_vars(self) -> ProjectVars:
+        """Checks that span several vars; the order matches dbt's guard."""
+        spaces = {space.name: space for space in self.embed_spaces}
+        names = [space.name for space in self.embed_spaces]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise _whole(
+                f"vars.embed_spaces: space names must be unique; repeated: {', '.join(repeated)}."
+            )
+        for index, pair in enumerate(self.embed_pairs):
+            _check_pair(f"vars.embed_pairs[{index}]", pair, spaces)
+        max_k = max(self.eval_k_values, default=0)
+        if not self.eval_k_values:
+            raise _whole("vars.eval_k_values is []; list at least one K, e.g. [1, 5, 10, 50].")
+        if self.hnsw_ef_search < max_k:
+            raise _whole(
+                f"vars.hnsw_ef_search ({self.hnsw_ef_search}) is below the largest K ({max_k}); "
+                "an HNSW scan returns at most ef_search rows, so recall at "
+                f"K={max_k} would be silently truncated. Raise hnsw_ef_search."
+            )
+        for index, space in enumerate(self.embed_spaces):
+            max_words = space.max_words or self.text_max_words
+            if space.modality == "text" and max_words <= len(space.prompt.split()):
+                raise _whole(
+                    f"vars.embed_spaces[{index}]: space '{space.name}' has max_words {max_words} "
+                    f"but its prompt alone takes {len(space.prompt.split())} words; raise "
+                    "max_words (or vars.text_max_words)."
+                )
+            _check_modality(index, space)
+        marked = [space.name for space in self.embed_spaces if space.near_duplicates]
+        if len(marked) > 1:
+            raise _whole(
+                f"vars.embed_spaces: spaces {', '.join(marked)} are all marked near_duplicates: "
+                "true; the near-duplicate search runs in one space (its threshold is one "
+                "number), so keep the mark on one."
+            )
+        if not 0 < self.near_duplicate_max_distance < 2:
+            raise _whole(
+                f"vars.near_duplicate_max_distance is {self.near_duplicate_max_distance}; it is a "
+                "cosine distance, so use a number between 0 and 2 (0.01 to 0.05 finds "
+                "re-listings of one product)."
+            )
+        if self.near_duplicate_k + 1 > self.hnsw_ef_search:
+            raise _whole(
+                f"vars.near_duplicate_k ({self.near_duplicate_k}) must be below "
+                f"vars.hnsw_ef_search ({self.hnsw_ef_search}): an HNSW scan returns at most "
+                "ef_search rows."
+            )
+        if len(set(self.label_kmeans_seeds)) != len(self.label_kmeans_seeds) or not (
+            self.label_kmeans_seeds
+        ):
+            raise _whole(
+                "vars.label_kmeans_seeds must be a list of distinct non-negative integers, "
+                "e.g. [0, 1, 2, 3, 4]: one KMeans run per seed."
+            )
+        return self
+
+
+def _check_pair(where: str, pair: PairConfig, spaces: Mapping[str, SpaceConfig]) -> None:
+    for role, modality in (("text_space", "text"), ("image_space", "image")):
+        name = getattr(pair, role)
+        if name not in spaces:
+            raise _whole(
+                f"{where}.{role} is '{name}', which is not a configured space; known spaces: "
+                f"{', '.join(spaces) or '(none)'}."
+            )
+        if spaces[name].modality != modality:
+            raise _whole(
+                f"{where}.{role} is '{name}', a {spaces[name].modality} space; it must be a "
+                f"{modality} space."
+            )
+    text, image = spaces[pair.text_space], spaces[pair.image_space]
+    if text.dim != image.dim:
+        raise _whole(
+            f"{where}: '{text.name}' has dim {text.dim} but '{image.name}' has dim {image.dim}; "
+            "vectors of different dimensions cannot be compared."
+        )
+    if text.family != image.family and not pair.alignment_override:
+        raise _whole(
+            f"{where}: pair '{pair.name}' retrieves across model families: '{text.name}' is "
+            f"'{text.family}' and '{image.name}' is '{image.family}'. Vectors from models that "
+            "were not trained jointly do not share a geometry, so their cross-modal recall is "
+            "meaningless. Pair spaces of one family, or set alignment_override: '<why these "
+            "spaces are aligned>' on the pair."
+        )
+
+
+def _check_modality(index: int, space: SpaceConfig) -> None:
+    from embed_udfs.encoders import backend
+
+    registered = backend(space.backend)
+    if space.modality not in registered.modalities:
+        raise _whole(
+            f"vars.embed_spaces[{index}]: space '{space.name}' is a {space.modality} space, but "
+            f"backend '{space.backend}' embeds only {', '.join(registered.modalities)}."
+        )
+
+
+@dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class ProjectConfig:
+    """The validated configuration, in the shape the jobs read it."""
+
     project_dir: Path
     spaces: tuple[SpaceConfig, ...]
     pairs: tuple[PairConfig, ...]
@@ -101,8 +382,10 @@ class ProjectConfig:
     products_relation: str
     vectors_relation: str
     backfill_errors_relation: str
-    labels: LabelConfig = field(default_factory=LabelConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
+    labels: LabelConfig
+    dedup: DedupConfig
+    text_max_words: int
+    text_strip_store_name: bool
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -139,7 +422,7 @@ def find_project_dir(start: Path | None = None) -> Path:
 def load_config(
     project_dir: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> ProjectConfig:
-    """Read and validate the vars block of dbt_project.yml, with dbt-style --vars overrides."""
+    """Read, render and validate the vars block of dbt_project.yml, with --vars overrides."""
     project_dir = project_dir or find_project_dir()
     path = project_dir / "dbt_project.yml"
     try:
@@ -148,266 +431,103 @@ def load_config(
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     raw = dict(document.get("vars") or {})
     raw.update(overrides or {})
-    return parse_config(raw, project_dir)
+    return parse_config(render_vars(raw, path), project_dir)
+
+
+def render_vars(raw: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The vars as dbt's var() returns them: each top-level string rendered as Jinja in
+    dbt's base context (env_var, var, ...); nested values are left as written, as dbt does."""
+    if not any(isinstance(v, str) and ("{{" in v or "{%" in v) for v in raw.values()):
+        return dict(raw)
+    from dbt.clients.jinja import get_rendered
+    from dbt.context.base import BaseContext
+    from dbt_common.context import set_invocation_context
+    from dbt_common.exceptions import DbtBaseException
+
+    # dbt sets this per invocation; env_var reads the environment through it
+    set_invocation_context(os.environ)
+    context = BaseContext(cli_vars=dict(raw)).to_dict()
+    rendered: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            rendered[key] = value
+            continue
+        try:
+            rendered[key] = get_rendered(value, context)
+        except DbtBaseException as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(f"{where}: vars.{key} ({value!r}) does not render: {message}") from exc
+    return rendered
 
 
 def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
+    """Validate rendered vars with the typed model; the first problem becomes a ConfigError."""
     where = project_dir / "dbt_project.yml"
-    max_words = _positive_int(raw, "text_max_words", DEFAULT_MAX_WORDS, where)
-    spaces = tuple(
-        _parse_space(item, where, max_words) for item in _as_list(raw, "embed_spaces", where)
+    try:
+        model = ProjectVars.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_error(exc)}") from None
+    return _project_config(model, project_dir)
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One sentence for the first problem: where it is, what it was, what is expected."""
+    error = exc.errors(include_url=False)[0]
+    if error["type"] == "embed_config_whole":
+        return str(error["ctx"]["message"])
+    where = "vars" + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
     )
-    names = [s.name for s in spaces]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ConfigError(f"{where}: space names must be unique; repeated: {duplicated}")
-    by_name = {s.name: s for s in spaces}
-    pairs = tuple(_parse_pair(item, by_name, where) for item in _as_list(raw, "embed_pairs", where))
-    eval_config = _parse_eval(raw, where)
+    if error["type"] == "missing":
+        return f"{where} is missing; set it in the vars block of dbt_project.yml."
+    shown = show(error["input"])
+    if error["type"] == "embed_config":
+        return f"{where} is {shown}; {error['ctx']['rule']}."
+    return f"{where} is {shown}; {error['msg'][:1].lower()}{error['msg'][1:]}."
+
+
+def show(value: Any) -> str:
+    """A value as the dbt guard prints it (Jinja's `~`), strings quoted."""
+    return f"'{value}'" if isinstance(value, str) else str(value)
+
+
+def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
+    spaces = tuple(
+        dataclasses.replace(space, max_words=space.max_words or model.text_max_words)
+        for space in model.embed_spaces
+    )
+    marked = [space.name for space in spaces if space.near_duplicates]
     return ProjectConfig(
         project_dir=project_dir,
         spaces=spaces,
-        pairs=pairs,
-        eval=eval_config,
-        products_relation=str(raw.get("products_relation", "catalog.products")),
-        vectors_relation=str(raw.get("vectors_relation", "embeddings.vectors")),
-        backfill_errors_relation=str(
-            raw.get("backfill_errors_relation", "embeddings.backfill_errors")
+        pairs=model.embed_pairs,
+        eval=EvalConfig(
+            sample_size=model.eval_sample_size,
+            seed=model.eval_seed,
+            k_values=tuple(sorted(set(model.eval_k_values))),
+            ef_search=model.hnsw_ef_search,
+            search=model.retrieval_search,
+            dedup=model.eval_dedup,
+            section_min=model.eval_section_min,
+            section_cap=model.eval_section_cap,
+            exact_search_max_gallery=model.exact_search_max_gallery,
         ),
-        labels=_parse_labels(raw, where),
-        dedup=_parse_dedup(raw, spaces, eval_config, where),
-    )
-
-
-def _as_list(raw: Mapping[str, Any], key: str, where: Path) -> list[Mapping[str, Any]]:
-    value = raw.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise ConfigError(f"{where}: vars.{key} must be a list of mappings.")
-    return value
-
-
-def _require(item: Mapping[str, Any], key: str, what: str, where: Path) -> Any:
-    if item.get(key) in (None, ""):
-        raise ConfigError(f"{where}: {what} is missing {key!r}.")
-    return item[key]
-
-
-def _positive_int(raw: Mapping[str, Any], key: str, default: int, where: Path) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where}: {key} is {value!r}; it must be a positive integer.")
-    return value
-
-
-def _parse_space(
-    item: Mapping[str, Any], where: Path, default_max_words: int = DEFAULT_MAX_WORDS
-) -> SpaceConfig:
-    name = str(_require(item, "name", "a space in vars.embed_spaces", where))
-    what = f"space {name!r}"
-    modality = str(_require(item, "modality", what, where))
-    if modality not in MODALITIES:
-        raise ConfigError(f"{where}: {what} has modality {modality!r}; use one of {MODALITIES}.")
-    backend = str(_require(item, "backend", what, where))
-    if backend not in BACKENDS:
-        raise ConfigError(f"{where}: {what} has backend {backend!r}; use one of {BACKENDS}.")
-    if modality == "image" and backend != "open_clip":
-        raise ConfigError(f"{where}: {what} is an image space; only open_clip embeds images.")
-    dim = _require(item, "dim", what, where)
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
-        raise ConfigError(f"{where}: {what} has dim {dim!r}; it must be a positive integer.")
-    variant = str(item.get("text_variant") or "clean")
-    if variant not in TEXT_VARIANTS:
-        raise ConfigError(
-            f"{where}: {what} has text_variant {variant!r}; use one of {TEXT_VARIANTS}."
-        )
-    fields = tuple(item.get("text_fields") or ("product_name", "product_description"))
-    unknown = [f for f in fields if f not in PRODUCT_TEXT_FIELDS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: {what} has unknown text_fields {unknown}; use {PRODUCT_TEXT_FIELDS}."
-        )
-    prompt = str(item.get("prompt") or "")
-    max_words = _positive_int(item, "max_words", default_max_words, where)
-    if modality == "text" and max_words <= len(prompt.split()):
-        raise ConfigError(
-            f"{where}: {what} has max_words {max_words} but its prompt alone takes "
-            f"{len(prompt.split())} words; raise max_words (or vars.text_max_words)."
-        )
-    pretrained = item.get("pretrained")
-    return SpaceConfig(
-        name=name,
-        modality=modality,
-        backend=backend,
-        family=str(_require(item, "family", what, where)),
-        model=str(_require(item, "model", what, where)),
-        dim=dim,
-        pretrained=None if pretrained in (None, "") else str(pretrained),
-        text_variant=variant,
-        text_fields=fields,
-        prompt=prompt,
-        max_words=max_words,
-        near_duplicates=bool(item.get("near_duplicates", False)),
-    )
-
-
-def _parse_pair(
-    item: Mapping[str, Any], spaces: Mapping[str, SpaceConfig], where: Path
-) -> PairConfig:
-    name = str(_require(item, "name", "a pair in vars.embed_pairs", where))
-    what = f"pair {name!r}"
-    pair = PairConfig(
-        name=name,
-        text_space=str(_require(item, "text_space", what, where)),
-        image_space=str(_require(item, "image_space", what, where)),
-        alignment_override=item.get("alignment_override") or None,
-    )
-    for role, modality in (("text_space", "text"), ("image_space", "image")):
-        space_name = getattr(pair, role)
-        if space_name not in spaces:
-            raise ConfigError(
-                f"{where}: {what} names {role} {space_name!r}, which is not a configured space; "
-                f"known spaces: {', '.join(spaces) or '(none)'}."
-            )
-        if spaces[space_name].modality != modality:
-            raise ConfigError(f"{where}: {what}: {role} {space_name!r} must be a {modality} space.")
-    text, image = spaces[pair.text_space], spaces[pair.image_space]
-    if text.dim != image.dim:
-        raise ConfigError(
-            f"{where}: {what}: {text.name!r} has dim {text.dim} but {image.name!r} has dim "
-            f"{image.dim}; vectors of different dimensions cannot be compared."
-        )
-    check_alignment(pair, text, image, where)
-    return pair
-
-
-def check_alignment(pair: PairConfig, text: SpaceConfig, image: SpaceConfig, where: Path) -> None:
-    """Refuse retrieval across spaces whose models were not trained jointly."""
-    if text.family == image.family or pair.alignment_override:
-        return
-    raise ConfigError(
-        f"{where}: pair {pair.name!r} retrieves across model families: {text.name!r} is "
-        f"{text.family!r} and {image.name!r} is {image.family!r}. Vectors from models that "
-        "were not trained jointly do not share a geometry, so their cross-modal recall is "
-        "meaningless. Pair spaces of one family, or set alignment_override: '<why these "
-        "spaces are aligned>' on the pair."
-    )
-
-
-def _parse_eval(raw: Mapping[str, Any], where: Path) -> EvalConfig:
-    k_values = raw.get("eval_k_values", [1, 5, 10, 50])
-    if (
-        not isinstance(k_values, list)
-        or not k_values
-        or not all(isinstance(k, int) and k > 0 for k in k_values)
-    ):
-        raise ConfigError(f"{where}: vars.eval_k_values must be a list of positive integers.")
-    config = EvalConfig(
-        sample_size=int(raw.get("eval_sample_size", 5000)),
-        seed=int(raw.get("eval_seed", 42)),
-        k_values=tuple(sorted(set(k_values))),
-        ef_search=int(raw.get("hnsw_ef_search", 100)),
-        search=str(raw.get("retrieval_search", "auto")),
-        dedup=bool(raw.get("eval_dedup", True)),
-        section_min=_positive_int(raw, "eval_section_min", 3, where),
-        section_cap=(
-            None
-            if raw.get("eval_section_cap") is None
-            else _positive_int(raw, "eval_section_cap", 1, where)
+        products_relation=model.products_relation,
+        vectors_relation=model.vectors_relation,
+        backfill_errors_relation=model.backfill_errors_relation,
+        labels=LabelConfig(
+            pca_dims=tuple(dict.fromkeys(model.label_pca_dims)),
+            kmeans_seeds=model.label_kmeans_seeds,
+            bootstrap_replicates=model.bootstrap_replicates,
+            bootstrap_seed=model.bootstrap_seed,
+            cluster_assignments_relation=model.cluster_assignments_relation,
         ),
-    )
-    if config.sample_size < 2:
-        raise ConfigError(f"{where}: vars.eval_sample_size must be at least 2.")
-    if config.ef_search < config.max_k:
-        raise ConfigError(
-            f"{where}: vars.hnsw_ef_search ({config.ef_search}) is below the largest K "
-            f"({config.max_k}); an HNSW scan returns at most ef_search rows, so recall at "
-            f"K={config.max_k} would be silently truncated. Raise hnsw_ef_search."
-        )
-    if config.search not in ("auto", "hnsw", "exact"):
-        raise ConfigError(f"{where}: vars.retrieval_search must be 'auto', 'hnsw' or 'exact'.")
-    return config
-
-
-def _parse_labels(raw: Mapping[str, Any], where: Path) -> LabelConfig:
-    default = LabelConfig()
-    dims = raw.get("label_pca_dims", ["none" if d is None else d for d in default.pca_dims])
-    if not isinstance(dims, list) or not dims:
-        raise ConfigError(
-            f"{where}: vars.label_pca_dims must be a list of PCA sizes, e.g. [64, 128, 256, none]."
-        )
-    pca_dims: list[int | None] = []
-    for value in dims:
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            pca_dims.append(None)
-        elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            pca_dims.append(value)
-        else:
-            raise ConfigError(
-                f"{where}: vars.label_pca_dims has {value!r}; use positive integers, or none "
-                "for KMeans on the full vectors."
-            )
-    seeds = raw.get("label_kmeans_seeds", list(default.kmeans_seeds))
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-        or len(set(seeds)) != len(seeds)
-    ):
-        raise ConfigError(
-            f"{where}: vars.label_kmeans_seeds must be a list of distinct non-negative integers, "
-            "e.g. [0, 1, 2, 3, 4]: one KMeans run per seed."
-        )
-    replicates = raw.get("bootstrap_replicates", default.bootstrap_replicates)
-    if (
-        not isinstance(replicates, int)
-        or isinstance(replicates, bool)
-        or not 2 <= replicates <= 16000
-    ):
-        raise ConfigError(
-            f"{where}: vars.bootstrap_replicates is {replicates!r}; use an integer from 2 to "
-            "16000 (a pgvector vector holds the replicate weights); 200 or more for stable "
-            "intervals."
-        )
-    return LabelConfig(
-        pca_dims=tuple(dict.fromkeys(pca_dims)),
-        kmeans_seeds=tuple(seeds),
-        bootstrap_replicates=replicates,
-        bootstrap_seed=int(raw.get("bootstrap_seed", default.bootstrap_seed)),
-        cluster_assignments_relation=str(
-            raw.get("cluster_assignments_relation", default.cluster_assignments_relation)
+        dedup=DedupConfig(
+            text_variant=model.dedup_text_variant,
+            near_duplicate_space=marked[0] if marked else None,
+            near_duplicate_max_distance=model.near_duplicate_max_distance,
+            near_duplicate_k=model.near_duplicate_k,
         ),
-    )
-
-
-def _parse_dedup(
-    raw: Mapping[str, Any], spaces: tuple[SpaceConfig, ...], eval_config: EvalConfig, where: Path
-) -> DedupConfig:
-    variant = str(raw.get("dedup_text_variant", DedupConfig.text_variant))
-    if variant not in TEXT_VARIANTS:
-        raise ConfigError(
-            f"{where}: vars.dedup_text_variant is {variant!r}; use one of {TEXT_VARIANTS}."
-        )
-    marked = [s.name for s in spaces if s.near_duplicates]
-    if len(marked) > 1:
-        raise ConfigError(
-            f"{where}: spaces {marked} are all marked near_duplicates: true; the near-duplicate "
-            "search runs in one space (its threshold is one number), so keep the mark on one."
-        )
-    distance = raw.get("near_duplicate_max_distance", DedupConfig.near_duplicate_max_distance)
-    if not isinstance(distance, (int, float)) or isinstance(distance, bool) or not 0 < distance < 2:
-        raise ConfigError(
-            f"{where}: vars.near_duplicate_max_distance is {distance!r}; it is a cosine distance, "
-            "so use a number between 0 and 2 (0.01 to 0.05 finds re-listings of one product)."
-        )
-    k = _positive_int(raw, "near_duplicate_k", DedupConfig.near_duplicate_k, where)
-    if k + 1 > eval_config.ef_search:
-        raise ConfigError(
-            f"{where}: vars.near_duplicate_k ({k}) must be below vars.hnsw_ef_search "
-            f"({eval_config.ef_search}): an HNSW scan returns at most ef_search rows."
-        )
-    return DedupConfig(
-        text_variant=variant,
-        near_duplicate_space=marked[0] if marked else None,
-        near_duplicate_max_distance=float(distance),
-        near_duplicate_k=k,
+        text_max_words=model.text_max_words,
+        text_strip_store_name=model.text_strip_store_name,
     )

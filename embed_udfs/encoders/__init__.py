@@ -78,26 +78,62 @@ class Runtime:
                     yield
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A registered encoder backend: its name in `backend:`, what it embeds, its loader."""
+
+    name: str
+    modalities: tuple[str, ...]
+    loader: Callable[[SpaceConfig, Runtime], Encoder]
+    description: str = ""
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(
+    name: str,
+    modalities: Sequence[str],
+    loader: Callable[[SpaceConfig, Runtime], Encoder],
+    description: str = "",
+) -> Backend:
+    """Make `backend: <name>` valid in the config and dispatch its spaces to `loader`.
+
+    Config validation, `load_encoder` and the CLI's backend list read this registry;
+    registering a name twice replaces the earlier entry (tests register throwaway ones).
+    """
+    registered = Backend(name, tuple(modalities), loader, description)
+    _BACKENDS[name] = registered
+    return registered
+
+
+def unregister_backend(name: str) -> None:
+    _BACKENDS.pop(name, None)
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(_BACKENDS)
+
+
+def backend(name: str) -> Backend:
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise EncoderError(
+            f"backend {name!r} is not registered; embed_udfs has encoders for "
+            f"{', '.join(map(repr, _BACKENDS))}. Set backend to one of those."
+        ) from None
+
+
 def load_encoder(space: SpaceConfig, device: str | None = None, precision: str = "auto") -> Encoder:
     """Load the model behind `space` and check that it produces `space.dim` dimensions.
 
     device None picks CUDA when available, else CPU. precision "auto" means float32 on
     CPU and float16 autocast on CUDA; "fp32", "fp16" and "bf16" force one.
     """
+    registered = backend(space.backend)
     runtime = resolve_runtime(device, precision)
-    if space.backend == "open_clip":
-        from embed_udfs.encoders.open_clip_backend import load_open_clip
-
-        encoder: Encoder = load_open_clip(space, runtime)
-    elif space.backend == "sentence_transformers":
-        from embed_udfs.encoders.sentence_transformers_backend import load_sentence_transformer
-
-        encoder = load_sentence_transformer(space, runtime)
-    else:
-        raise EncoderError(
-            f"space {space.name!r} has backend {space.backend!r}; embed_udfs has encoders for "
-            "'open_clip' and 'sentence_transformers'. Set backend to one of those."
-        )
+    encoder = registered.loader(space, runtime)
     logger.info("space %s: loaded %s on %s", space.name, encoder.model_ref, encoder.device)
     return encoder
 
@@ -191,12 +227,43 @@ def require_sequence(items: object, what: str) -> None:
         raise TypeError(f"{what} takes a sequence of inputs, not a single {type(items).__name__}")
 
 
+def _load_open_clip(space: SpaceConfig, runtime: Runtime) -> Encoder:
+    # imported on first use: open_clip and torch take seconds to import
+    from embed_udfs.encoders.open_clip_backend import load_open_clip
+
+    return load_open_clip(space, runtime)
+
+
+def _load_sentence_transformer(space: SpaceConfig, runtime: Runtime) -> Encoder:
+    from embed_udfs.encoders.sentence_transformers_backend import load_sentence_transformer
+
+    return load_sentence_transformer(space, runtime)
+
+
+register_backend(
+    "open_clip",
+    ("text", "image"),
+    _load_open_clip,
+    "CLIP-style text and image towers (open_clip): a tag, a checkpoint file or random weights",
+)
+register_backend(
+    "sentence_transformers",
+    ("text",),
+    _load_sentence_transformer,
+    "text models such as MiniLM, GTE or E5 (sentence-transformers), by name or local path",
+)
+
+
 __all__ = [
     "PRECISIONS",
+    "Backend",
     "Encoder",
     "Runtime",
     "TensorEncoder",
+    "backend",
+    "backend_names",
     "load_encoder",
+    "register_backend",
     "resolve_runtime",
     "unit_rows",
 ]
