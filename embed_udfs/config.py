@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
@@ -21,6 +21,9 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from embed_udfs.errors import ConfigError
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Names that reach SQL (spaces, pairs, text fields, relation parts): dbt pastes them into
 # identifiers and literals, so they are held to the plainest identifier form.
@@ -341,8 +344,8 @@ def _check_pair(where: str, pair: PairConfig, spaces: Mapping[str, SpaceConfig])
             )
         if spaces[name].modality != modality:
             raise _whole(
-                f"{where}.{role} is '{name}', a {spaces[name].modality} space; it must be a "
-                f"{modality} space."
+                f"{where}.{role} is '{name}', whose modality is {spaces[name].modality}; it must "
+                f"name a space of modality {modality}."
             )
     text, image = spaces[pair.text_space], spaces[pair.image_space]
     if text.dim != image.dim:
@@ -366,8 +369,8 @@ def _check_modality(index: int, space: SpaceConfig) -> None:
     registered = backend(space.backend)
     if space.modality not in registered.modalities:
         raise _whole(
-            f"vars.embed_spaces[{index}]: space '{space.name}' is a {space.modality} space, but "
-            f"backend '{space.backend}' embeds only {', '.join(registered.modalities)}."
+            f"vars.embed_spaces[{index}]: space '{space.name}' has modality {space.modality}, "
+            f"but backend '{space.backend}' embeds only {', '.join(registered.modalities)}."
         )
 
 
@@ -470,6 +473,28 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
     return _project_config(model, project_dir)
 
 
+def check_text_fields(conn: psycopg.Connection, config: ProjectConfig) -> None:
+    """Each space's text_fields must be columns of the products relation (dbt pastes them
+    as column names); skipped while that relation does not exist yet, as dbt's guard does."""
+    schema, table = config.products_relation.split(".")
+    rows = conn.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by column_name",
+        (schema, table),
+    ).fetchall()
+    columns = [row[0] for row in rows]
+    if not columns:
+        return
+    for index, space in enumerate(config.spaces):
+        for position, name in enumerate(space.text_fields):
+            if name not in columns:
+                raise ConfigError(
+                    f"{config.project_dir / 'dbt_project.yml'}: vars.embed_spaces[{index}]"
+                    f".text_fields[{position}] is '{name}', which is not a column of "
+                    f"{config.products_relation}; its columns: {', '.join(columns)}."
+                )
+
+
 def describe_error(exc: ValidationError) -> str:
     """One sentence for the first problem: where it is, what it was, what is expected."""
     error = exc.errors(include_url=False)[0]
@@ -479,7 +504,7 @@ def describe_error(exc: ValidationError) -> str:
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
     )
     if error["type"] == "missing":
-        return f"{where} is missing; set it in the vars block of dbt_project.yml."
+        return f"{where} is missing; set it in the vars block of dbt_project.yml (or --vars)."
     shown = show(error["input"])
     if error["type"] == "embed_config":
         return f"{where} is {shown}; {error['ctx']['rule']}."

@@ -36,7 +36,7 @@
 
 {% macro near_duplicate_k() %}
     {%- set k = var('near_duplicate_k', 10) -%}
-    {%- if k is not number or k < 1 or k + 1 > var('hnsw_ef_search') -%}
+    {%- if k is not number or k < 1 or k + 1 > var('hnsw_ef_search') | int -%}
         {{ exceptions.raise_compiler_error(
             "vars.near_duplicate_k is " ~ k ~ "; use a positive integer below vars.hnsw_ef_search ("
             ~ var('hnsw_ef_search') ~ "): an HNSW scan returns at most ef_search rows."

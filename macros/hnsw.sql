@@ -1,7 +1,7 @@
 {#- pre_hook: the HNSW candidate list for this model's transaction. An HNSW
     scan returns at most ef_search rows, so it must cover the largest K. -#}
 {% macro set_ef_search() -%}
-    {%- set ef = var('hnsw_ef_search') -%}
+    {%- set ef = var('hnsw_ef_search') | int -%}
     {%- if ef < max_k() -%}
         {{ exceptions.raise_compiler_error(
             "vars.hnsw_ef_search (" ~ ef ~ ") is below the largest K (" ~ max_k() ~ "): an HNSW scan returns at"
@@ -44,7 +44,7 @@
         ) }}
     {%- endif -%}
     {%- if mode == 'auto' -%}
-        {{ return(var('eval_sample_size') <= var('exact_search_max_gallery', 10000)) }}
+        {{ return(var('eval_sample_size') | int <= var('exact_search_max_gallery', 10000) | int) }}
     {%- endif -%}
     {{ return(mode == 'exact') }}
 {% endmacro %}

@@ -1,0 +1,267 @@
+"""One list of bad configurations, refused with the same message by embed_udfs.config
+(the validator) and by dbt's on-run-start guard (for `dbt build` run directly)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from conftest import PROJECT_DIR, query
+from psycopg import sql
+
+from embed_udfs.config import check_text_fields, load_config
+from embed_udfs.db import connection
+from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.demo import PRODUCTS_DDL
+from embed_udfs.errors import ConfigError, DbtError
+
+HOSTILE = "x'; drop table catalog.products; --"
+
+
+def _space(name: str, modality: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "modality": modality,
+        "backend": "open_clip",
+        "family": "planted",
+        "model": "planted",
+        "dim": 8,
+        **extra,
+    }
+
+
+def _spaces(*spaces: dict[str, Any], pairs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "embed_spaces": list(spaces),
+        "embed_pairs": pairs if pairs is not None else [_pair()],
+    }
+
+
+def _pair(**extra: Any) -> dict[str, Any]:
+    return {"name": "p", "text_space": "t", "image_space": "i", **extra}
+
+
+GOOD = _spaces(_space("t", "text"), _space("i", "image"))
+
+# (case, vars over the project's, the message both sides give)
+CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "hostile space name",
+        _spaces(_space(HOSTILE, "text"), _space("i", "image"), pairs=[]),
+        f"vars.embed_spaces[0].name is '{HOSTILE}'; names reach SQL, so they must match "
+        "^[a-z][a-z0-9_]*$.",
+    ),
+    (
+        "upper-case pair name",
+        _spaces(_space("t", "text"), _space("i", "image"), pairs=[_pair(name="Clip")]),
+        "vars.embed_pairs[0].name is 'Clip'; names reach SQL, so they must match "
+        "^[a-z][a-z0-9_]*$.",
+    ),
+    (
+        "text field that is not an identifier",
+        _spaces(_space("t", "text", text_fields=["product_name", "1; --"]), _space("i", "image")),
+        "vars.embed_spaces[0].text_fields[1] is '1; --'; names reach SQL",
+    ),
+    (
+        "relation without a schema",
+        {"products_relation": "products"},
+        "vars.products_relation is 'products'; it must be schema.table, and names reach SQL",
+    ),
+    (
+        "sample size that is not a number",
+        {"eval_sample_size": "abc"},
+        "vars.eval_sample_size is 'abc'; it must be an integer of at least 2.",
+    ),
+    (
+        "ef_search given as a word",
+        {"hnsw_ef_search": "lots"},
+        "vars.hnsw_ef_search is 'lots'; it must be a positive integer.",
+    ),
+    (
+        "a boolean K",
+        {"eval_k_values": [True]},
+        "vars.eval_k_values[0] is True; it must be a positive integer.",
+    ),
+    (
+        "a negative seed",
+        {"eval_seed": -1},
+        "vars.eval_seed is -1; it must be a non-negative integer.",
+    ),
+    (
+        "ef_search below the largest K",
+        {"hnsw_ef_search": 20},
+        "vars.hnsw_ef_search (20) is below the largest K (50); an HNSW scan returns at most "
+        "ef_search rows",
+    ),
+    (
+        "unknown retrieval_search",
+        {"retrieval_search": "fast"},
+        "vars.retrieval_search is 'fast'; use one of auto, hnsw, exact.",
+    ),
+    (
+        "unknown text variant",
+        _spaces(_space("t", "text", text_variant="cleanest"), _space("i", "image")),
+        "vars.embed_spaces[0].text_variant is 'cleanest'; use one of raw, clean, "
+        "clean_no_boilerplate.",
+    ),
+    (
+        "unknown modality",
+        _spaces(_space("t", "audio"), _space("i", "image"), pairs=[]),
+        "vars.embed_spaces[0].modality is 'audio'; use one of text, image.",
+    ),
+    (
+        "zero dim",
+        _spaces(_space("t", "text", dim=0), _space("i", "image"), pairs=[]),
+        "vars.embed_spaces[0].dim is 0; it must be a positive integer.",
+    ),
+    (
+        "repeated space name",
+        _spaces(_space("t", "text"), _space("t", "image"), pairs=[]),
+        "vars.embed_spaces: space names must be unique; repeated: t.",
+    ),
+    (
+        "pair with an unknown space",
+        _spaces(_space("t", "text"), _space("i", "image"), pairs=[_pair(image_space="nope")]),
+        "vars.embed_pairs[0].image_space is 'nope', which is not a configured space; "
+        "known spaces: t, i.",
+    ),
+    (
+        "pair with the modalities swapped",
+        _spaces(_space("t", "text"), _space("i", "image"), pairs=[_pair(text_space="i")]),
+        "vars.embed_pairs[0].text_space is 'i', whose modality is image; it must name a space "
+        "of modality text.",
+    ),
+    (
+        "pair across dimensions",
+        _spaces(_space("t", "text"), _space("i", "image", dim=16)),
+        "vars.embed_pairs[0]: 't' has dim 8 but 'i' has dim 16; vectors of different "
+        "dimensions cannot be compared.",
+    ),
+    (
+        "pair across model families",
+        _spaces(_space("t", "text", family="minilm"), _space("i", "image")),
+        "vars.embed_pairs[0]: pair 'p' retrieves across model families: 't' is 'minilm' and "
+        "'i' is 'planted'.",
+    ),
+]
+
+TEXT_FIELD_CASE = (
+    _spaces(_space("t", "text", text_fields=["product_name", "colour"]), _space("i", "image")),
+    "vars.embed_spaces[0].text_fields[1] is 'colour', which is not a column of "
+    "catalog.products; its columns: collection_section, image_uri, product_description, "
+    "product_id, product_name, store_name.",
+)
+
+
+@pytest.fixture(scope="module")
+def catalog(db):
+    """A products table with rows, which no refused configuration may touch."""
+    with connection(db) as conn:
+        conn.execute(PRODUCTS_DDL)
+        conn.execute(
+            "insert into catalog.products (product_id, product_name, collection_section) "
+            "select 'p' || i, 'product ' || i, 'section' from generate_series(1, 5) as i"
+        )
+        # dbt creates the schemas of the selected models before its on-run-start hooks
+        for schema in ("staging", "intermediate", "metrics"):
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        conn.commit()
+    return db
+
+
+def _python_message(overrides: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as refused:
+        load_config(PROJECT_DIR, overrides=overrides)
+    return str(refused.value)
+
+
+def _snapshot(settings) -> list[tuple]:
+    return query(
+        settings,
+        "select n.nspname, c.relname, c.relkind from pg_class as c "
+        "join pg_namespace as n on n.oid = c.relnamespace "
+        "where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') "
+        "union all select nspname, '', 'schema' from pg_namespace order by 1, 2",
+    )
+
+
+def test_the_good_configuration_passes_both(catalog, tmp_path, capfd):
+    config = load_config(PROJECT_DIR, overrides=GOOD)
+    with connection(catalog) as conn:
+        check_text_fields(conn, config)
+    assert _guard(catalog, tmp_path, capfd, [GOOD, {}]) == ["ok", "ok"]
+
+
+def test_both_sides_refuse_each_bad_configuration_with_the_same_message(
+    catalog, tmp_path, capfd
+):
+    python = [_python_message(overrides) for _, overrides, _ in CASES]
+    dbt = _guard(catalog, tmp_path, capfd, [overrides for _, overrides, _ in CASES])
+    for (case, _, expected), from_python, from_dbt in zip(CASES, python, dbt, strict=True):
+        assert expected in from_python, case
+        assert "Traceback" not in from_python, case
+        # the whole sentence, not only the expected start, is the same on both sides
+        assert from_python.split(": ", 1)[1] == from_dbt, case
+
+
+def test_text_fields_must_be_columns_of_the_products_relation(catalog, tmp_path, capfd):
+    overrides, expected = TEXT_FIELD_CASE
+    config = load_config(PROJECT_DIR, overrides=overrides)  # a column check needs the database
+    with connection(catalog) as conn, pytest.raises(ConfigError) as refused:
+        check_text_fields(conn, config)
+    assert str(refused.value).split(": ", 1)[1] == expected
+    assert _guard(catalog, tmp_path, capfd, [overrides]) == [expected]
+
+
+def test_a_hostile_space_name_is_refused_and_changes_nothing(catalog, tmp_path):
+    overrides, expected = CASES[0][1], CASES[0][2]
+    assert expected in _python_message(overrides)
+    before = _snapshot(catalog)
+    with pytest.raises(DbtError) as refused:
+        run_dbt(
+            ["run", "--select", "stg_catalog__products"],
+            catalog,
+            PROJECT_DIR,
+            dbt_vars=overrides,
+            target_path=tmp_path / "target",
+            quiet=True,
+        )
+    assert f"Invalid embedding configuration: {expected}" in str(refused.value)
+    assert _snapshot(catalog) == before
+    assert query(catalog, "select count(*) from catalog.products") == [(5,)]
+
+
+def test_a_jinja_value_is_rendered_before_it_is_checked(catalog, tmp_path, monkeypatch):
+    """`env_var` in a var: both sides render it first, then refuse the rendered value."""
+    monkeypatch.setenv("EMBED_METRICS_TEST_EF", "20")
+    overrides = {**GOOD, "hnsw_ef_search": "{{ env_var('EMBED_METRICS_TEST_EF') }}"}
+    expected = "vars.hnsw_ef_search (20) is below the largest K (50)"
+    assert expected in _python_message(overrides)
+    with pytest.raises(DbtError, match=re.escape(f"Invalid embedding configuration: {expected};")):
+        run_dbt(
+            ["run", "--select", "stg_catalog__products"],
+            catalog,
+            PROJECT_DIR,
+            dbt_vars=overrides,
+            target_path=tmp_path / "target",
+            quiet=True,
+        )
+    monkeypatch.setenv("EMBED_METRICS_TEST_EF", "64")
+    assert load_config(PROJECT_DIR, overrides=overrides).eval.ef_search == 64
+
+
+def _guard(settings, tmp_path, capfd, configs: list[dict[str, Any]]) -> list[str]:
+    """The guard's verdict on each configuration, from one `dbt run-operation`."""
+    capfd.readouterr()
+    run_dbt(
+        ["run-operation", "check_embedding_configs", "--args", json.dumps({"configs": configs})],
+        settings,
+        PROJECT_DIR,
+        target_path=tmp_path / "target",
+        quiet=True,
+    )
+    lines = re.findall(r"^embedding config (\d+): (.*)$", capfd.readouterr().out, re.MULTILINE)
+    assert [int(i) for i, _ in lines] == list(range(len(configs)))
+    return [verdict for _, verdict in lines]
