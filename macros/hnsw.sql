@@ -3,9 +3,11 @@
 {% macro set_ef_search() -%}
     {%- set ef = var('hnsw_ef_search') | int -%}
     {%- if ef < max_k() -%}
+        {#- the guard's sentence: this pre_hook is rendered at parse time, before the guard runs -#}
         {{ exceptions.raise_compiler_error(
-            "vars.hnsw_ef_search (" ~ ef ~ ") is below the largest K (" ~ max_k() ~ "): an HNSW scan returns at"
-            ~ " most ef_search rows, so recall at K=" ~ max_k() ~ " would be silently truncated. Raise it."
+            "Invalid embedding configuration: vars.hnsw_ef_search (" ~ ef ~ ") is below the largest K ("
+            ~ max_k() ~ "); an HNSW scan returns at most ef_search rows, so recall at K=" ~ max_k()
+            ~ " would be silently truncated. Raise hnsw_ef_search."
         ) }}
     {%- endif -%}
     set local hnsw.ef_search = {{ ef }};
