@@ -18,14 +18,11 @@ from tqdm import tqdm
 
 from embed_udfs import store
 from embed_udfs.config import ProjectConfig, SpaceConfig
+from embed_udfs.contract import LABEL_VECTORS
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.errors import ClusterError
 
 log = logging.getLogger(__name__)
-
-# dbt's custom schemas are used verbatim (macros/generate_schema_name.sql).
-LABEL_VECTORS = ("intermediate", "int_label_vectors")
-
 
 @dataclass(frozen=True)
 class LabelledVectors:
@@ -82,10 +79,10 @@ class ClusterSummary:
 
 def read_label_vectors(conn: psycopg.Connection, space: str) -> LabelledVectors:
     """The label sample of one space, from int_label_vectors, sorted by product_id."""
-    found = conn.execute("select to_regclass(%s)", (".".join(LABEL_VECTORS),)).fetchone()[0]
+    found = conn.execute("select to_regclass(%s)", (str(LABEL_VECTORS),)).fetchone()[0]
     if found is None:
         raise ClusterError(
-            f"{'.'.join(LABEL_VECTORS)} does not exist yet, so there is no label sample to "
+            f"{LABEL_VECTORS} does not exist yet, so there is no label sample to "
             "cluster. Build it with `dbt run --select +int_label_vectors` (or run "
             "`embed-udfs cluster` without --no-dbt, or `embed-udfs refresh`)."
         )
@@ -95,7 +92,7 @@ def read_label_vectors(conn: psycopg.Connection, space: str) -> LabelledVectors:
     query = sql.SQL(
         "copy (select product_id, collection_section, embedding from {} where space = {} "
         "order by product_id) to stdout (format binary)"
-    ).format(sql.Identifier(*LABEL_VECTORS), sql.Literal(space))
+    ).format(LABEL_VECTORS.identifier, sql.Literal(space))
     with conn.cursor().copy(query) as copy:
         copy.set_types(["text", "text", "vector"])
         for product_id, section, embedding in copy.rows():

@@ -8,6 +8,7 @@ keep a bad value out of SQL, with the same messages (tests/python/test_config_pa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -69,10 +70,8 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
 
 def _number(value: Any) -> float:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _rule("it must be a number")
     return float(value)
@@ -459,7 +458,9 @@ def render_vars(raw: Mapping[str, Any], where: Path) -> dict[str, Any]:
             rendered[key] = get_rendered(value, context)
         except DbtBaseException as exc:
             message = " ".join(str(exc).split())
-            raise ConfigError(f"{where}: vars.{key} ({value!r}) does not render: {message}") from exc
+            raise ConfigError(
+                f"{where}: vars.{key} ({value!r}) does not render: {message}"
+            ) from exc
     return rendered
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import psycopg
+from psycopg import sql
 
+from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
 
 SCORECARD_METRICS = ("recall_at_1", "recall_at_10")
@@ -21,12 +23,15 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     mrr = f"mrr_at_{config.eval.max_k}"
     metrics = (*SCORECARD_METRICS, mrr)
     rows = conn.execute(
-        "select pair, direction, section, metric, value, n from metrics.fct_retrieval_metrics "
-        "where metric = any(%s)",
+        sql.SQL(
+            "select pair, direction, section, metric, value, n from {} where metric = any(%s)"
+        ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
     gaps = conn.execute(
-        "select pair, section, value from metrics.fct_embedding_gaps where metric = 'cosine_gap'"
+        sql.SQL("select pair, section, value from {} where metric = 'cosine_gap'").format(
+            contract.EMBEDDING_GAPS.identifier
+        )
     ).fetchall()
     if not rows:
         return "No retrieval metrics yet: configure vars.embed_pairs and run `embed-udfs refresh`."
@@ -72,12 +77,14 @@ def label_scorecard(conn: psycopg.Connection) -> str:
 
     Silhouette is shown per space but never ranked across spaces.
     """
-    exists = conn.execute("select to_regclass('metrics.fct_label_metrics')").fetchone()[0]
+    exists = conn.execute("select to_regclass(%s)", (str(contract.LABEL_METRICS),)).fetchone()[0]
     if exists is None:
         return ""
     rows = conn.execute(
-        "select space, metric, reduction, value, ci_low, ci_high, n from metrics.fct_label_metrics "
-        "where section = 'ALL'"
+        sql.SQL(
+            "select space, metric, reduction, value, ci_low, ci_high, n from {} "
+            "where section = 'ALL'"
+        ).format(contract.LABEL_METRICS.identifier)
     ).fetchall()
     if not rows:
         return ""

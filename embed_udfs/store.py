@@ -11,37 +11,38 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, SpaceConfig
 
 NORM_TOLERANCE = 1e-3
 
 
 def _split(relation: str) -> tuple[str, str]:
-    schema, _, table = relation.rpartition(".")
-    return schema or "public", table
+    parsed = contract.parse_relation(relation)
+    return parsed.schema, parsed.name
 
 
 def vectors_table(config: ProjectConfig) -> sql.Composable:
-    return sql.Identifier(*_split(config.vectors_relation))
+    return contract.VECTORS.resolve(config).identifier
 
 
 def errors_table(config: ProjectConfig) -> sql.Composable:
-    return sql.Identifier(*_split(config.backfill_errors_relation))
+    return contract.BACKFILL_ERRORS.resolve(config).identifier
 
 
 def assignments_table(config: ProjectConfig) -> sql.Composable:
     """KMeans assignments written by `embed-udfs cluster`."""
-    return sql.Identifier(*_split(config.labels.cluster_assignments_relation))
+    return contract.CLUSTER_ASSIGNMENTS.resolve(config).identifier
 
 
 def runs_table(config: ProjectConfig) -> sql.Composable:
     """One row per KMeans run (space, reduction, seed), beside the assignments."""
-    return sql.Identifier(_split(config.labels.cluster_assignments_relation)[0], "cluster_runs")
+    return contract.cluster_runs(config).identifier
 
 
 def claims_table(config: ProjectConfig) -> sql.Composable:
     """Rows a backfill worker is embedding right now, beside the vectors table."""
-    return sql.Identifier(_split(config.vectors_relation)[0], "backfill_claims")
+    return contract.backfill_claims(config).identifier
 
 
 def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:

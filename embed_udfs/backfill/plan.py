@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +14,11 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from embed_udfs import store
+from embed_udfs import contract, store
 from embed_udfs.backfill.sources import input_hash, is_remote, read_image_bytes
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.errors import ConfigError, EmbedUdfsError
 
-INPUTS_RELATION = ("intermediate", "int_space_inputs")
 HASH_THREADS = 8
 
 
@@ -87,8 +85,8 @@ def load_inputs(
     conn: psycopg.Connection, space: SpaceConfig
 ) -> list[tuple[str, str | None, str | None]]:
     """(product_id, model_input, rejection_reason) for the space, from the dbt model."""
-    relation = sql.Identifier(*INPUTS_RELATION)
-    name = ".".join(INPUTS_RELATION)
+    relation = contract.SPACE_INPUTS.identifier
+    name = str(contract.SPACE_INPUTS)
     try:
         rows = conn.execute(
             sql.SQL(
@@ -198,7 +196,3 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
             else:
                 result.todo.append(WorkItem(product_id, model_input, digest))
     return result
-
-
-def chunked(items: Sequence[WorkItem], size: int) -> list[Sequence[WorkItem]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -55,7 +55,7 @@ def test_pair_with_unknown_space_fails_dbt_with_the_reason(db, tmp_path):
     dbt_vars["embed_pairs"] = [{"name": "bad", "text_space": "t", "image_space": "missing"}]
     with pytest.raises(ConfigError, match="not a configured space"):
         config_for(dbt_vars)
-    with pytest.raises(DbtError, match="Unknown embedding space 'missing'"):
+    with pytest.raises(DbtError, match="image_space is 'missing', which is not a configured space"):
         dbt_build(db, dbt_vars, tmp_path)
 
 

@@ -67,7 +67,7 @@ def test_boilerplate_and_store_noise_leave_the_product_words(demo_texts):
 def test_bad_recipe_settings_are_refused_by_dbt_and_python(db, tmp_path):
     text = planted_space("t", "text", 4)
     bad_variant = planted_config([{**text, "text_variant": "stemmed"}], [])
-    with pytest.raises(ConfigError, match="text_variant 'stemmed'"):
+    with pytest.raises(ConfigError, match="text_variant is 'stemmed'"):
         config_for(bad_variant)
     with pytest.raises(DbtError, match="text_variant is 'stemmed'"):
         dbt_build(db, bad_variant, tmp_path, "int_space_inputs")

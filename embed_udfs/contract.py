@@ -1,0 +1,95 @@
+"""The contract between dbt and Python: every relation a job reads from dbt and every
+table it writes for dbt, named here and nowhere else in the package.
+
+dbt gives each model read here an enforced contract and names its reader in an
+exposure; each table written here is a dbt source (models/staging/*sources*.yml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from embed_udfs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embed_udfs.config import ProjectConfig
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A schema-qualified table or view. dbt's custom schemas are used verbatim
+    (macros/generate_schema_name.sql), so a model's schema is known here."""
+
+    schema: str
+    name: str
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def resolve(self, config: ProjectConfig) -> Relation:
+        return self
+
+
+@dataclass(frozen=True)
+class ConfiguredRelation:
+    """A table whose name the user sets in the vars (e.g. vars.vectors_relation)."""
+
+    var: str
+    read: Callable[[ProjectConfig], str]
+
+    def resolve(self, config: ProjectConfig) -> Relation:
+        return parse_relation(self.read(config), f"vars.{self.var}")
+
+    def __str__(self) -> str:
+        return f"vars.{self.var}"
+
+
+def parse_relation(text: str, what: str = "relation") -> Relation:
+    schema, _, name = text.rpartition(".")
+    if not schema or not name:
+        raise ConfigError(f"{what} is {text!r}; it must be schema.table, e.g. embeddings.vectors.")
+    return Relation(schema, name)
+
+
+# dbt models that Python jobs read.
+SPACE_INPUTS = Relation("intermediate", "int_space_inputs")  # backfill: what to embed
+LABEL_VECTORS = Relation("intermediate", "int_label_vectors")  # cluster: the label sample
+RETRIEVAL_METRICS = Relation("metrics", "fct_retrieval_metrics")  # report
+EMBEDDING_GAPS = Relation("metrics", "fct_embedding_gaps")  # report
+LABEL_METRICS = Relation("metrics", "fct_label_metrics")  # report
+
+MODELS_READ: tuple[Relation, ...] = (
+    SPACE_INPUTS,
+    LABEL_VECTORS,
+    RETRIEVAL_METRICS,
+    EMBEDDING_GAPS,
+    LABEL_METRICS,
+)
+
+# Tables Python writes and dbt reads as sources.
+PRODUCTS = ConfiguredRelation("products_relation", lambda c: c.products_relation)
+VECTORS = ConfiguredRelation("vectors_relation", lambda c: c.vectors_relation)
+BACKFILL_ERRORS = ConfiguredRelation(
+    "backfill_errors_relation", lambda c: c.backfill_errors_relation
+)
+CLUSTER_ASSIGNMENTS = ConfiguredRelation(
+    "cluster_assignments_relation", lambda c: c.labels.cluster_assignments_relation
+)
+
+
+def cluster_runs(config: ProjectConfig) -> Relation:
+    """One row per KMeans run, beside the assignments."""
+    return Relation(CLUSTER_ASSIGNMENTS.resolve(config).schema, "cluster_runs")
+
+
+def backfill_claims(config: ProjectConfig) -> Relation:
+    """Which worker holds which rows of a running backfill, beside the vectors."""
+    return Relation(VECTORS.resolve(config).schema, "backfill_claims")
