@@ -131,10 +131,10 @@ def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None)
     from embed_udfs.pipeline import refresh
 
     summaries = refresh(settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces)
-    if summaries:
-        print("backfill:")
-        for summary in summaries:
-            print("  " + summary.line())
+    for summary in summaries:
+        print(f"{summary.job}:")
+        for line in summary.lines:
+            print("  " + line)
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))

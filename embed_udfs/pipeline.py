@@ -1,6 +1,6 @@
-"""The whole refresh, in order: dbt staging and inputs, the Python jobs
-(backfill, then PCA + KMeans of the label sample), then dbt build of every
-metric and test."""
+"""The whole refresh, in order: dbt builds what each registered job reads, the job
+runs (backfill, then PCA + KMeans of the label sample, then any job registered in
+embed_udfs.jobs), and a final dbt build makes every metric and runs every test."""
 
 from __future__ import annotations
 
@@ -8,30 +8,35 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from embed_udfs import store
-from embed_udfs.backfill import BackfillSummary, backfill_space
-from embed_udfs.cluster import refresh_clusters
-from embed_udfs.config import ProjectConfig
+from psycopg import sql
+
+from embed_udfs import contract, store
+from embed_udfs.config import ProjectConfig, check_text_fields
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.jobs import JobOptions, JobSummary, jobs
 
 log = logging.getLogger(__name__)
 
 
 def check_products(settings: ConnectionSettings, config: ProjectConfig) -> int:
-    """Row count of the products relation; a clear error if it is missing."""
+    """Row count of the products relation; a clear error if it is missing or lacks a
+    column some space's text_fields name."""
+    products = contract.PRODUCTS.resolve(config)
     with connection(settings) as conn:
         store.bootstrap(conn, config)
-        exists = conn.execute("select to_regclass(%s)", (config.products_relation,)).fetchone()[0]
+        exists = conn.execute("select to_regclass(%s)", (str(products),)).fetchone()[0]
         if exists is None:
             raise EmbedUdfsError(
-                f"{config.products_relation} does not exist. Load the demo catalog with "
+                f"{products} does not exist. Load the demo catalog with "
                 "`embed-udfs demo load`, or point vars.products_relation in dbt_project.yml at "
                 "your products table (columns: product_id, product_name, product_description, "
                 "collection_section, store_name, image_uri)."
             )
-        return conn.execute(f"select count(*) from {config.products_relation}").fetchone()[0]
+        check_text_fields(conn, config)
+        count = conn.execute(sql.SQL("select count(*) from {}").format(products.identifier))
+        return int(count.fetchone()[0])
 
 
 def refresh(
@@ -41,22 +46,30 @@ def refresh(
     dbt_vars: Mapping[str, Any] | None = None,
     spaces: Sequence[str] | None = None,
     backfill: bool = True,
-) -> list[BackfillSummary]:
-    """Run the pipeline end to end; return the backfill summaries."""
+) -> list[JobSummary]:
+    """Run the pipeline end to end; return what each job did."""
     check_products(settings, config)
-    log.info("dbt: staging and model inputs")
-    # build, not run: the text recipes read the boilerplate and noise-token seeds
-    run_dbt(
-        ["build", "--select", "+int_space_inputs"], settings, config.project_dir, dbt_vars=dbt_vars
-    )
+    options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces)
     summaries = []
-    if backfill:
-        for name in spaces or [s.name for s in config.spaces]:
-            summary = backfill_space(settings, config, config.space(name))
-            log.info("%s", summary.line())
-            summaries.append(summary)
-    # KMeans needs the label sample, which the final build would make too late
-    refresh_clusters(settings, config, dbt_vars=dbt_vars)
+    built: set[contract.Relation] = set()
+    for job in jobs():
+        if job.name == "backfill" and not backfill:
+            log.info("skipping the backfill: the vectors stay as they are")
+            continue
+        if job.reads not in built:
+            log.info("dbt: %s reads %s", job.name, job.reads)
+            # models and seeds only: the tests run in the final build, once every job has run
+            run_dbt(
+                ["build", "--select", f"+{job.reads.name}"]
+                + ["--resource-type", "model", "--resource-type", "seed"],
+                settings,
+                config.project_dir,
+                dbt_vars=dbt_vars,
+            )
+            built.add(job.reads)
+        summary = job.run(settings, config, options)
+        log.info("%s", summary.line())
+        summaries.append(summary)
     log.info("dbt: build metrics and tests")
     run_dbt(["build"], settings, config.project_dir, dbt_vars=dbt_vars)
     return summaries

@@ -27,6 +27,7 @@ from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate, forwar
 from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
+from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder
 from embed_udfs.errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def backfill_space(
     space: SpaceConfig,
     options: BackfillOptions | None = None,
     *,
-    encoder_factory: Callable[[SpaceConfig], Any] | None = None,
+    encoder_factory: Callable[[SpaceConfig], Encoder] | None = None,
     on_commit: Callable[[int, int], None] | None = None,
 ) -> BackfillSummary:
     """Embed this shard's changed inputs of one space; return what happened.
@@ -125,7 +126,7 @@ def backfill_space(
     if encoder_factory is None:
         from embed_udfs.encoders import load_encoder
 
-        def encoder_factory(space: SpaceConfig) -> Any:
+        def encoder_factory(space: SpaceConfig) -> Encoder:
             return load_encoder(space, options.device, options.precision)
 
     encoder = encoder_factory(space)
@@ -144,14 +145,14 @@ def backfill_space(
     claims = _Claims(settings, config, space)
     try:
         batches = (
-            _image_batches(work, space, encoder, claims, batch_size, options)
+            _image_batches(work, space, as_tensor_encoder(encoder), claims, batch_size, options)
             if space.modality == "image"
             else _text_batches(work, claims, batch_size)
         )
         for items, inputs, failures in batches:
             vectors = (
                 (
-                    forward(encoder.encode_image_tensor, inputs)
+                    forward(as_tensor_encoder(encoder).encode_image_tensor, inputs)
                     if space.modality == "image"
                     else forward(
                         lambda texts: encoder.encode_texts(texts, batch_size=len(texts)), inputs
@@ -243,7 +244,7 @@ class _ClaimingSampler:
 def _image_batches(
     work: Plan,
     space: SpaceConfig,
-    encoder: Any,
+    encoder: TensorEncoder,
     claims: _Claims,
     batch_size: int,
     options: BackfillOptions,

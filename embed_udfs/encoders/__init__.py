@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
+@runtime_checkable
 class TensorEncoder(Encoder, Protocol):
     """An open_clip encoder, with the pieces a DataLoader pipeline needs."""
 
@@ -56,6 +57,17 @@ class TensorEncoder(Encoder, Protocol):
     def encode_token_tensor(self, tokens: torch.Tensor) -> np.ndarray: ...
 
     def encode_image_tensor(self, batch: torch.Tensor) -> np.ndarray: ...
+
+
+def as_tensor_encoder(encoder: Encoder) -> TensorEncoder:
+    """The encoder as a TensorEncoder (what the image DataLoader pipeline needs)."""
+    if not isinstance(encoder, TensorEncoder):
+        raise EncoderError(
+            f"space {encoder.space.name!r}: its encoder ({type(encoder).__name__}) has no tensor "
+            "interface (image_transform, tokenize, encode_token_tensor, encode_image_tensor), "
+            "which image backfills need. Use a backend that registers the image modality."
+        )
+    return encoder
 
 
 @dataclass(frozen=True)
@@ -260,6 +272,7 @@ __all__ = [
     "Encoder",
     "Runtime",
     "TensorEncoder",
+    "as_tensor_encoder",
     "backend",
     "backend_names",
     "load_encoder",

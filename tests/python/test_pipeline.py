@@ -3,14 +3,40 @@ encoders, the real dbt project, the embedded Postgres."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from conftest import PROJECT_DIR, query
+from psycopg import sql
 
-from embed_udfs import demo, report
+from embed_udfs import contract, demo, report
 from embed_udfs.backfill import backfill_space
 from embed_udfs.config import load_config
+from embed_udfs.contract import Relation
 from embed_udfs.db import connection
+from embed_udfs.jobs import JobSummary, register_job, unregister_job
 from embed_udfs.pipeline import refresh
+
+COUNTS = Relation("embeddings", "test_space_input_counts")
+
+
+@dataclass(frozen=True)
+class CountInputsJob:
+    """A job added from outside the package: one class and one registration."""
+
+    name: str = "count_inputs"
+    reads: Relation = contract.SPACE_INPUTS
+    writes: Relation = COUNTS
+    after: tuple[str, ...] = ("backfill",)
+
+    def run(self, settings, config, options) -> JobSummary:
+        with connection(settings) as conn:
+            conn.execute(
+                sql.SQL("create table {} as select space, count(*) as n from {} group by space")
+                .format(self.writes.identifier, self.reads.identifier)
+            )
+            conn.commit()
+        return JobSummary(self.name, ("counted",))
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +45,21 @@ def demo_run(db, tmp_path_factory):
     products = demo.generate_catalog(tmp_path_factory.mktemp("images"), n_products=240, seed=3)
     with connection(db) as conn:
         demo.load_catalog(conn, products)
-    summaries = refresh(db, config)
-    return config, products, summaries
+    register_job(CountInputsJob())
+    try:
+        ran = refresh(db, config)
+    finally:
+        unregister_job("count_inputs")
+    assert [job.job for job in ran] == ["backfill", "cluster", "count_inputs"]
+    return config, products, ran[0].details
+
+
+def test_a_registered_job_runs_in_the_refresh(db, demo_run):
+    counted = query(db, "select space, n from embeddings.test_space_input_counts order by 1")
+    expected = query(
+        db, "select space, count(*) from intermediate.int_space_inputs group by 1 order by 1"
+    )
+    assert counted == expected and len(counted) == len(demo_run[0].spaces)
 
 
 def test_refresh_fills_every_mart_for_all_and_every_section(db, demo_run):
