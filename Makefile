@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install lint pytest dbt-test bench clean db-stop
+.PHONY: demo test install lint typecheck pytest dbt-test bench clean db-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/embed-udfs demo run
 
-## test: set up, then pytest (unit + integration on the embedded Postgres,
-## including dbt builds with dbt unit tests), then sqlfluff and ruff
-test: install pytest lint
+## test: set up, then the type checker, pytest (unit + integration on the embedded
+## Postgres, including dbt builds with dbt unit tests), then sqlfluff and ruff
+test: install typecheck pytest lint
+
+# mypy over embed_udfs (settings in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 pytest: install
 	$(BIN)/pytest -q tests/python

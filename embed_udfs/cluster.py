@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from embed_udfs import store
+from embed_udfs import contract, store
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.contract import LABEL_VECTORS
 from embed_udfs.db import ConnectionSettings, connection
@@ -79,8 +79,7 @@ class ClusterSummary:
 
 def read_label_vectors(conn: psycopg.Connection, space: str) -> LabelledVectors:
     """The label sample of one space, from int_label_vectors, sorted by product_id."""
-    found = conn.execute("select to_regclass(%s)", (str(LABEL_VECTORS),)).fetchone()[0]
-    if found is None:
+    if not contract.exists(conn, LABEL_VECTORS):
         raise ClusterError(
             f"{LABEL_VECTORS} does not exist yet, so there is no label sample to "
             "cluster. Build it with `dbt run --select +int_label_vectors` (or run "
@@ -152,6 +151,7 @@ def cluster_vectors(
         variance = np.cumsum(pca.explained_variance_ratio_)
     for reduction in reductions:
         if reduction.pca:
+            assert projected is not None and variance is not None  # fitted above for the largest
             data = np.ascontiguousarray(projected[:, : reduction.dims])
             explained = float(variance[reduction.dims - 1])
         else:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg import sql
 
 from embed_udfs.errors import ConfigError
@@ -50,6 +51,12 @@ class ConfiguredRelation:
 
     def __str__(self) -> str:
         return f"vars.{self.var}"
+
+
+def exists(conn: psycopg.Connection, relation: Relation) -> bool:
+    """Whether the relation is there (dbt may not have built it yet)."""
+    row = conn.execute("select to_regclass(%s) is not null", (str(relation),)).fetchone()
+    return bool(row and row[0])
 
 
 def parse_relation(text: str, what: str = "relation") -> Relation:

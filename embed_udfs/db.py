@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -78,7 +79,7 @@ def resolve_settings(project_dir: Path, *, start: bool = True) -> ConnectionSett
             raise DatabaseError(f"EMBED_UDFS_DSN is not a valid connection string: {exc}") from exc
         return ConnectionSettings(
             host=str(parts.get("host") or os.environ.get("PGHOST", "localhost")),
-            port=int(parts.get("port") or os.environ.get("PGPORT", 5432)),
+            port=int(parts.get("port") or os.environ.get("PGPORT") or 5432),
             user=str(parts.get("user") or os.environ.get("PGUSER", "postgres")),
             password=str(parts.get("password") or os.environ.get("PGPASSWORD", "")),
             dbname=str(parts.get("dbname") or os.environ.get("PGDATABASE", DEFAULT_DATABASE)),
@@ -193,7 +194,7 @@ def ensure_database(settings: ConnectionSettings) -> None:
 
 def _kwargs(
     settings: ConnectionSettings, application_name: str = "embed-udfs"
-) -> dict[str, object]:
+) -> dict[str, Any]:
     return {
         "application_name": application_name,
         "host": settings.host,

@@ -45,10 +45,17 @@ class Job(Protocol):
     contract names it); `writes` is the source table it fills. `after` names the jobs
     whose output it reads, so the refresh runs them first."""
 
-    name: str
-    reads: contract.Relation
-    writes: contract.Relation | contract.ConfiguredRelation
-    after: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reads(self) -> contract.Relation: ...
+
+    @property
+    def writes(self) -> contract.Relation | contract.ConfiguredRelation: ...
+
+    @property
+    def after(self) -> tuple[str, ...]: ...
 
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions

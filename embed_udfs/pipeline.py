@@ -26,8 +26,7 @@ def check_products(settings: ConnectionSettings, config: ProjectConfig) -> int:
     products = contract.PRODUCTS.resolve(config)
     with connection(settings) as conn:
         store.bootstrap(conn, config)
-        exists = conn.execute("select to_regclass(%s)", (str(products),)).fetchone()[0]
-        if exists is None:
+        if not contract.exists(conn, products):
             raise EmbedUdfsError(
                 f"{products} does not exist. Load the demo catalog with "
                 "`embed-udfs demo load`, or point vars.products_relation in dbt_project.yml at "
@@ -36,7 +35,7 @@ def check_products(settings: ConnectionSettings, config: ProjectConfig) -> int:
             )
         check_text_fields(conn, config)
         count = conn.execute(sql.SQL("select count(*) from {}").format(products.identifier))
-        return int(count.fetchone()[0])
+        return int(count.fetchone()[0])  # type: ignore[index]  # count(*) always has a row
 
 
 def refresh(

@@ -77,8 +77,7 @@ def label_scorecard(conn: psycopg.Connection) -> str:
 
     Silhouette is shown per space but never ranked across spaces.
     """
-    exists = conn.execute("select to_regclass(%s)", (str(contract.LABEL_METRICS),)).fetchone()[0]
-    if exists is None:
+    if not contract.exists(conn, contract.LABEL_METRICS):
         return ""
     rows = conn.execute(
         sql.SQL(

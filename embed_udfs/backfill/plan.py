@@ -103,7 +103,7 @@ def load_inputs(
         ) from exc
     if not rows:
         has_rows = conn.execute(sql.SQL("select exists (select 1 from {})").format(relation))
-        if has_rows.fetchone()[0]:
+        if (has_rows.fetchone() or (False,))[0]:
             raise EmbedUdfsError(
                 f"space {space.name!r} has no rows in {name}: the dbt models predate this "
                 "space. Rebuild them with `dbt build --select +int_space_inputs`."
@@ -133,7 +133,7 @@ def _payload_identity(space: SpaceConfig, model_input: str) -> bytes:
 def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, shard: Shard) -> Plan:
     """Hash this shard's inputs; split them into work, unchanged rows and rejections."""
     recipe = recipe_ref(space)
-    existing = dict(
+    existing: dict[str, str] = dict(
         conn.execute(
             sql.SQL("select product_id, input_hash from {} where space = %s").format(
                 store.vectors_table(config)
@@ -161,6 +161,7 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
 
     def identify(row: tuple[str, str | None, str | None]) -> tuple[str, str, bytes | Exception]:
         product_id, model_input, _ = row
+        assert model_input is not None  # only rows that have an input are identified
         try:
             return product_id, model_input, _payload_identity(space, model_input)
         except OSError as exc:
