@@ -1,0 +1,51 @@
+"""The dbt<->Python contract: every relation embed_udfs reads is a dbt model with an
+enforced contract that an exposure names, and every table it writes is a dbt source."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PROJECT_DIR
+
+from embed_udfs import contract
+from embed_udfs.config import load_config
+from embed_udfs.dbt_runner import run_dbt
+
+
+@pytest.fixture(scope="module")
+def manifest(server, tmp_path_factory) -> dict:
+    target = tmp_path_factory.mktemp("parse") / "target"
+    run_dbt(["parse"], server, PROJECT_DIR, target_path=target, quiet=True)
+    return json.loads((target / "manifest.json").read_text())
+
+
+def test_the_tables_python_writes_are_dbt_sources(manifest):
+    config = load_config(PROJECT_DIR)
+    sources = {(s["schema"], s["identifier"]) for s in manifest["sources"].values()}
+    for written in (
+        contract.PRODUCTS,
+        contract.VECTORS,
+        contract.BACKFILL_ERRORS,
+        contract.CLUSTER_ASSIGNMENTS,
+    ):
+        relation = written.resolve(config)
+        assert (relation.schema, relation.name) in sources, written
+
+
+def test_the_models_python_reads_have_enforced_contracts_and_exposures(manifest):
+    models = {
+        (node["schema"], node["name"]): node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    for relation in contract.MODELS_READ:
+        assert (relation.schema, relation.name) in models, f"{relation} is not a dbt model"
+    if not manifest["exposures"]:
+        pytest.skip("the dbt project declares no exposures yet (models/*exposures*.yml)")
+    exposures = manifest["exposures"].values()
+    exposed = {node for exposure in exposures for node in exposure["depends_on"]["nodes"]}
+    for relation in contract.MODELS_READ:
+        node = models[relation.schema, relation.name]
+        assert node["config"]["contract"]["enforced"], f"{relation} has no enforced contract"
+        assert node["unique_id"] in exposed, f"no exposure names {relation}"
