@@ -14,8 +14,6 @@ from psycopg import sql
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, SpaceConfig
 
-NORM_TOLERANCE = 1e-3
-
 
 def _split(relation: str) -> tuple[str, str]:
     parsed = contract.parse_relation(relation)

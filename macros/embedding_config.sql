@@ -63,7 +63,7 @@
 {% endmacro %}
 
 
-{#- The configured spaces as a relation, for joins and for dim_embedding_spaces. -#}
+{#- The configured spaces as a relation, for joins. -#}
 {% macro embedding_spaces_values() %}
     (
         values
