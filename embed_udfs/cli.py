@@ -232,9 +232,16 @@ def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:  #
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from embed_udfs.encoders import backend, backend_names
+
+    backends = "\n".join(
+        f"  {name:<22}{', '.join(backend(name).modalities):<13}{backend(name).description}"
+        for name in backend_names()
+    )
     parser = argparse.ArgumentParser(
         prog="embed-udfs",
         description=DESCRIPTION,
+        epilog=f"Encoder backends (a space's `backend:`):\n{backends}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"embed-udfs {__version__}")

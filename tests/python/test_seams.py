@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT_DIR
 
-from embed_udfs import contract, encoders, jobs
+from embed_udfs import cli, contract, encoders, jobs
 from embed_udfs.config import SpaceConfig, load_config
 from embed_udfs.encoders import Runtime, load_encoder, register_backend, unit_rows
 from embed_udfs.errors import ConfigError, EncoderError
@@ -62,6 +62,7 @@ def test_a_registered_backend_is_valid_config_and_loads(hash_backend):
     assert isinstance(encoder, HashEncoder) and encoder.model_ref == "hash:sha256"
     rows = encoder.encode_texts(["a", "b", "a"])
     assert np.allclose(np.linalg.norm(rows, axis=1), 1) and np.array_equal(rows[0], rows[2])
+    assert "seeded random vectors, for tests" in cli.build_parser().format_help()
     # a text-only backend has no tensor interface, which image backfills need
     with pytest.raises(EncoderError, match="no tensor interface"):
         encoders.as_tensor_encoder(encoder)
