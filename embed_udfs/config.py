@@ -158,7 +158,7 @@ Relation = Annotated[str, BeforeValidator(_relation)]
 TextVariant = Annotated[str, BeforeValidator(_one_of(TEXT_VARIANTS))]
 
 _ITEMS = ConfigDict(extra="ignore")
-_STRICT = ConfigDict(frozen=True, extra="ignore")
+_FROZEN = ConfigDict(frozen=True, extra="ignore")
 
 
 @dataclass(frozen=True, config=_ITEMS)
@@ -242,7 +242,7 @@ class ProjectVars(BaseModel):
     Every field is required: its default is the value in dbt_project.yml, nowhere else.
     """
 
-    model_config = _STRICT
+    model_config = _FROZEN
 
     products_relation: Relation
     vectors_relation: Relation
