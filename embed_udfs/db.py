@@ -132,7 +132,9 @@ def resolve_settings(project_dir: Path, *, start: bool = True) -> ConnectionSett
             ) from None
         return ConnectionSettings(
             host=str(parts.get("host") or os.environ.get("PGHOST", "localhost")),
-            port=int(parts.get("port") or os.environ.get("PGPORT") or DEFAULT_PORT),
+            port=_port(
+                parts.get("port") or os.environ.get("PGPORT") or DEFAULT_PORT, "EMBED_UDFS_DSN"
+            ),
             user=str(parts.get("user") or os.environ.get("PGUSER") or getpass.getuser()),
             password=str(parts.get("password") or os.environ.get("PGPASSWORD", "")),
             dbname=str(parts.get("dbname") or os.environ.get("PGDATABASE", DEFAULT_DATABASE)),
@@ -141,7 +143,7 @@ def resolve_settings(project_dir: Path, *, start: bool = True) -> ConnectionSett
     if os.environ.get("PGHOST"):
         return ConnectionSettings(
             host=os.environ["PGHOST"],
-            port=int(os.environ.get("PGPORT", DEFAULT_PORT)),
+            port=_port(os.environ.get("PGPORT") or DEFAULT_PORT, "PGPORT"),
             user=os.environ.get("PGUSER") or getpass.getuser(),
             password=os.environ.get("PGPASSWORD", ""),
             dbname=os.environ.get("PGDATABASE", DEFAULT_DATABASE),
@@ -165,6 +167,13 @@ def resolve_settings(project_dir: Path, *, start: bool = True) -> ConnectionSett
     if start:
         ensure_database(settings)
     return settings
+
+
+def _port(value: object, where: str) -> int:
+    text = str(value)
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise DatabaseError(f"{where}: the port {text!r} is not a number from 1 to 65535")
+    return int(text)
 
 
 # --- the embedded server ------------------------------------------------------
