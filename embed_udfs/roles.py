@@ -103,18 +103,22 @@ def _hand_over_sql(conn: psycopg.Connection) -> str:
     return _HAND_OVER.replace(":app", app).replace(":system", system)
 
 
-def grant_reader_access(conn: psycopg.Connection, dbname: str, owner: str) -> None:
+def grant_reader_access(
+    conn: psycopg.Connection, dbname: str, owner: str, *, embedded: bool = True
+) -> None:
     """Readers may connect to `dbname` and select from every table and view in `metrics`.
 
     Default privileges cover the tables `owner` (who runs dbt) creates there
-    later. Nobody else gets CONNECT or TEMPORARY, so readers cannot create even
-    temporary tables. Idempotent; rerun it if the `metrics` schema is replaced.
+    later. On the embedded server nobody else gets CONNECT or TEMPORARY, so
+    readers cannot create even temporary tables; on the user's own server the
+    database-wide defaults are theirs and left alone. Idempotent; rerun it if
+    the `metrics` schema is replaced.
     """
     group, schema = sql.Identifier(READER_GROUP), sql.Identifier(READER_SCHEMA)
     database, owner_role = sql.Identifier(dbname), sql.Identifier(owner)
     statements = [
         sql.SQL("create schema if not exists {} authorization {}").format(schema, owner_role),
-        sql.SQL("revoke all on database {} from public").format(database),
+        *([sql.SQL("revoke all on database {} from public").format(database)] if embedded else []),
         sql.SQL("grant connect on database {} to {}").format(database, group),
         sql.SQL("revoke all on schema {} from public").format(schema),
         sql.SQL("grant usage on schema {} to {}").format(schema, group),
@@ -155,7 +159,9 @@ def create_reader(settings: ConnectionSettings, name: str) -> str:
         ).fetchone()
         if ensure_group:
             conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(READER_GROUP)))
-        grant_reader_access(conn, settings.dbname, settings.user)
+        grant_reader_access(
+            conn, settings.dbname, settings.user, embedded=bool(settings.admin_user)
+        )
         verifier = conn.pgconn.encrypt_password(
             password.encode(), name.encode(), b"scram-sha-256"
         ).decode()

@@ -196,7 +196,8 @@ def server_without_pgvector(server, tmp_path):
     empty.chmod(0o755)
     with admin_connect(server, "postgres") as admin:
         admin.execute(f'drop database if exists "{name}"')
-        admin.execute(f'create database "{name}"')
+        # Owned by the role the code under test connects as, as ensure_database does.
+        admin.execute(f'create database "{name}" owner "{server.user}"')
         admin.execute(f"alter database \"{name}\" set extension_control_path = '{empty}'")
     yield server.for_database(name)
     with admin_connect(server, "postgres") as admin:
