@@ -87,7 +87,11 @@ def prepare_database(conn: psycopg.Connection, dbname: str) -> None:
 
     Run as the superuser, connected to `dbname`. Objects an older version made
     as the superuser are handed over, so dbt can replace them as the app role.
+    Once done, this only checks: every command runs it, and grants on tables
+    while another command's dbt replaces them would wait on that dbt run.
     """
+    if _prepared(conn):
+        return
     conn.execute(
         sql.SQL("alter database {} owner to {}").format(
             sql.Identifier(dbname), sql.Identifier(APP_ROLE)
@@ -95,6 +99,25 @@ def prepare_database(conn: psycopg.Connection, dbname: str) -> None:
     )
     conn.execute(_hand_over_sql(conn))
     grant_reader_access(conn, dbname, APP_ROLE)
+
+
+def _prepared(conn: psycopg.Connection) -> bool:
+    # The default privileges are granted last, so they mark a finished preparation.
+    row = conn.execute(
+        """
+        select
+            (select datdba from pg_database where datname = current_database())
+                = %(app)s::regrole
+            and exists (
+                select 1
+                from pg_default_acl as d
+                inner join pg_namespace as n on d.defaclnamespace = n.oid
+                where n.nspname = %(schema)s and d.defaclrole = %(app)s::regrole
+            )
+        """,
+        {"app": APP_ROLE, "schema": READER_SCHEMA},
+    ).fetchone()
+    return bool(row[0])
 
 
 def _hand_over_sql(conn: psycopg.Connection) -> str:
