@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -117,7 +119,7 @@ def _prepared(conn: psycopg.Connection) -> bool:
         """,
         {"app": APP_ROLE, "schema": READER_SCHEMA},
     ).fetchone()
-    return bool(row[0])
+    return row is not None and bool(row[0])
 
 
 def _hand_over_sql(conn: psycopg.Connection) -> str:
@@ -223,13 +225,14 @@ def list_readers(conn: psycopg.Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
-def reader_settings(settings: ConnectionSettings, project_dir, name: str) -> ConnectionSettings:
+def reader_settings(
+    settings: ConnectionSettings, project_dir: Path, name: str
+) -> ConnectionSettings:
     """Where reader `name` connects: the embedded server's TCP listener, or the user's server.
 
     No password: it was printed once when the reader was created.
     """
     _check_name(name)
-    from dataclasses import replace
 
     if settings.origin != "embedded":
         return replace(settings, user=name, password="", admin_user="")
