@@ -11,12 +11,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import psycopg
 from psycopg import sql
 
 from embed_udfs import store
 from embed_udfs.config import ProjectConfig, find_project_dir
-from embed_udfs.db import ConnectionSettings, connection, resolve_settings
+from embed_udfs.db import (
+    ConnectionSettings,
+    connection,
+    drop_database,
+    ensure_database,
+    resolve_settings,
+)
 from embed_udfs.demo import PRODUCTS_DDL
 
 PROJECT_DIR = find_project_dir(Path(__file__).parent)
@@ -27,24 +32,15 @@ def scratch_database(keep: bool = False) -> Iterator[ConnectionSettings]:
     """A fresh database on the embedded (or configured) server, dropped on exit."""
     server = resolve_settings(PROJECT_DIR)
     name = f"embed_metrics_bench_{uuid.uuid4().hex[:6]}"
-    admin = {
-        "host": server.host,
-        "port": server.port,
-        "user": server.user,
-        "password": server.password or None,
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    with psycopg.connect(**admin) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    settings = server.for_database(name)
+    ensure_database(settings)
     try:
-        yield server.for_database(name)
+        yield settings
     finally:
         if keep:
             print(f"kept database {name}")
         else:
-            with psycopg.connect(**admin) as conn:
-                conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+            drop_database(settings)
 
 
 def machine() -> str:

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ Typical use:
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs report            print the per-section scorecard
   embed-udfs db url            a connection URI for psql or a BI tool
+  embed-udfs db reader create  a read-only login for BI (metrics schema only)
 
 Configuration (spaces, pairs, K, sample size) lives in dbt_project.yml vars.
 The database is the embedded server unless EMBED_UDFS_DSN or PGHOST is set.
@@ -64,34 +66,72 @@ class _Context:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from embed_udfs import db, store
+    from embed_udfs import db, roles, store
 
     ctx = _Context(args)
+    external = os.environ.get("EMBED_UDFS_DSN") or os.environ.get("PGHOST")
     if args.db_command == "stop":
         stopped = db.stop_embedded(ctx.project_dir)
         print("stopped the embedded server" if stopped else "the embedded server was not running")
         return 0
     if args.db_command == "status":
         info = db.embedded_status(ctx.project_dir)
-        external = os.environ.get("EMBED_UDFS_DSN") or os.environ.get("PGHOST")
-        print(
-            f"embedded server ({db.embedded_datadir(ctx.project_dir)}): "
-            + ("running" if info else "stopped")
-        )
+        state = "stopped"
+        if info is not None:
+            tcp = f", TCP {db.Listen(info.hostname, info.port)}" if info.hostname else ""
+            state = f"running (socket {info.socket_dir}{tcp})"
+        print(f"embedded server ({db.embedded_datadir(ctx.project_dir)}): {state}")
         if external:
             settings = ctx.settings(start=False)
             print(f"in use: {settings.uri} (from {settings.origin})")
         return 0
+    if args.db_command == "start" and args.listen is not None:
+        if external:
+            raise EmbedUdfsError(
+                "--listen applies to the embedded server only; EMBED_UDFS_DSN or PGHOST point "
+                "embed-udfs at your own server, whose listeners are yours to configure."
+            )
+        db.set_listen(ctx.project_dir, db.parse_listen(args.listen))
     settings = ctx.settings()
     if args.db_command == "start":
         with db.connection(settings) as conn:
             store.bootstrap(conn, ctx.config)
         print(f"ready: {settings.uri} (from {settings.origin})")
+        info = db.embedded_status(ctx.project_dir) if not external else None
+        if info is not None and info.hostname:
+            print(f"TCP: {db.Listen(info.hostname, info.port)} (readers only, SCRAM passwords)")
     elif args.db_command == "url":
-        print(settings.uri)
+        if args.role:
+            settings = roles.reader_settings(settings, ctx.project_dir, args.role)
+        print(settings.secret_uri() if args.show_password else settings.uri)
     elif args.db_command == "env":
         for key, value in settings.env().items():
             print(f"export {key}={_shell_quote(value)}")
+    elif args.db_command == "reader":
+        return _reader(args, ctx, settings)
+    return 0
+
+
+def _reader(args: argparse.Namespace, ctx: _Context, settings) -> int:
+    from embed_udfs import roles
+
+    if args.reader_command == "create":
+        password = roles.create_reader(settings, args.name)
+        try:
+            where = roles.reader_settings(settings, ctx.project_dir, args.name)
+            uri = replace(where, password=password).secret_uri()
+        except EmbedUdfsError:
+            uri = None
+        print(f"created reader {args.name}: select on the metrics schema only")
+        print(f"password (shown once, not stored): {password}")
+        if uri:
+            print(f"URI: {uri}")
+        else:
+            print("For TCP (BI tools): embed-udfs db start --listen 127.0.0.1:5433, then")
+            print(f"  embed-udfs db url --role {args.name}")
+    elif args.reader_command == "drop":
+        dropped = roles.drop_reader(settings, args.name)
+        print(f"dropped reader {args.name}" if dropped else f"no role {args.name}")
     return 0
 
 
@@ -253,14 +293,40 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = _command(
-        commands, "db", help="the database: start/stop the embedded server, print its URI"
+        commands, "db", help="the database: start/stop the embedded server, URIs, BI readers"
     )
-    db.add_argument(
-        "db_command",
-        choices=["start", "stop", "status", "url", "env"],
-        help="start: start the embedded server and create the tables; stop; status; "
-        "url: a URI for psql or a BI tool; env: PG* exports for running dbt yourself",
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_start = db_commands.add_parser(
+        "start", help="start the embedded server and create the tables"
     )
+    db_start.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also listen on this loopback TCP address (e.g. 127.0.0.1:5433) with SCRAM "
+        "passwords, for BI readers; kept across restarts; `off` for socket-only (the default)",
+    )
+    db_commands.add_parser("stop", help="stop the embedded server")
+    db_commands.add_parser("status", help="is the embedded server running, and where")
+    db_url = db_commands.add_parser("url", help="a URI for psql or a BI tool (password masked)")
+    db_url.add_argument(
+        "--role", metavar="NAME", help="the URI reader NAME uses over TCP (no password)"
+    )
+    db_url.add_argument(
+        "--show-password", action="store_true", help="print the password instead of ****"
+    )
+    db_commands.add_parser("env", help="PG* exports for running dbt or psql yourself")
+    reader = db_commands.add_parser(
+        "reader", help="read-only logins for BI tools: select on the metrics schema only"
+    )
+    reader_commands = reader.add_subparsers(
+        dest="reader_command", required=True, metavar="READER_COMMAND"
+    )
+    reader_create = reader_commands.add_parser(
+        "create", help="create a reader with a generated password, printed once"
+    )
+    reader_create.add_argument("name", help="the role name, e.g. metabase")
+    reader_drop = reader_commands.add_parser("drop", help="drop a reader")
+    reader_drop.add_argument("name")
     db.set_defaults(func=cmd_db)
 
     demo = _command(commands, "demo", help="the demo catalog: load it, or load and run everything")

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
+from embed_udfs.terminal import clean
 
 SCORECARD_METRICS = ("recall_at_1", "recall_at_10")
 
@@ -38,11 +39,12 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     sizes: dict[tuple[str, str], int] = {}
     for pair, direction, section, metric, value, n in rows:
+        pair, section = clean(pair), clean(section)  # both come from the data
         short = {"text_to_image": "t2i", "image_to_text": "i2t"}[direction]
         table[pair][section][f"{short} {metric}"] = value
         sizes[pair, section] = n
     for pair, section, value in gaps:
-        table[pair][section]["gap"] = value
+        table[clean(pair)][clean(section)]["gap"] = value
 
     columns = [f"{d} {m}" for d in ("t2i", "i2t") for m in metrics] + ["gap"]
     headers = [c.replace("recall_at_", "R@").replace(mrr, "MRR") for c in columns]
@@ -87,7 +89,7 @@ def label_scorecard(conn: psycopg.Connection) -> str:
     ).fetchall()
     if not rows:
         return ""
-    figures = {(space, metric, reduction): rest for space, metric, reduction, *rest in rows}
+    figures = {(clean(space), metric, reduction): rest for space, metric, reduction, *rest in rows}
     spaces = sorted({key[0] for key in figures})
     lines = ["\nlabel structure: does each text space separate collection_section? (ALL, 95% CI)"]
     header = "  ".join(f"{title:>21}" for _, _, title in LABEL_METRICS)

@@ -10,13 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
 from psycopg import sql
 
 from embed_udfs import store
 from embed_udfs.config import ProjectConfig, find_project_dir, load_config
-from embed_udfs.db import ConnectionSettings, connection, resolve_settings
+from embed_udfs.db import (
+    ConnectionSettings,
+    connection,
+    drop_database,
+    ensure_database,
+    resolve_settings,
+)
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.demo import PRODUCTS_DDL
 
@@ -32,34 +37,17 @@ def server() -> ConnectionSettings:
     return resolve_settings(PROJECT_DIR)
 
 
-def _admin(settings: ConnectionSettings) -> psycopg.Connection:
-    return psycopg.connect(
-        host=settings.host,
-        port=settings.port,
-        user=settings.user,
-        password=settings.password or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def db(server: ConnectionSettings) -> Iterator[ConnectionSettings]:
-    """A fresh database for one test module, dropped afterwards."""
-    name = f"embed_metrics_test_{uuid.uuid4().hex[:8]}"
-    with _admin(server) as admin:
-        admin.execute(
-            sql.SQL(
-                "create database {} template template0 encoding 'UTF8' "
-                "locale_provider builtin builtin_locale 'C.UTF-8' locale 'C.UTF-8'"
-            ).format(sql.Identifier(name))
-        )
-    settings = server.for_database(name)
+    """A fresh database for one test module, made and dropped by the admin role.
+
+    The code under test connects as `server.user` (the application role on the
+    embedded server), exactly as the CLI does.
+    """
+    settings = server.for_database(f"embed_metrics_test_{uuid.uuid4().hex[:8]}")
+    ensure_database(settings)
     yield settings
-    with _admin(server) as admin:
-        admin.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
+    drop_database(settings)
 
 
 def planted_config(

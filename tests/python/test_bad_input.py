@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 from conftest import (
     PROJECT_DIR,
@@ -25,7 +24,7 @@ from PIL import Image
 from embed_udfs import cli, store
 from embed_udfs.backfill import backfill_space
 from embed_udfs.config import load_config
-from embed_udfs.db import connect, connection
+from embed_udfs.db import admin_connect, connect, connection
 from embed_udfs.demo import PRODUCTS_DDL
 from embed_udfs.errors import ConfigError, DbtError, PgvectorMissing
 
@@ -195,16 +194,13 @@ def server_without_pgvector(server, tmp_path):
     # server can read: this database sees no extension at all, pgvector included.
     empty = Path(tempfile.mkdtemp(prefix="embed_metrics_noext_"))
     empty.chmod(0o755)
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    ) as admin:
+    with admin_connect(server, "postgres") as admin:
         admin.execute(f'drop database if exists "{name}"')
-        admin.execute(f'create database "{name}"')
+        # Owned by the role the code under test connects as, as ensure_database does.
+        admin.execute(f'create database "{name}" owner "{server.user}"')
         admin.execute(f"alter database \"{name}\" set extension_control_path = '{empty}'")
     yield server.for_database(name)
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    ) as admin:
+    with admin_connect(server, "postgres") as admin:
         admin.execute(f'drop database if exists "{name}" with (force)')
     shutil.rmtree(empty, ignore_errors=True)
 
