@@ -284,3 +284,26 @@ def test_report_renders_in_headless_chromium(db, planted, tmp_path):
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 20_000, "a blank screenshot"
+
+
+def test_cli_writes_the_report_and_refuses_an_unwritable_path(
+    db, planted, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from embed_udfs.cli import main
+
+    for key, value in db.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("EMBED_UDFS_DSN", raising=False)
+    target = tmp_path / "out" / "report.html"
+    assert main(["--vars", json.dumps(planted["vars"]), "report", "--html", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target.resolve())
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code = main(
+        ["--vars", json.dumps(planted["vars"]), "report", "--html", str(blocker / "r.html")]
+    )
+    assert code == 2
+    assert "cannot write the HTML report" in capsys.readouterr().err
