@@ -19,7 +19,14 @@ from embed_udfs import __version__
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.report import random_weight_notice
-from embed_udfs.report.svg import Interval, Series, histogram, interval_bars, line_chart
+from embed_udfs.report.svg import (
+    Interval,
+    Series,
+    histogram,
+    interval_bars,
+    line_chart,
+    nice_upper,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +174,22 @@ def _figure(svg: str, caption: str, table: str, *, wide: bool = False) -> str:
     )
 
 
+def _top(figures: Any) -> float:
+    """The largest upper bound (or value) of (value, low, high, ...) tuples, however nested."""
+    top = 0.0
+    for item in figures.values() if isinstance(figures, dict) else figures:
+        if isinstance(item, tuple):
+            value, _, high = item[:3]
+            top = max(top, high if high is not None else value if value is not None else 0.0)
+        else:
+            top = max(top, _top(item))
+    return top
+
+
+def _values(series: Series) -> list[float]:
+    return [iv.value for iv in series.values if iv is not None]
+
+
 def _ci(low: float | None, high: float | None) -> str | None:
     return None if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
 
@@ -196,6 +219,10 @@ def _retrieval(conn: psycopg.Connection, config: ProjectConfig) -> str:
     ]
     for pair in sorted({pair for pair, _ in figures}):
         parts.append(f"<h3>pair {escape(pair)}</h3><div class=grid>")
+        # both directions of a pair on one scale, zoomed in when recall is low (random weights)
+        upper = nice_upper(
+            _top(r for (p, _), s in figures.items() if p == pair for r in s.values())
+        )
         for direction in DIRECTIONS:
             sections = figures.get((pair, direction))
             if not sections:
@@ -220,7 +247,7 @@ def _retrieval(conn: psycopg.Connection, config: ProjectConfig) -> str:
                 series,
                 title=f"{pair}: {DIRECTIONS[direction]}",
                 x_label="Recall@K (share of queries whose positive ranks within K)",
-                domain=(0.0, 1.0),
+                domain=(0.0, upper),
             )
             table = _table(
                 [
@@ -261,20 +288,36 @@ def _curves(conn: psycopg.Connection, config: ProjectConfig) -> str:
     for pair, direction, k, value, low, high, n in rows:
         curves[f"{pair} {DIRECTIONS[direction]}"][k] = (value, low, high, n)
     names = sorted(curves)
+    gallery = max(row[6] for row in rows)
+    chance = Series(
+        f"chance, K/N (N = {gallery:,})",
+        [Interval(min(k / gallery, 1.0)) for k in k_values],
+        colour="#888",
+        dashed=True,
+    )
     svg = line_chart(
         [
-            Series(
-                name,
-                [Interval(*curves[name][k][:3]) if k in curves[name] else None for k in k_values],
-            )
-            for name in names
+            *(
+                Series(
+                    name,
+                    [
+                        Interval(*curves[name][k][:3]) if k in curves[name] else None
+                        for k in k_values
+                    ],
+                )
+                for name in names
+            ),
+            chance,
         ],
         k_values,
         title="Recall@K over K (ALL sections)",
         x_label="K (log scale)",
         y_label="Recall@K",
         log_x=len(k_values) > 1 and min(k_values) > 0,
-        domain=(0.0, 1.0),
+        domain=(
+            0.0,
+            nice_upper(max(_top(c.values() for c in curves.values()), *_values(chance))),
+        ),
         width=760,
         height=340,
     )
@@ -344,8 +387,8 @@ def _similarity(conn: psycopg.Connection) -> str:
         )
         gap = gaps.get(pair, {})
         caption = (
-            f"{pair}: {sum(b[2] for b in bins)} positives, "
-            f"{sum(b[3] for b in bins)} negatives ({bins[0][6]})"
+            f"{pair}: {sum(b[2] for b in bins):,} positives, "
+            f"{sum(b[3] for b in bins):,} negatives ({bins[0][6]})"
         )
         if "cosine_gap" in gap:
             caption += (
@@ -468,7 +511,12 @@ def _comparisons(conn: psycopg.Connection) -> str:
             for r in reductions
         ]
         svg = interval_bars(
-            labels, series, title=f"{metric}: difference between spaces", x_label=f"{metric} A − B"
+            labels,
+            series,
+            title=f"{metric}: difference between spaces",
+            x_label=f"{metric} A − B",
+            width=1100,
+            label_chars=64,
         )
         table = _table(
             ["A", "B", "reduction", "n A", "n B", "A − B", "95% CI", "A beats B"],
@@ -477,7 +525,7 @@ def _comparisons(conn: psycopg.Connection) -> str:
                 for r, a, b, d, lo, hi, verdict, n_a, n_b in items
             ],
         )
-        parts.append(_figure(svg, f"{metric}: A − B with paired 95% intervals", table))
+        parts.append(_figure(svg, f"{metric}: A − B with paired 95% intervals", table, wide=True))
     parts.append("</div>")
     return "".join(parts)
 
@@ -522,7 +570,7 @@ def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
         x_tick_labels=labels
         if len(runs) <= 8
         else [label if i % max(len(runs) // 8, 1) == 0 else "" for i, label in enumerate(labels)],
-        domain=(0.0, 1.0),
+        domain=(0.0, nice_upper(_top(values[name].values() for name in names))),
         width=760,
         height=320,
     )

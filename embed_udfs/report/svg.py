@@ -29,6 +29,21 @@ class Series:
 
     name: str
     values: Sequence[Interval | None]
+    colour: str | None = None  # default: the palette, in series order
+    dashed: bool = False  # line charts: a reference line (e.g. chance), drawn without points
+
+
+def _colour(series: Sequence[Series], i: int) -> str:
+    return series[i].colour or PALETTE[i % len(PALETTE)]
+
+
+def nice_upper(value: float, cap: float = 1.0) -> float:
+    """The smallest round axis end (..., 0.02, 0.025, 0.05, 0.1, ...) at or above value, <= cap."""
+    if value <= 0:
+        return cap
+    magnitude = 10 ** math.floor(math.log10(value))
+    steps = (1, 2, 2.5, 5, 10)
+    return min(next(m * magnitude for m in steps if m * magnitude >= value - 1e-12), cap)
 
 
 def _n(value: float) -> str:
@@ -70,25 +85,28 @@ def _fmt_tick(value: float) -> str:
     return f"{value:g}" if abs(value) >= 1e-9 else "0"
 
 
-def _legend(names: Sequence[str], x: float, y: float, *, kind: str = "box") -> tuple[str, float]:
-    """Legend entries laid out left to right, wrapping at 640 px; returns (svg, height)."""
+def _legend(
+    series: Sequence[Series], x: float, y: float, *, kind: str = "box", wrap: float = 640
+) -> tuple[str, float]:
+    """Legend entries laid out left to right, wrapping at `wrap` px; returns (svg, height)."""
     parts, cx, cy = [], x, y
-    for i, name in enumerate(names):
-        width = 22 + 7 * len(name)
-        if cx + width > x + 640 and cx > x:
+    for i, item in enumerate(series):
+        width = 22 + 7 * len(item.name)
+        if cx + width > x + wrap and cx > x:
             cx, cy = x, cy + 18
-        colour = PALETTE[i % len(PALETTE)]
+        colour = _colour(series, i)
         if kind == "line":
+            dash = ' stroke-dasharray="5 3"' if item.dashed else ""
             parts.append(
                 f'<line x1="{_n(cx)}" y1="{_n(cy - 4)}" x2="{_n(cx + 14)}" y2="{_n(cy - 4)}" '
-                f'stroke="{colour}" stroke-width="2.5"/>'
+                f'stroke="{colour}" stroke-width="2.5"{dash}/>'
             )
         else:
             parts.append(
                 f'<rect x="{_n(cx)}" y="{_n(cy - 10)}" width="12" height="12" fill="{colour}" '
                 'fill-opacity="0.85"/>'
             )
-        parts.append(_text(cx + 18, cy, name, size=12))
+        parts.append(_text(cx + 18, cy, item.name, size=12))
         cx += width + 14
     return "".join(parts), cy - y + 18
 
@@ -109,6 +127,7 @@ def interval_bars(
     x_label: str,
     domain: tuple[float, float] | None = None,
     width: int = 560,
+    label_chars: int = 30,
 ) -> str:
     """Horizontal grouped bars, one group per category, one bar per series, with whiskers.
 
@@ -120,12 +139,12 @@ def interval_bars(
         high = max([0.0, *(iv.high if iv.high is not None else iv.value for iv in values)])
         domain = (low, high if high > low else low + 1.0)
     d_low, d_high = domain
-    label_width = min(220, 16 + 7 * max((len(c) for c in categories), default=4))
+    label_width = 16 + 7 * min(max((len(c) for c in categories), default=4), label_chars)
     left, right, top = label_width, 24, 34
     bar, gap = 8, 10
     group = bar * len(series) + gap
     plot_height = max(group * len(categories), 40)
-    legend, legend_height = _legend([s.name for s in series], left, top + plot_height + 46)
+    legend, legend_height = _legend(series, left, top + plot_height + 46, wrap=width - left - 20)
     height = top + plot_height + 46 + legend_height
     plot_width = width - left - right
 
@@ -156,15 +175,17 @@ def interval_bars(
     zero = x_of(0.0 if d_low <= 0.0 <= d_high else d_low)
     for c, category in enumerate(categories):
         y0 = top + c * group + gap / 2
-        short = category if len(category) <= 30 else category[:29] + "\u2026"
-        parts.append(_text(left - 8, y0 + bar * len(series) / 2 + 4, short, anchor="end", size=12))
+        short = category if len(category) <= label_chars else category[: label_chars - 1] + "\u2026"
+        weight = "600" if category == "ALL" else "normal"
+        label_y = y0 + bar * len(series) / 2 + 4
+        parts.append(_text(left - 8, label_y, short, anchor="end", weight=weight))
         for s, item in enumerate(series):
             iv = item.values[c]
             if iv is None:
                 continue
             y = y0 + s * bar
             x = x_of(iv.value)
-            colour = PALETTE[s % len(PALETTE)]
+            colour = _colour(series, s)
             parts.append(
                 f'<rect x="{_n(min(x, zero))}" y="{_n(y)}" width="{_n(max(abs(x - zero), 0.8))}" '
                 f'height="{bar - 1}" fill="{colour}" fill-opacity="0.85">'
@@ -206,7 +227,7 @@ def line_chart(
 ) -> str:
     """Lines over shared x values, with a point and a whisker at each x that has an interval."""
     left, right, top, bottom = 56, 20, 34, 48
-    legend, legend_height = _legend([s.name for s in series], left, height + 4, kind="line")
+    legend, legend_height = _legend(series, left, height + 4, kind="line", wrap=width - left - 20)
     total_height = height + legend_height + 6
     plot_width, plot_height = width - left - right, height - top - bottom
     points = [iv for s in series for iv in s.values if iv is not None]
@@ -224,6 +245,8 @@ def line_chart(
     x_span = (x_max - x_min) or 1.0
 
     def x_of(value: float) -> float:
+        if x_max == x_min:  # one x value: in the middle
+            return left + plot_width / 2
         return left + 12 + (xs(value) - x_min) / x_span * (plot_width - 24)
 
     def y_of(value: float) -> float:
@@ -268,15 +291,19 @@ def line_chart(
         )
     )
     for s, item in enumerate(series):
-        colour = PALETTE[s % len(PALETTE)]
+        colour = _colour(series, s)
         coords = [
             (x_of(x), iv) for x, iv in zip(x_values, item.values, strict=True) if iv is not None
         ]
         if len(coords) > 1:
             path = " ".join(f"{_n(x)},{_n(y_of(iv.value))}" for x, iv in coords)
+            dash = ' stroke-dasharray="5 3"' if item.dashed else ""
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.2"/>'
+                f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                f'stroke-width="{1.5 if item.dashed else 2.2}"{dash}/>'
             )
+        if item.dashed:
+            continue
         for x, iv in coords:
             if iv.low is not None and iv.high is not None:
                 parts.append(
@@ -301,7 +328,8 @@ def histogram(
     width: int = 560,
     height: int = 260,
 ) -> str:
-    """Overlaid histograms on shared bin edges (len(edges) = bins + 1), as translucent bars.
+    """Overlaid histograms on shared bin edges (len(edges) = bins + 1): each series a step
+    outline over a light fill, so overlapping distributions stay apart.
 
     The x range is cropped to the bins that hold something, plus one bin either side.
     """
@@ -314,7 +342,7 @@ def histogram(
     last = min(max(used, default=len(edges) - 2) + 1, len(edges) - 2)
     x_low, x_high = edges[first], edges[last + 1]
     left, right, top, bottom = 56, 20, 34, 48
-    legend, legend_height = _legend([s.name for s in series], left, height + 4)
+    legend, legend_height = _legend(series, left, height + 4, wrap=width - left - 20)
     total_height = height + legend_height + 6
     plot_width, plot_height = width - left - right, height - top - bottom
     y_high = max([iv.value for s in series for iv in s.values if iv is not None], default=1.0)
@@ -346,19 +374,28 @@ def histogram(
             )
         )
     for s, item in enumerate(series):
-        colour = PALETTE[s % len(PALETTE)]
-        for b in range(first, last + 1):
-            iv = item.values[b]
-            if iv is None or iv.value <= 0:
-                continue
-            x0, x1 = x_of(edges[b]), x_of(edges[b + 1])
-            parts.append(
-                f'<rect x="{_n(x0)}" y="{_n(y_of(iv.value))}" '
-                f'width="{_n(max(x1 - x0 - 0.5, 0.5))}" '
-                f'height="{_n(y_of(0) - y_of(iv.value))}" fill="{colour}" fill-opacity="0.55" '
-                f'stroke="{colour}" stroke-width="0.6"><title>{escape(item.name)} '
-                f"[{edges[b]:.2f}, {edges[b + 1]:.2f}): {iv.value:.4f}</title></rect>"
-            )
+        colour = _colour(series, s)
+        heights = [iv.value if iv is not None else 0.0 for iv in item.values[first : last + 1]]
+        # one closed step path per series: up and down each bin, back along the baseline
+        steps = [f"M{_n(x_of(edges[first]))} {_n(y_of(0))}"]
+        for offset, value in enumerate(heights):
+            b = first + offset
+            steps.append(f"V{_n(y_of(value))}H{_n(x_of(edges[b + 1]))}")
+        steps.append(f"V{_n(y_of(0))}Z")
+        parts.append(
+            f'<path d="{"".join(steps)}" fill="{colour}" fill-opacity="0.18" stroke="{colour}" '
+            f'stroke-width="2" stroke-linejoin="miter"><title>{escape(item.name)}</title></path>'
+        )
+        for offset, value in enumerate(heights):
+            b = first + offset
+            if value > 0:  # invisible hit areas, so hovering a bin names its share
+                parts.append(
+                    f'<rect x="{_n(x_of(edges[b]))}" y="{_n(y_of(value))}" '
+                    f'width="{_n(x_of(edges[b + 1]) - x_of(edges[b]))}" '
+                    f'height="{_n(y_of(0) - y_of(value))}" fill="{colour}" fill-opacity="0">'
+                    f"<title>{escape(item.name)} [{edges[b]:.2f}, {edges[b + 1]:.2f}): "
+                    f"{value:.4f}</title></rect>"
+                )
     parts.append(
         f'<rect x="{left}" y="{top}" width="{_n(plot_width)}" height="{_n(plot_height)}" '
         'fill="none" stroke="#bbb"/>'
