@@ -8,7 +8,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,8 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
             "to report. Build the metrics first: `embed-udfs refresh` (or `embed-udfs demo run`)."
         )
     blocks = [
-        ("retrieval", "Retrieval by section", _retrieval(conn, config)),
-        ("curves", "Recall@K curves", _curves(conn, config)),
+        ("retrieval", "Retrieval by section", _retrieval(conn)),
+        ("curves", "Recall@K curves", _curves(conn)),
         ("similarity", "Positive vs negative similarity", _similarity(conn)),
         ("labels", "Label structure per text space", _labels(conn)),
         ("comparisons", "Space comparisons", _comparisons(conn)),
@@ -118,7 +118,7 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
     )
     notice = random_weight_notice(config)
     notice_html = f'<p class="notice">{escape(notice)}</p>' if notice else ""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     database = conn.info.dbname
     return (
         "<!DOCTYPE html>\n"
@@ -197,10 +197,10 @@ def _ci(low: float | None, high: float | None) -> str | None:
 # ---------------------------------------------------------------- blocks
 
 
-def _retrieval(conn: psycopg.Connection, config: ProjectConfig) -> str:
+def _retrieval(conn: psycopg.Connection) -> str:
     rows = conn.execute(
         "select pair, direction, section, k, value, ci_low, ci_high, n "
-        "from metrics.fct_retrieval_metrics where metric like 'recall_at_%%' "
+        "from metrics.fct_retrieval_metrics where metric like 'recall_at_%' "
         "order by pair, direction, section, k"
     ).fetchall()
     if not rows:
@@ -276,10 +276,10 @@ def _retrieval(conn: psycopg.Connection, config: ProjectConfig) -> str:
     return "".join(parts)
 
 
-def _curves(conn: psycopg.Connection, config: ProjectConfig) -> str:
+def _curves(conn: psycopg.Connection) -> str:
     rows = conn.execute(
         "select pair, direction, k, value, ci_low, ci_high, n from metrics.fct_retrieval_metrics "
-        "where metric like 'recall_at_%%' and section = 'ALL' order by pair, direction, k"
+        "where metric like 'recall_at_%' and section = 'ALL' order by pair, direction, k"
     ).fetchall()
     if not rows:
         return ""
