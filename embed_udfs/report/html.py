@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from embed_udfs import __version__
+from embed_udfs import __version__, contract
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.report import random_weight_notice
@@ -141,7 +141,8 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
-    return conn.execute("select to_regclass(%s)", (relation,)).fetchone()[0] is not None
+    """Whether dbt has built the relation (marts added later are optional blocks)."""
+    return contract.exists(conn, contract.parse_relation(relation))
 
 
 def _cell(value: Any) -> str:
