@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install lint typecheck pytest dbt-test bench clean db-stop
+.PHONY: demo test install lint typecheck pytest dbt-test bench clean db-stop browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,18 @@ test: install typecheck pytest lint
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest -q tests/python
+
+# the HTML report's test opens it in headless Chromium: install Debian's when
+# it is missing and we may (root, as in CI); otherwise that one test skips
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	    || command -v google-chrome >/dev/null || [ -n "$$CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the HTML report test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "no chromium and not root: the HTML report's browser test will skip"; fi
 
 # the dbt templater compiles the models, so it needs the database (started on demand)
 lint: install

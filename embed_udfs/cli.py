@@ -29,6 +29,7 @@ Typical use:
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs report            print the per-section scorecard
+  embed-udfs report --html report.html   the same and more as plots, in one offline HTML file
   embed-udfs db url            a connection URI for psql or a BI tool
   embed-udfs db reader create  a read-only login for BI (metrics schema only)
 
@@ -182,7 +183,20 @@ def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None)
     if notice:
         print("\n" + notice)
     print("\n" + report.where_to_look(settings.uri))
+    print("\nHTML report: " + str(_write_html(ctx, settings, DEFAULT_HTML_REPORT)))
     return 0
+
+
+DEFAULT_HTML_REPORT = Path(".embed_metrics") / "report.html"
+
+
+def _write_html(ctx: _Context, settings, path: Path) -> Path:
+    from embed_udfs.db import connection
+    from embed_udfs.report.html import write_report
+
+    target = path if path.is_absolute() else ctx.project_dir / path
+    with connection(settings) as conn:
+        return write_report(conn, ctx.config, target)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -259,6 +273,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     ctx = _Context(args)
     settings = ctx.settings()
+    if args.html:
+        print(_write_html(ctx, settings, Path(args.html).absolute()))
+        return 0
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
@@ -412,7 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.set_defaults(func=cmd_cluster)
 
-    report = _command(commands, "report", help="print the per-section scorecard")
+    report = _command(
+        commands, "report", help="print the per-section scorecard, or write the HTML report"
+    )
+    report.add_argument(
+        "--html",
+        metavar="PATH",
+        help="write one self-contained HTML file (plots as inline SVG, works offline) to PATH "
+        "and print its path, instead of the terminal scorecard",
+    )
     report.set_defaults(func=cmd_report)
     return parser
 
