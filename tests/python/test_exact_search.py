@@ -134,10 +134,12 @@ Render = Callable[[str, str, int], list[str]]
 
 FORMULATIONS: dict[str, Render] = {
     # statements to run, the last one the query
-    "lateral": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 25)],
-    "lateral, no bound": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 0)],
-    "blocked": lambda q, g, k: [macros().exact_neighbours_blocked(q, g, DIM, k, 1, 1)],
-    "blocked, one block": lambda q, g, k: [macros().exact_neighbours_blocked(q, g, DIM, k, 512, 1)],
+    "lateral": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 25)],
+    "lateral, no bound": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 0)],
+    "blocked": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1, 1)],
+    "blocked, one block": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 512, 1)],
+    "walk": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 1)],
+    "walk, one block": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 512)],
     "function": lambda q, g, k: [
         macros().exact_search_function(f"exact_top_k_{g}", g, DIM, k, 25),
         macros().exact_neighbours_parallel(q, g, f"exact_top_k_{g}", DIM, k),
@@ -155,13 +157,7 @@ def test_neighbours_and_ranks_match_numpy(
     query, gallery = DIRECTIONS[direction]
     statements = FORMULATIONS[formulation](f"eval_{query}_{n}", f"eval_{gallery}_{n}", MAX_K)
     with connection(settings) as conn:
-        conn.execute("set max_parallel_workers_per_gather = 2")
-        for setting in (
-            "parallel_setup_cost",
-            "parallel_tuple_cost",
-            "min_parallel_table_scan_size",
-        ):
-            conn.execute(sql.SQL("set {} = 0").format(sql.Identifier(setting)))
+        conn.execute(macros().exact_search_settings())  # the pre_hook, in this transaction
         for statement in statements[:-1]:
             conn.execute(statement)
         cursor = conn.execute(statements[-1])
