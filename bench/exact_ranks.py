@@ -2,7 +2,10 @@
 (PostgreSQL + pgvector, no index) against numpy brute force in the same run.
 
     python bench/exact_ranks.py [--sizes 5000 20000 50000] [--max-k 50]
-        [--formulations NAME ...] [--repeat 2]
+        [--formulations INDEX ...] [--repeat 2]
+
+(--help lists the formulations; the default times exact_neighbours, the
+recursive walk, and exact_neighbours_merge.)
 
 For each size: plants hard 512-d unit vectors (section clusters under heavy
 noise, as bench/retrieval.py does, plus identical vectors and a section of one
@@ -186,8 +189,8 @@ class Formulation:
     sample: Callable[[int, int], int]  # (N, max_k) -> sample_size; 0: no bound
     cosine: bool = False  # order by <=> instead of <#>
     function: bool = False  # exact_neighbours_parallel: a PARALLEL SAFE function per query
-    blocked: tuple[int, int] | None = None  # exact_neighbours: (block_pages, sample_blocks)
-    walk: int = 0  # exact_neighbours_walk: block_pages
+    blocked: tuple[int, int] | None = None  # exact_neighbours_merge: (block_pages, sample_blocks)
+    walk: int = 0  # exact_neighbours (the recursive walk): block_pages
 
 
 def sqrt_sample(n: int, max_k: int) -> int:
@@ -195,40 +198,59 @@ def sqrt_sample(n: int, max_k: int) -> int:
 
 
 FORMULATIONS = [
-    Formulation("lateral top-K, cosine <=>, serial", "table", 0, lambda n, k: 0, cosine=True),
-    Formulation("lateral top-K, <#>, serial", "table", 0, lambda n, k: 0),
-    Formulation("lateral top-K, <#>, 2 workers", "table", 2, lambda n, k: 0),
-    Formulation("bounded sqrt(NK), <#>, serial", "table", 0, sqrt_sample),
-    Formulation("bounded sqrt(NK), <#>, 2 workers", "table", 2, sqrt_sample),
+    Formulation("per_query, cosine <=>", "table", 0, lambda n, k: 0, cosine=True),
+    Formulation("per_query", "table", 0, lambda n, k: 0),
+    Formulation("per_query, 2 workers", "table", 2, lambda n, k: 0),
+    Formulation("per_query, bound sqrt(NK) rows", "table", 0, sqrt_sample),
+    Formulation("per_query, bound sqrt(NK) rows, 2 workers", "table", 2, sqrt_sample),
     Formulation(
-        "bounded 4 sqrt(NK), <#>, 2 workers", "table", 2, lambda n, k: min(n, 4 * sqrt_sample(n, k))
+        "per_query, bound 4 sqrt(NK) rows, 2 workers",
+        "table",
+        2,
+        lambda n, k: min(n, 4 * sqrt_sample(n, k)),
     ),
     Formulation(
-        "bounded sqrt(NK), <#>, 2 workers, shared table filtered", "filter", 2, sqrt_sample
-    ),
-    Formulation("bounded sqrt(NK), <#>, 2 workers, shared table TID range", "tid", 2, sqrt_sample),
-    Formulation("function, unbounded, <#>, 2 workers", "table", 2, lambda n, k: 0, function=True),
-    Formulation(
-        "function, bounded sqrt(NK), <#>, 2 workers", "table", 2, sqrt_sample, function=True
+        "per_query, bound sqrt(NK), 2 workers, shared table filtered", "filter", 2, sqrt_sample
     ),
     Formulation(
-        "function, bounded sqrt(NK), <#>, 1 worker", "table", 1, sqrt_sample, function=True
+        "per_query, bound sqrt(NK), 2 workers, shared table TID range", "tid", 2, sqrt_sample
     ),
     Formulation(
-        "function, bounded sqrt(NK), <#>, 2 workers, shared table TID range",
+        "parallel function, no bound, 2 workers", "table", 2, lambda n, k: 0, function=True
+    ),
+    Formulation(
+        "parallel function, bound sqrt(NK), 2 workers", "table", 2, sqrt_sample, function=True
+    ),
+    Formulation(
+        "parallel function, bound sqrt(NK), 1 worker", "table", 1, sqrt_sample, function=True
+    ),
+    Formulation(
+        "parallel function, bound sqrt(NK), 2 workers, shared TID range",
         "tid",
         2,
         sqrt_sample,
         function=True,
     ),
-    Formulation("blocked 128 pages, bound 1 block", "table", 0, lambda n, k: 0, blocked=(128, 1)),
-    Formulation("blocked 512 pages, bound 1 block", "table", 0, lambda n, k: 0, blocked=(512, 1)),
-    Formulation("blocked 512 pages, bound 2 blocks", "table", 0, lambda n, k: 0, blocked=(512, 2)),
-    Formulation("blocked 1024 pages, bound 1 block", "table", 0, lambda n, k: 0, blocked=(1024, 1)),
-    Formulation("walk 128 pages", "table", 0, lambda n, k: 0, walk=128),
-    Formulation("walk 512 pages", "table", 0, lambda n, k: 0, walk=512),
-    Formulation("walk 1024 pages", "table", 0, lambda n, k: 0, walk=1024),
+    Formulation(
+        "merge, 128 pages, bound from 1 block", "table", 0, lambda n, k: 0, blocked=(128, 1)
+    ),
+    Formulation(
+        "merge, 512 pages, bound from 1 block", "table", 0, lambda n, k: 0, blocked=(512, 1)
+    ),
+    Formulation(
+        "merge, 512 pages, bound from 2 blocks", "table", 0, lambda n, k: 0, blocked=(512, 2)
+    ),
+    Formulation(
+        "merge, 1024 pages, bound from 1 block", "table", 0, lambda n, k: 0, blocked=(1024, 1)
+    ),
+    Formulation("exact_neighbours (walk), 128 pages", "table", 0, lambda n, k: 0, walk=128),
+    Formulation("exact_neighbours (walk), 512 pages", "table", 0, lambda n, k: 0, walk=512),
+    Formulation("exact_neighbours (walk), 1024 pages", "table", 0, lambda n, k: 0, walk=1024),
 ]
+
+
+WINNER = next(i for i, f in enumerate(FORMULATIONS) if f.walk == 128)
+MERGE = next(i for i, f in enumerate(FORMULATIONS) if f.blocked == (512, 1))
 
 
 def relation(layout: str, space: str, pages: dict[str, tuple[int, int]]) -> str:
@@ -254,11 +276,11 @@ def formulation_sql(
 ) -> str:
     """The statement, preceded by the function's DDL where it uses one."""
     if f.walk:
-        return macros().exact_neighbours_walk(
+        return macros().exact_neighbours(
             relation(f.layout, query, pages), relation(f.layout, gallery, pages), dim, max_k, f.walk
         )
     if f.blocked:
-        return macros().exact_neighbours(
+        return macros().exact_neighbours_merge(
             relation(f.layout, query, pages),
             relation(f.layout, gallery, pages),
             dim,
@@ -474,7 +496,7 @@ def main() -> None:
         "--formulations",
         nargs="+",
         type=int,
-        default=list(range(len(FORMULATIONS))),
+        default=[WINNER, MERGE],
         help="indices into: " + "; ".join(f"{i} {f.name}" for i, f in enumerate(FORMULATIONS)),
     )
     parser.add_argument("--explain", action="store_true", help="log each formulation's plan")

@@ -1,7 +1,7 @@
 {#- Exact top-max(K) neighbours and the positive's rank for every query of
     one retrieval direction, with no index and no approximation.
 
-    exact_neighbours(queries, gallery, dim, max_k, block_pages=512, sample_blocks=1)
+    exact_neighbours(queries, gallery, dim, max_k, block_pages=128)
 
     queries: a relation or parenthesised subquery with product_id,
         collection_section and embedding (the query space's vectors).
@@ -11,11 +11,8 @@
         without one is dropped (as the inner join of today's ranks does).
     dim: the spaces' dimension (vectors are cast to vector(dim)).
     max_k: how many neighbours to list, the largest K.
-    block_pages: heap pages read per block (3 rows of 512-d per page; 512
-        pages, 4 MB, stays in this machine's cache; 128 and 1,024 measured
-        slower).
-    sample_blocks: leading blocks whose rows bound each query's max(K)-th
-        distance before the walk (2 measured no faster than 1).
+    block_pages: heap pages read per step (3 rows of 512-d per page; 128
+        pages, 1 MB, measured fastest at 20,000 against 512 and 1,024).
 
     One row per (query, neighbour_rank), neighbour_rank 1..min(max(K), N)
     ordered by cosine distance, ties by neighbour_product_id:
@@ -29,6 +26,16 @@
     the pair/direction/space labels and is_duplicate_of_positive, which the
     calling model adds.
 
+    How: a recursive walk over the gallery's heap, one block of pages per
+    step (a TID range scan). Each step compares every query with that block
+    and merges it into the query's best max(K) so far (distances and ids,
+    sorted, carried as arrays); a block's row is looked at further only when
+    it is at or below the query's current max(K)-th distance, a bound that
+    tightens as the walk goes. Every query meets one block before the next is
+    read, so the block stays in the CPU cache instead of each query
+    streaming the whole gallery from memory (measured: 0.3 us per row from a
+    cached block, 1.4 us from a 40 MB table).
+
     Why it is exact:
     - Order by negative inner product `<#>`; distance = 1 + (a <#> b) =
       1 - a.b. For unit vectors that is the cosine distance and the cosine
@@ -38,145 +45,23 @@
     - The positive's distance and every neighbour's come from the same
       operator on the same two vectors, so an item exactly as far as the
       positive (an identical vector) is never strictly closer.
-    - Any max(K) real items bound a query's max(K)-th smallest distance from
-      above, so the max(K)-th smallest among the sample blocks' rows is a
-      safe bound; rows at the bound are kept, so ties are never cut.
+    - Rows at the current max(K)-th distance are kept, and the merge orders
+      by (distance, product_id), so ties are never cut wrongly.
     - pgvector sums in float32: two items whose true distances differ by
       less than about 1e-7 can come out tied (then ordered by product_id) or
       swapped, against a float64 computation. Measured: 29 of 40,000 lists
       and 1 of 40,000 ranks at N = 20,000, every one such a near tie.
 
-    Why it is fast: every query is compared with one block of the gallery
-    (a TID range scan) before the next block is read, so the block stays in
-    the CPU cache instead of each query streaming the whole gallery from
-    memory (measured: 0.3 us per row for a 4 MB block, 1.4 us for a 40 MB
-    table). Each (block, query) keeps at most max(K) rows at or below the
-    query's bound, and one sort merges them.
-
     Requirements (speed, not correctness):
-    - pre_hook: {{ exact_search_settings() }}: work_mem for the final merge
-      (about 60 bytes x max(K) x queries x blocks; it spills to disk beyond)
-      and parallel workers for the function variant.
+    - pre_hook: {{ exact_search_settings() }} (work_mem for the materialised
+      queries and each step's rows; parallel workers for the function form).
     - The gallery table's rows stored inline: embedding typed vector(dim),
       STORAGE PLAIN and toast_tuple_target = 8160 (see index_vectors_by_space),
       one table per space (a table filtered by space reads every space's
       pages). Run both directions as separate models so dbt's two threads
       use both cores.
     - bench/exact_ranks.py measures this and the alternatives below. -#}
-{% macro exact_neighbours(queries, gallery, dim, max_k, block_pages=512, sample_blocks=1) %}
-{%- set vec = 'vector(' ~ dim ~ ')' %}
-with
-
-exact_queries as materialized (
-    select
-        queries.product_id,
-        queries.collection_section,
-        queries.embedding::{{ vec }} as embedding,
-        queries.embedding::{{ vec }} <#> positives.embedding::{{ vec }} as positive_nip,
-        bound.nip_bound
-    from {{ queries }} as queries
-    inner join {{ gallery }} as positives on queries.product_id = positives.product_id
-    cross join lateral (
-        -- any max(K) rows bound it; fewer than max(K) bound nothing
-        select case when count(*) < {{ max_k }} then 'Infinity'::float8 else max(nearest.nip) end as nip_bound
-        from (
-            select sample.embedding::{{ vec }} <#> queries.embedding::{{ vec }} as nip
-            from {{ gallery }} as sample
-            where sample.ctid < '({{ block_pages * sample_blocks }},0)'::tid
-            order by nip
-            limit {{ max_k }}
-        ) as nearest
-    ) as bound
-),
-
-exact_blocks as (
-    select
-        format('(%s,0)', first_page)::tid as first_tid,
-        format('(%s,0)', first_page + {{ block_pages }})::tid as end_tid
-    from generate_series(
-        0,
-        (pg_relation_size('{{ gallery }}') / current_setting('block_size')::int)::int,
-        {{ block_pages }}
-    ) as first_page
-),
-
-exact_candidates as (
-    select
-        nearest.*
-    from exact_blocks
-    cross join lateral (
-        -- every query against this block before the next block is read
-        select
-            exact_queries.product_id as query_product_id,
-            exact_queries.collection_section,
-            exact_queries.positive_nip,
-            kept.*
-        from exact_queries
-        cross join lateral (
-            select
-                gallery.product_id as neighbour_product_id,
-                gallery.collection_section as neighbour_section,
-                gallery.embedding::{{ vec }} <#> exact_queries.embedding as nip
-            from {{ gallery }} as gallery
-            where
-                gallery.ctid >= exact_blocks.first_tid
-                and gallery.ctid < exact_blocks.end_tid
-                and gallery.embedding::{{ vec }} <#> exact_queries.embedding <= exact_queries.nip_bound
-            order by nip, gallery.product_id
-            limit {{ max_k }}
-        ) as kept
-    ) as nearest
-),
-
-exact_ranked as (
-    select
-        *,
-        row_number() over (partition by query_product_id order by nip, neighbour_product_id) as neighbour_rank
-    from exact_candidates
-),
-
-exact_lists as (
-    select
-        *,
-        count(*) filter (where nip < positive_nip) over (partition by query_product_id) as n_closer
-    from exact_ranked
-    where neighbour_rank <= {{ max_k }}
-)
-
-select
-    query_product_id,
-    collection_section,
-    neighbour_rank::integer as neighbour_rank,
-    neighbour_product_id,
-    neighbour_section,
-    1 + nip as distance,
-    neighbour_product_id = query_product_id as is_positive,
-    1 + positive_nip as positive_distance,
-    case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank
-from exact_lists
-{% endmacro %}
-
-
-{#- pre_hook for a model that calls these macros: memory for the merge sort
-    and the materialised queries, and parallel workers (the planner's default
-    costs see one cheap outer scan and would run everything in the leader). -#}
-{% macro exact_search_settings(workers=2, work_mem='256MB') -%}
-    set local work_mem = '{{ work_mem }}';
-    set local max_parallel_workers_per_gather = {{ workers }};
-    set local parallel_setup_cost = 0;
-    set local parallel_tuple_cost = 0;
-    set local min_parallel_table_scan_size = 0;
-{%- endmacro %}
-
-
-{#- exact_neighbours with a running bound: a recursive walk over the
-    blocks that carries each query's best max(K) so far (distances and ids,
-    sorted), merges one block into it per step, and reads a block's rows only
-    where they are at or below the current max(K)-th distance. Nothing but
-    the lists is sorted, and the bound tightens as the walk goes.
-    `gallery` must be a table holding only that space's rows. Measured a little
-    slower than exact_neighbours at 5,000 and 20,000 (bench/RESULTS.md). -#}
-{% macro exact_neighbours_walk(queries, gallery, dim, max_k, block_pages=512) %}
+{% macro exact_neighbours(queries, gallery, dim, max_k, block_pages=128) %}
 {%- set vec = 'vector(' ~ dim ~ ')' %}
 with recursive
 
@@ -278,6 +163,120 @@ select
     case when exact_lists.n_closer < {{ max_k }} then exact_lists.n_closer + 1 end::integer as positive_rank
 from exact_lists
 inner join {{ gallery }} as neighbours on exact_lists.neighbour_product_id = neighbours.product_id
+{% endmacro %}
+
+
+{#- pre_hook for a model that calls these macros: memory for the merge sort
+    and the materialised queries, and parallel workers (the planner's default
+    costs see one cheap outer scan and would run everything in the leader). -#}
+{% macro exact_search_settings(workers=2, work_mem='256MB') -%}
+    set local work_mem = '{{ work_mem }}';
+    set local max_parallel_workers_per_gather = {{ workers }};
+    set local parallel_setup_cost = 0;
+    set local parallel_tuple_cost = 0;
+    set local min_parallel_table_scan_size = 0;
+{%- endmacro %}
+
+
+{#- The same walk without recursion: each query's max(K)-th distance is
+    bounded by its max(K)-th among the first sample_blocks blocks' rows (any
+    max(K) real items bound it from above; rows at the bound are kept, so
+    ties are never cut); then every (block, query) keeps at most max(K) rows
+    at or below that bound, and one sort merges them. Fastest at 5,000, but
+    the merge grows as queries x blocks x max(K) (13 million rows per
+    direction at 20,000, spilling to disk), so slower from 20,000 on. Kept
+    for bench/exact_ranks.py; `gallery` must be a table as above. -#}
+{% macro exact_neighbours_merge(queries, gallery, dim, max_k, block_pages=512, sample_blocks=1) %}
+{%- set vec = 'vector(' ~ dim ~ ')' %}
+with
+
+exact_queries as materialized (
+    select
+        queries.product_id,
+        queries.collection_section,
+        queries.embedding::{{ vec }} as embedding,
+        queries.embedding::{{ vec }} <#> positives.embedding::{{ vec }} as positive_nip,
+        bound.nip_bound
+    from {{ queries }} as queries
+    inner join {{ gallery }} as positives on queries.product_id = positives.product_id
+    cross join lateral (
+        -- any max(K) rows bound it; fewer than max(K) bound nothing
+        select case when count(*) < {{ max_k }} then 'Infinity'::float8 else max(nearest.nip) end as nip_bound
+        from (
+            select sample.embedding::{{ vec }} <#> queries.embedding::{{ vec }} as nip
+            from {{ gallery }} as sample
+            where sample.ctid < '({{ block_pages * sample_blocks }},0)'::tid
+            order by nip
+            limit {{ max_k }}
+        ) as nearest
+    ) as bound
+),
+
+exact_blocks as (
+    select
+        format('(%s,0)', first_page)::tid as first_tid,
+        format('(%s,0)', first_page + {{ block_pages }})::tid as end_tid
+    from generate_series(
+        0,
+        (pg_relation_size('{{ gallery }}') / current_setting('block_size')::int)::int,
+        {{ block_pages }}
+    ) as first_page
+),
+
+exact_candidates as (
+    select
+        nearest.*
+    from exact_blocks
+    cross join lateral (
+        -- every query against this block before the next block is read
+        select
+            exact_queries.product_id as query_product_id,
+            exact_queries.collection_section,
+            exact_queries.positive_nip,
+            kept.*
+        from exact_queries
+        cross join lateral (
+            select
+                gallery.product_id as neighbour_product_id,
+                gallery.collection_section as neighbour_section,
+                gallery.embedding::{{ vec }} <#> exact_queries.embedding as nip
+            from {{ gallery }} as gallery
+            where
+                gallery.ctid >= exact_blocks.first_tid
+                and gallery.ctid < exact_blocks.end_tid
+                and gallery.embedding::{{ vec }} <#> exact_queries.embedding <= exact_queries.nip_bound
+            order by nip, gallery.product_id
+            limit {{ max_k }}
+        ) as kept
+    ) as nearest
+),
+
+exact_ranked as (
+    select
+        *,
+        row_number() over (partition by query_product_id order by nip, neighbour_product_id) as neighbour_rank
+    from exact_candidates
+),
+
+exact_lists as (
+    select
+        *,
+        count(*) filter (where nip < positive_nip) over (partition by query_product_id) as n_closer
+    from exact_ranked
+    where neighbour_rank <= {{ max_k }}
+)
+
+select
+    query_product_id,
+    collection_section,
+    neighbour_rank::integer as neighbour_rank,
+    neighbour_product_id,
+    neighbour_section,
+    1 + nip as distance,
+    neighbour_product_id = query_product_id as is_positive,
+    1 + positive_nip as positive_distance,
+    case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank
+from exact_lists
 {% endmacro %}
 
 

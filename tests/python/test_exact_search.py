@@ -136,10 +136,10 @@ FORMULATIONS: dict[str, Render] = {
     # statements to run, the last one the query
     "lateral": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 25)],
     "lateral, no bound": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 0)],
-    "blocked": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1, 1)],
-    "blocked, one block": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 512, 1)],
-    "walk": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 1)],
-    "walk, one block": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 512)],
+    "merge": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 1, 1)],
+    "merge, one block": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 512, 1)],
+    "walk": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1)],
+    "walk, one block": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 128)],
     "function": lambda q, g, k: [
         macros().exact_search_function(f"exact_top_k_{g}", g, DIM, k, 25),
         macros().exact_neighbours_parallel(q, g, f"exact_top_k_{g}", DIM, k),
