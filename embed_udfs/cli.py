@@ -162,16 +162,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     return _refresh_and_report(
-        ctx, ctx.settings(), backfill=not args.skip_backfill, spaces=args.space
+        ctx,
+        ctx.settings(),
+        backfill=not args.skip_backfill,
+        spaces=args.space,
+        workers=args.workers,
     )
 
 
-def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None) -> int:
+def _refresh_and_report(
+    ctx: _Context, settings, *, backfill: bool, spaces=None, workers: int | None = None
+) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
     from embed_udfs.pipeline import refresh
 
-    summaries = refresh(settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces)
+    summaries = refresh(
+        settings,
+        ctx.config,
+        dbt_vars=ctx.vars,
+        backfill=backfill,
+        spaces=spaces,
+        workers=workers,
+    )
     for summary in summaries:
         print(f"{summary.job}:")
         for line in summary.lines:
@@ -217,7 +230,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         precision=args.precision,
         shard=shard,
         dry_run=args.dry_run,
+        retry_errors=tuple(args.reason or ()) if args.retry_errors else None,
     )
+    if args.reason and not args.retry_errors:
+        raise EmbedUdfsError("--reason only narrows --retry-errors; add --retry-errors.")
     settings = ctx.settings()
     for space in spaces:
         summary = backfill_space(settings, ctx.config, space, options)
@@ -391,6 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="image decode processes (default: CPUs - 1, up to 8, on CUDA; 1 on CPU)",
     )
     backfill.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="forget the recorded errors of these spaces first, so their rows are tried "
+        "again (transient failures are retried on every run anyway)",
+    )
+    backfill.add_argument(
+        "--reason",
+        action="append",
+        help="with --retry-errors: only errors whose reason contains this text, e.g. "
+        "'not found' or 'corrupt' (repeatable)",
+    )
+    backfill.add_argument(
         "--device",
         help="cuda, cuda:N or cpu (default: cuda:LOCAL_RANK under torchrun, "
         "else cuda if available)",
@@ -410,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--space", action="append", help="backfill only these spaces")
     refresh.add_argument("--skip-backfill", action="store_true", help="only rebuild the dbt models")
+    refresh.add_argument(
+        "--workers",
+        type=int,
+        help="image decode processes for the backfill (default: CPUs - 1, up to 8, on CUDA; "
+        "1 on CPU); each reads vars.image_fetch_threads images at once",
+    )
     refresh.set_defaults(func=cmd_refresh)
 
     cluster = _command(
