@@ -185,6 +185,13 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
     conn.commit()
 
 
+# A stored vector counts as done only if it would pass validation; one that
+# was corrupted in place is embedded again although its input hash matches.
+_VALID = sql.SQL(
+    "vector_dims(v.embedding) = %(dim)s and abs(vector_norm(v.embedding) - 1) <= %(tolerance)s"
+)
+
+
 def claim(
     conn: psycopg.Connection,
     config: ProjectConfig,
@@ -213,6 +220,7 @@ def claim(
                 where v.space = %(space)s
                     and v.product_id = w.product_id
                     and v.input_hash = w.input_hash
+                    and {valid}
             )
             on conflict (space, product_id) do update set
                 input_hash = excluded.input_hash,
@@ -225,8 +233,14 @@ def claim(
             )
             returning product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config)),
-        {"space": space.name, "ids": list(product_ids), "hashes": list(input_hashes)},
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        {
+            "space": space.name,
+            "ids": list(product_ids),
+            "hashes": list(input_hashes),
+            "dim": space.dim,
+            "tolerance": NORM_TOLERANCE,
+        },
     ).fetchall()
     owned = {product_id for (product_id,) in claimed}
     if not owned:
@@ -240,11 +254,11 @@ def claim(
             using {vectors} as v
             where c.space = %(space)s and c.product_id = any(%(ids)s)
                 and v.space = c.space and v.product_id = c.product_id
-                and v.input_hash = c.input_hash
+                and v.input_hash = c.input_hash and {valid}
             returning c.product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config)),
-        {"space": space.name, "ids": list(owned)},
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        {"space": space.name, "ids": list(owned), "dim": space.dim, "tolerance": NORM_TOLERANCE},
     ).fetchall()
     return owned - {product_id for (product_id,) in done}
 
