@@ -96,6 +96,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = ctx.settings()
     if args.db_command == "start":
         with db.connection(settings) as conn:
+            conn.execute(store.products_ddl(ctx.config.products_relation))
             store.bootstrap(conn, ctx.config)
         print(f"ready: {settings.uri} (from {settings.origin})")
         info = db.embedded_status(ctx.project_dir) if not external else None
@@ -157,6 +158,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"loaded {count} products into catalog.products")
         return 0
     return _refresh_and_report(ctx, settings, backfill=True)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from embed_udfs import load
+    from embed_udfs.db import connection
+
+    ctx = _Context(args)
+    mapping = load.parse_mapping(args.map or [])
+    with connection(ctx.settings()) as conn:
+        summary = load.load_catalog(
+            conn, ctx.config, Path(args.path), mapping=mapping, replace=args.replace
+        )
+    print(summary.line())
+    print("next: `embed-udfs refresh` embeds the new rows and builds every metric")
+    return 0
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -371,6 +387,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--products", type=int, default=2400, help="catalog size (default 2400)")
     demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     demo.set_defaults(func=cmd_demo)
+
+    load = _command(
+        commands,
+        "load",
+        help="load a catalog file (CSV, TSV, Parquet, JSON lines) into the products relation",
+    )
+    load.add_argument("path", help="the file; its type is taken from the extension")
+    load.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FILE_COLUMN,...",
+        help="which file column feeds each products column, e.g. "
+        "'name=Product Name,section=Category' (id, name, description, section, store, image, "
+        "or the full column names); unmapped columns are taken by their own name",
+    )
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty the table first (default: upsert by product_id, keeping other rows)",
+    )
+    load.set_defaults(func=cmd_load)
 
     backfill = _command(
         commands,

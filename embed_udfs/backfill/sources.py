@@ -45,6 +45,7 @@ CORRUPT = "corrupt image"
 
 MAX_REDIRECTS = 5
 READ_SIZE = 1 << 16
+READ_IDLE_S = 10.0  # no byte for this long: timed out (the deadline bounds the total)
 DEFAULT_LIMITS = IngestLimits()
 
 
@@ -179,7 +180,8 @@ def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
         if parts.query:
             path += "?" + parts.query
         connection.connect()
-        connection.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        # A server that sends nothing for READ_IDLE_S is as good as gone.
+        connection.sock.settimeout(min(READ_IDLE_S, max(0.01, deadline - time.monotonic())))
         connection.request("GET", path, headers={"User-Agent": "embed-udfs", "Accept": "image/*"})
         response = connection.getresponse()
         status = response.status
