@@ -4,7 +4,7 @@
 
 A third of the image URIs point at a closed port (connection refused), a
 third at a server that accepts and never answers (timed out), a third at a
-server that answers 404 (not found). Times `backfill_space` end to end on the
+second server that answers 404 (not found). Times `backfill_space` end to end on the
 tiny image model, and a baseline in the same run: the same reader applied to
 the URIs one after another (no pool, no per-host skipping), measured on a
 sample and scaled to the catalog. Prints both and their ratio, and checks
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from embed_udfs.dbt_runner import run_dbt  # noqa: E402
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -44,14 +46,14 @@ def main() -> None:
     config = load_config(PROJECT_DIR)
     space = config.space("clip_image")
     LoopbackImages.HANG_S = 120.0  # longer than any deadline: the client must give up first
-    with LoopbackImages() as server, scratch_database() as settings:
+    with LoopbackImages() as hangs, LoopbackImages() as missing, scratch_database() as settings:
         refused = f"http://127.0.0.1:{closed_port()}"
         kinds = [
             (refused + f"/{i}.png")
             if i % 3 == 0
-            else server.url(f"/hang.png?i={i}")
+            else hangs.url(f"/hang.png?i={i}")
             if i % 3 == 1
-            else server.url(f"/missing.png?i={i}")
+            else missing.url(f"/missing.png?i={i}")
             for i in range(args.rows)
         ]
         with connection(settings) as conn:

@@ -253,9 +253,10 @@ def _describe(exc: BaseException) -> str:
 
 class Fetcher:
     """Reads many images at once: a bounded thread pool with at most
-    image_fetch_per_host reads to one host, and a host that failed
-    image_host_failures times in a row is not asked again in this run (its
-    rows are recorded as transient failures, so the next run tries them)."""
+    image_fetch_per_host reads to one host, and a host with
+    image_host_failures transient failures since its last success is not
+    asked again in this run (its rows are recorded as transient failures, so
+    the next run tries them)."""
 
     def __init__(self, limits: IngestLimits = DEFAULT_LIMITS):
         self.limits = limits
@@ -302,9 +303,11 @@ class Fetcher:
             try:
                 payload = read_image_bytes(uri, self.limits)
             except ReadFailure as failure:
-                with self._lock:
-                    # Any answer, even a 404, shows the host is there.
-                    self._failures[host] = self._failures[host] + 1 if failure.transient else 0
+                if failure.transient:
+                    # Only a success clears the count: a host that answers 404
+                    # quickly but hangs on the rest is still skipped.
+                    with self._lock:
+                        self._failures[host] += 1
                 return failure
             with self._lock:
                 self._failures[host] = 0
