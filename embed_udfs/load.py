@@ -248,12 +248,13 @@ def load_catalog(
                 copy.write_row(row)
         if replace:
             conn.execute(sql.SQL("truncate {}").format(target))
-        existing = conn.execute(
+        counted = conn.execute(
             sql.SQL(
                 "select count(*) from _incoming_products as i where exists "
                 "(select 1 from {} as p where p.product_id = i.product_id)"
             ).format(target)
-        ).fetchone()[0]
+        ).fetchone()
+        existing = int(counted[0]) if counted else 0
         conn.execute(
             sql.SQL(
                 "insert into {target} ({columns}) select {columns} from _incoming_products "
