@@ -26,6 +26,7 @@ Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
 
 Typical use:
   embed-udfs demo run          load the demo catalog, embed it, build every metric
+  embed-udfs load FILE         load your catalog (CSV, Parquet, JSON lines) into the products table
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs report            print the per-section scorecard
