@@ -123,8 +123,14 @@ def test_two_workers_on_overlapping_shards_do_no_duplicate_work(db, catalog):
     _reset(db)
     everything = _cli(db, "--chunk-size", "16", "--batch-size", "16")
     half = _cli(db, "--chunk-size", "16", "--batch-size", "16", "--shard", "0/2")
-    out_all, err_all = everything.communicate(timeout=300)
-    out_half, err_half = half.communicate(timeout=300)
+    try:
+        out_all, err_all = everything.communicate(timeout=300)
+        out_half, err_half = half.communicate(timeout=300)
+    finally:  # a worker left running would hold claims in the tests that follow
+        for worker in (everything, half):
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     assert everything.returncode == 0, err_all
     assert half.returncode == 0, err_half
     assert _embedded(out_all) + _embedded(out_half) == catalog  # each row embedded once

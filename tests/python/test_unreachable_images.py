@@ -150,3 +150,22 @@ def test_stale_claims_are_cleared_and_corrupted_vectors_embedded_again(db, image
     )
     assert all(dim == 128 for dim, _ in norms)
     assert np.allclose([norm for _, norm in norms], 1, atol=1e-3)
+
+
+def test_chunks_commit_when_full_or_old(db, images, tmp_path):
+    rows = [(f"q{i}", str(images / "good.png")) for i in range(6)]
+    for interval, expected_commits in ((1000.0, 1), (0.001, 3)):
+        config = load_config(PROJECT_DIR, overrides={"backfill_commit_interval_s": interval})
+        _load(db, config, rows)
+        dbt_build(db, {}, tmp_path, "+int_space_inputs")
+        commits: list[int] = []
+        summary = backfill_space(
+            db,
+            config,
+            config.space("clip_text"),
+            BackfillOptions(batch_size=2, chunk_size=1000),
+            on_commit=lambda chunk, n, commits=commits: commits.append(n),
+        )
+        assert summary.embedded == 6
+        # one chunk of 1,000 never fills: it commits at the end, or as each batch comes
+        assert len(commits) == expected_commits and sum(commits) == 6
