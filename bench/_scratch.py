@@ -22,7 +22,7 @@ from embed_udfs.db import (
     ensure_database,
     resolve_settings,
 )
-from embed_udfs.demo import PRODUCTS_DDL
+from embed_udfs.store import PRODUCTS_DDL
 
 PROJECT_DIR = find_project_dir(Path(__file__).parent)
 

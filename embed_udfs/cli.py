@@ -26,6 +26,7 @@ Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
 
 Typical use:
   embed-udfs demo run          load the demo catalog, embed it, build every metric
+  embed-udfs load FILE         load your catalog (CSV, Parquet, JSON lines) into the products table
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs report            print the per-section scorecard
@@ -96,6 +97,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = ctx.settings()
     if args.db_command == "start":
         with db.connection(settings) as conn:
+            conn.execute(store.products_ddl(ctx.config.products_relation))
             store.bootstrap(conn, ctx.config)
         print(f"ready: {settings.uri} (from {settings.origin})")
         info = db.embedded_status(ctx.project_dir) if not external else None
@@ -159,19 +161,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _refresh_and_report(ctx, settings, backfill=True)
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from embed_udfs import load
+    from embed_udfs.db import connection
+
+    ctx = _Context(args)
+    mapping = load.parse_mapping(args.map or [])
+    with connection(ctx.settings()) as conn:
+        summary = load.load_catalog(
+            conn, ctx.config, Path(args.path), mapping=mapping, replace=args.replace
+        )
+    print(summary.line())
+    print("next: `embed-udfs refresh` embeds the new rows and builds every metric")
+    return 0
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     return _refresh_and_report(
-        ctx, ctx.settings(), backfill=not args.skip_backfill, spaces=args.space
+        ctx,
+        ctx.settings(),
+        backfill=not args.skip_backfill,
+        spaces=args.space,
+        workers=args.workers,
     )
 
 
-def _refresh_and_report(ctx: _Context, settings, *, backfill: bool, spaces=None) -> int:
+def _refresh_and_report(
+    ctx: _Context, settings, *, backfill: bool, spaces=None, workers: int | None = None
+) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
     from embed_udfs.pipeline import refresh
 
-    summaries = refresh(settings, ctx.config, dbt_vars=ctx.vars, backfill=backfill, spaces=spaces)
+    summaries = refresh(
+        settings,
+        ctx.config,
+        dbt_vars=ctx.vars,
+        backfill=backfill,
+        spaces=spaces,
+        workers=workers,
+    )
     for summary in summaries:
         print(f"{summary.job}:")
         for line in summary.lines:
@@ -217,7 +247,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         precision=args.precision,
         shard=shard,
         dry_run=args.dry_run,
+        retry_errors=tuple(args.reason or ()) if args.retry_errors else None,
     )
+    if args.reason and not args.retry_errors:
+        raise EmbedUdfsError("--reason only narrows --retry-errors; add --retry-errors.")
     settings = ctx.settings()
     for space in spaces:
         summary = backfill_space(settings, ctx.config, space, options)
@@ -356,6 +389,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     demo.set_defaults(func=cmd_demo)
 
+    load = _command(
+        commands,
+        "load",
+        help="load a catalog file (CSV, TSV, Parquet, JSON lines) into the products relation",
+    )
+    load.add_argument("path", help="the file; its type is taken from the extension")
+    load.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FILE_COLUMN,...",
+        help="which file column feeds each products column, e.g. "
+        "'name=Product Name,section=Category' (id, name, description, section, store, image, "
+        "or the full column names); unmapped columns are taken by their own name",
+    )
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty the table first (default: upsert by product_id, keeping other rows)",
+    )
+    load.set_defaults(func=cmd_load)
+
     backfill = _command(
         commands,
         "backfill",
@@ -391,6 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="image decode processes (default: CPUs - 1, up to 8, on CUDA; 1 on CPU)",
     )
     backfill.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="forget the recorded errors of these spaces first, so their rows are tried "
+        "again (transient failures are retried on every run anyway)",
+    )
+    backfill.add_argument(
+        "--reason",
+        action="append",
+        help="with --retry-errors: only errors whose reason contains this text, e.g. "
+        "'not found' or 'corrupt' (repeatable)",
+    )
+    backfill.add_argument(
         "--device",
         help="cuda, cuda:N or cpu (default: cuda:LOCAL_RANK under torchrun, "
         "else cuda if available)",
@@ -410,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--space", action="append", help="backfill only these spaces")
     refresh.add_argument("--skip-backfill", action="store_true", help="only rebuild the dbt models")
+    refresh.add_argument(
+        "--workers",
+        type=int,
+        help="image decode processes for the backfill (default: CPUs - 1, up to 8, on CUDA; "
+        "1 on CPU); each reads vars.image_fetch_threads images at once",
+    )
     refresh.set_defaults(func=cmd_refresh)
 
     cluster = _command(

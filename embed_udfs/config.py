@@ -22,6 +22,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from embed_udfs.errors import ConfigError
+from embed_udfs.limits import IngestLimits, parse_limits
 
 if TYPE_CHECKING:
     import psycopg
@@ -388,6 +389,7 @@ class ProjectConfig:
     dedup: DedupConfig
     text_max_words: int
     text_strip_store_name: bool
+    ingest: IngestLimits = dataclasses.field(default_factory=IngestLimits)
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -471,7 +473,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
         model = ProjectVars.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe_error(exc)}") from None
-    return _project_config(model, project_dir)
+    # The ingest bounds (byte caps, deadlines, retries) are read by Python only.
+    return dataclasses.replace(_project_config(model, project_dir), ingest=parse_limits(raw, where))
 
 
 def check_text_fields(conn: psycopg.Connection, config: ProjectConfig) -> None:

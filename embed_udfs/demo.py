@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from embed_udfs.errors import DatabaseError
+from embed_udfs.store import PRODUCTS_DDL
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,6 @@ class DemoProduct:
     store_name: str | None
     image_uri: str | None
 
-
-PRODUCTS_DDL = """\
-create schema if not exists catalog;
-create table if not exists catalog.products (
-    product_id text primary key,
-    product_name text,
-    product_description text,
-    collection_section text,
-    store_name text,
-    image_uri text
-);
-"""
 
 IMAGE_SIZE = 64
 

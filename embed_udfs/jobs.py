@@ -26,6 +26,7 @@ class JobOptions:
 
     dbt_vars: Mapping[str, Any] = field(default_factory=dict)
     spaces: Sequence[str] | None = None
+    workers: int | None = None  # image decode processes for the backfill (None: its default)
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,13 @@ class BackfillJob:
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions
     ) -> JobSummary:
-        from embed_udfs.backfill import backfill_space
+        from embed_udfs.backfill import BackfillOptions, backfill_space
 
         names = options.spaces or [space.name for space in config.spaces]
-        summaries = [backfill_space(settings, config, config.space(name)) for name in names]
+        backfill_options = BackfillOptions(num_workers=options.workers)
+        summaries = [
+            backfill_space(settings, config, config.space(name), backfill_options) for name in names
+        ]
         for summary in summaries:
             log.info("%s", summary.line())
         return JobSummary(self.name, tuple(s.line() for s in summaries), tuple(summaries))

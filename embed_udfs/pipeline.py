@@ -45,10 +45,11 @@ def refresh(
     dbt_vars: Mapping[str, Any] | None = None,
     spaces: Sequence[str] | None = None,
     backfill: bool = True,
+    workers: int | None = None,
 ) -> list[JobSummary]:
     """Run the pipeline end to end; return what each job did."""
     check_products(settings, config)
-    options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces)
+    options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces, workers=workers)
     summaries = []
     built: set[contract.Relation] = set()
     for job in jobs():

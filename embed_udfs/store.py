@@ -1,5 +1,6 @@
-"""The embeddings tables of the data contract: their DDL, the checks every
-vector passes at the door, and the binary-COPY writes of vectors and errors.
+"""The tables of the data contract: their DDL (the products table included),
+the checks every vector passes at the door, and the binary-COPY writes of
+vectors and errors.
 """
 
 from __future__ import annotations
@@ -14,10 +15,44 @@ from psycopg import sql
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, SpaceConfig
 
+# As dbt's int_vectors_validated: a stored vector further from unit length is invalid.
+NORM_TOLERANCE = 1e-3
+
+
+def products_ddl(relation: str = "catalog.products") -> sql.Composed:
+    """The products table of the data contract: one row per product_id."""
+    schema, table = _split(relation)
+    return sql.SQL(
+        """
+        create schema if not exists {schema};
+        create table if not exists {table} (
+            product_id text primary key,
+            product_name text,
+            product_description text,
+            collection_section text,
+            store_name text,
+            image_uri text
+        );
+        """
+    ).format(schema=sql.Identifier(schema), table=sql.Identifier(schema, table))
+
+
+PRODUCTS_COLUMNS = (
+    "product_id",
+    "product_name",
+    "product_description",
+    "collection_section",
+    "store_name",
+    "image_uri",
+)
+
 
 def _split(relation: str) -> tuple[str, str]:
     parsed = contract.parse_relation(relation)
     return parsed.schema, parsed.name
+
+
+PRODUCTS_DDL = products_ddl()
 
 
 def vectors_table(config: ProjectConfig) -> sql.Composable:
@@ -75,11 +110,24 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
                 detail text,
                 model_ref text,
                 occurred_at timestamptz not null default now(),
+                transient boolean not null default false,
                 primary key (space, product_id, input_hash)
             )
             """
         ).format(errors_table(config))
     )
+    # Tables made before failures were told apart: every old row counts as permanent.
+    # Checked first, because ALTER TABLE locks the table even when it changes nothing.
+    has_column = conn.execute(
+        "select 1 from pg_attribute where attrelid = to_regclass(%s) and attname = 'transient'",
+        (config.backfill_errors_relation,),
+    ).fetchone()
+    if not has_column:
+        conn.execute(
+            sql.SQL(
+                "alter table {} add column if not exists transient boolean not null default false"
+            ).format(errors_table(config))
+        )
     # A claim belongs to the database session that made it: when that session
     # is gone (the worker was killed or lost its connection) the claim is void.
     conn.execute(
@@ -137,6 +185,13 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
     conn.commit()
 
 
+# A stored vector counts as done only if it would pass validation; one that
+# was corrupted in place is embedded again although its input hash matches.
+_VALID = sql.SQL(
+    "vector_dims(v.embedding) = %(dim)s and abs(vector_norm(v.embedding) - 1) <= %(tolerance)s"
+)
+
+
 def claim(
     conn: psycopg.Connection,
     config: ProjectConfig,
@@ -165,6 +220,7 @@ def claim(
                 where v.space = %(space)s
                     and v.product_id = w.product_id
                     and v.input_hash = w.input_hash
+                    and {valid}
             )
             on conflict (space, product_id) do update set
                 input_hash = excluded.input_hash,
@@ -177,8 +233,14 @@ def claim(
             )
             returning product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config)),
-        {"space": space.name, "ids": list(product_ids), "hashes": list(input_hashes)},
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        {
+            "space": space.name,
+            "ids": list(product_ids),
+            "hashes": list(input_hashes),
+            "dim": space.dim,
+            "tolerance": NORM_TOLERANCE,
+        },
     ).fetchall()
     owned = {product_id for (product_id,) in claimed}
     if not owned:
@@ -192,11 +254,11 @@ def claim(
             using {vectors} as v
             where c.space = %(space)s and c.product_id = any(%(ids)s)
                 and v.space = c.space and v.product_id = c.product_id
-                and v.input_hash = c.input_hash
+                and v.input_hash = c.input_hash and {valid}
             returning c.product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config)),
-        {"space": space.name, "ids": list(owned)},
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        {"space": space.name, "ids": list(owned), "dim": space.dim, "tolerance": NORM_TOLERANCE},
     ).fetchall()
     return owned - {product_id for (product_id,) in done}
 
@@ -219,6 +281,7 @@ class Rejection:
     input_hash: str
     reason: str
     detail: str = ""
+    transient: bool = False  # could not connect / timed out: the next run tries again
 
 
 def check_vectors(space: SpaceConfig, vectors: np.ndarray) -> list[str | None]:
@@ -300,6 +363,7 @@ def write_vectors(
             (space.name, model_ref),
         )
         conn.execute("truncate _incoming_vectors")
+        forget_errors(conn, config, space, [product_ids[i] for i in keep])
     write_rejections(conn, config, space, rejected, model_ref)
     return rejected
 
@@ -318,17 +382,106 @@ def write_rejections(
         cur.executemany(
             sql.SQL(
                 """
-                insert into {} (space, product_id, input_hash, reason, detail, model_ref)
-                values (%s, %s, %s, %s, %s, %s)
+                insert into {} (
+                    space, product_id, input_hash, reason, detail, model_ref, transient
+                )
+                values (%s, %s, %s, %s, %s, %s, %s)
                 on conflict (space, product_id, input_hash) do update set
                     reason = excluded.reason,
                     detail = excluded.detail,
                     model_ref = excluded.model_ref,
+                    transient = excluded.transient,
                     occurred_at = now()
                 """
             ).format(errors_table(config)),
             [
-                (space.name, r.product_id, r.input_hash, r.reason, r.detail or None, model_ref)
+                (
+                    space.name,
+                    r.product_id,
+                    r.input_hash,
+                    r.reason,
+                    r.detail or None,
+                    model_ref,
+                    r.transient,
+                )
                 for r in rejections
             ],
         )
+
+
+def forget_errors(
+    conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, product_ids: Sequence[str]
+) -> None:
+    """Drop the recorded errors of rows that are now embedded (a transient failure that passed)."""
+    conn.execute(
+        sql.SQL("delete from {} where space = %s and product_id = any(%s)").format(
+            errors_table(config)
+        ),
+        (space.name, list(product_ids)),
+    )
+
+
+def requeue_errors(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    space: SpaceConfig,
+    reasons: Sequence[str] = (),
+) -> int:
+    """Forget recorded errors so that the next backfill tries those rows again.
+
+    With reasons, only errors whose reason contains one of them (case-insensitive).
+    The caller commits. Returns how many were re-queued.
+    """
+    escaped = (r.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for r in reasons)
+    patterns = [f"%{r}%" for r in escaped]
+    deleted = conn.execute(
+        sql.SQL(
+            "delete from {} where space = %s and (cardinality(%s::text[]) = 0 "
+            "or reason ilike any(%s::text[]))"
+        ).format(errors_table(config)),
+        (space.name, patterns, patterns),
+    )
+    return deleted.rowcount
+
+
+def clear_stale_claims(conn: psycopg.Connection, config: ProjectConfig) -> int:
+    """Delete the claims of sessions that are gone (crashed or killed runs); the caller commits."""
+    deleted = conn.execute(
+        sql.SQL(
+            """
+            delete from {} as c
+            where not exists (
+                select 1 from pg_stat_activity as a
+                where a.pid = c.backend_pid and a.backend_start = c.backend_start
+            )
+            """
+        ).format(claims_table(config))
+    )
+    return deleted.rowcount
+
+
+def invalid_vectors(
+    conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig
+) -> dict[str, str]:
+    """product_id -> why its stored vector fails validation (wrong dimension, zero,
+    not unit length, NaN): such rows are embedded again whatever their hash."""
+    rows = conn.execute(
+        sql.SQL(
+            """
+            select product_id, case
+                when vector_dims(embedding) <> %(dim)s then 'wrong dimension'
+                when vector_norm(embedding) = 'NaN'::float8 then 'non-finite vector'
+                when vector_norm(embedding) = 0 then 'zero vector'
+                else 'not unit length'
+            end
+            from {}
+            where space = %(space)s and (
+                vector_dims(embedding) <> %(dim)s
+                or vector_norm(embedding) = 'NaN'::float8
+                or abs(vector_norm(embedding) - 1) > %(tolerance)s
+            )
+            """
+        ).format(vectors_table(config)),
+        {"space": space.name, "dim": space.dim, "tolerance": NORM_TOLERANCE},
+    ).fetchall()
+    return {product_id: f"stored vector invalid: {why}" for product_id, why in rows}

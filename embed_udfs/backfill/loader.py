@@ -9,12 +9,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from embed_udfs.backfill.sources import decode_image, input_hash, is_remote, read_image_bytes
+from embed_udfs.backfill.sources import (
+    CORRUPT,
+    DEFAULT_LIMITS,
+    Fetcher,
+    ReadFailure,
+    decode_image,
+    input_hash,
+    is_remote,
+)
+from embed_udfs.limits import IngestLimits
 
 log = logging.getLogger(__name__)
 
-CORRUPT_IMAGE = "corrupt image"
-MISSING_IMAGE = "missing image: the file or URL cannot be read"
+# (index, tensor or None, input hash, rejection reason or None, detail, transient)
+Sample = tuple[int, Any, str, str | None, str, bool]
 
 
 class ImageInput(NamedTuple):
@@ -24,29 +33,45 @@ class ImageInput(NamedTuple):
 
 
 class ImageDataset:
-    """Read, hash, decode and transform one image, in a DataLoader worker."""
+    """Read, hash, decode and transform images, in a DataLoader worker.
 
-    def __init__(self, items: Sequence[ImageInput], transform: Callable, recipe: str):
+    A batch's images are read at once (torch's DataLoader calls __getitems__
+    with the whole batch), so slow or dead hosts cost one wait per batch.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[ImageInput],
+        transform: Callable,
+        recipe: str,
+        limits: IngestLimits = DEFAULT_LIMITS,
+    ):
         self.items, self.transform, self.recipe = items, transform, recipe
+        self.fetcher = Fetcher(limits)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str, str | None, str]:
+    def __getitem__(self, index: int) -> Sample:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Sample]:
+        payloads = self.fetcher.read_all([self.items[i].uri for i in indices])
+        return [self._decode(i, payload) for i, payload in zip(indices, payloads, strict=True)]
+
+    def _decode(self, index: int, payload: bytes | ReadFailure) -> Sample:
         item = self.items[index]
-        try:
-            payload = read_image_bytes(item.uri)
-        except OSError as exc:
-            return index, None, item.input_hash, MISSING_IMAGE, f"{item.uri}: {exc}"
+        if isinstance(payload, ReadFailure):
+            return index, None, item.input_hash, payload.reason, payload.detail, payload.transient
         digest = item.input_hash if is_remote(item.uri) else input_hash(self.recipe, payload)
         try:
             image = decode_image(payload)
-        except ValueError as exc:
-            return index, None, digest, CORRUPT_IMAGE, str(exc)
-        return index, self.transform(image), digest, None, ""
+            return index, self.transform(image), digest, None, "", False
+        except Exception as exc:  # one bad image is a rejected row, never a dead run
+            return index, None, digest, CORRUPT, f"{item.uri}: {exc}", False
 
 
-def collate(samples: list[tuple[int, Any, str, str | None, str]]) -> tuple:
+def collate(samples: list[Sample]) -> tuple:
     import torch
 
     good = [s for s in samples if s[1] is not None]
@@ -54,7 +79,7 @@ def collate(samples: list[tuple[int, Any, str, str | None, str]]) -> tuple:
     return (
         [(s[0], s[2]) for s in good],
         tensor,
-        [(s[0], s[2], s[3], s[4]) for s in samples if s[1] is None],
+        [(s[0], s[2], s[3], s[4], s[5]) for s in samples if s[1] is None],
     )
 
 

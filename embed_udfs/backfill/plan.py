@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -15,7 +15,7 @@ from psycopg import sql
 from tqdm import tqdm
 
 from embed_udfs import contract, store
-from embed_udfs.backfill.sources import input_hash, is_remote, read_image_bytes
+from embed_udfs.backfill.sources import ReadFailure, input_hash, is_remote, read_image_bytes
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.errors import ConfigError, EmbedUdfsError
 
@@ -117,9 +117,12 @@ class Plan:
     unchanged: int
     rejections: list[store.Rejection]  # new rejections, to record
     known_rejections: dict[str, int]  # reason -> count, already recorded for the same input
+    inputs: int = 0  # the space's rows in this shard
+    retried: int = 0  # rows whose last failure was transient, tried again
+    repairs: dict[str, int] = field(default_factory=dict)  # reason -> stored vectors redone
 
 
-def _payload_identity(space: SpaceConfig, model_input: str) -> bytes:
+def _payload_identity(config: ProjectConfig, space: SpaceConfig, model_input: str) -> bytes:
     """What the input hash covers: the text, or the image bytes (the URI for remote images)."""
     if space.modality == "text":
         return model_input.encode()
@@ -127,7 +130,7 @@ def _payload_identity(space: SpaceConfig, model_input: str) -> bytes:
         # Downloading every remote image to see if it changed would cost the
         # backfill itself; a changed image needs a changed URL.
         return model_input.encode()
-    return read_image_bytes(model_input)
+    return read_image_bytes(model_input, config.ingest)
 
 
 def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, shard: Shard) -> Plan:
@@ -142,30 +145,33 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
         ).fetchall()
     )
     recorded = {
-        (product_id, digest): reason
-        for product_id, digest, reason in conn.execute(
-            sql.SQL("select product_id, input_hash, reason from {} where space = %s").format(
-                store.errors_table(config)
-            ),
+        (product_id, digest): (reason, transient)
+        for product_id, digest, reason, transient in conn.execute(
+            sql.SQL(
+                "select product_id, input_hash, reason, transient from {} where space = %s"
+            ).format(store.errors_table(config)),
             (space.name,),
         ).fetchall()
     }
+    invalid = store.invalid_vectors(conn, config, space)
     rows = [row for row in load_inputs(conn, space) if shard.owns(row[0])]
-    result = Plan(todo=[], unchanged=0, rejections=[], known_rejections={})
+    result = Plan(todo=[], unchanged=0, rejections=[], known_rejections={}, inputs=len(rows))
 
-    def reject(product_id: str, digest: str, reason: str, detail: str = "") -> None:
-        if (product_id, digest) in recorded:
+    def reject(
+        product_id: str, digest: str, reason: str, detail: str = "", transient: bool = False
+    ) -> None:
+        if (product_id, digest) in recorded and not transient:
             result.known_rejections[reason] = result.known_rejections.get(reason, 0) + 1
         else:
-            result.rejections.append(store.Rejection(product_id, digest, reason, detail))
+            result.rejections.append(store.Rejection(product_id, digest, reason, detail, transient))
 
-    def identify(row: tuple[str, str | None, str | None]) -> tuple[str, str, bytes | Exception]:
+    def identify(row: tuple[str, str | None, str | None]) -> tuple[str, str, bytes | ReadFailure]:
         product_id, model_input, _ = row
         assert model_input is not None  # only rows that have an input are identified
         try:
-            return product_id, model_input, _payload_identity(space, model_input)
-        except OSError as exc:
-            return product_id, model_input, exc
+            return product_id, model_input, _payload_identity(config, space, model_input)
+        except ReadFailure as failure:
+            return product_id, model_input, failure
 
     ready = [row for row in rows if row[1] is not None]
     for product_id, model_input, reason in rows:
@@ -180,20 +186,27 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
             disable=None,
             leave=False,
         ):
-            if isinstance(payload, Exception):
+            if isinstance(payload, ReadFailure):
                 reject(
                     product_id,
                     input_hash(recipe, model_input.encode()),
-                    "missing image: the file or URL cannot be read",
-                    f"{model_input}: {payload}",
+                    payload.reason,
+                    payload.detail,
+                    payload.transient,
                 )
                 continue
             digest = input_hash(recipe, payload)
-            if existing.get(product_id) == digest:
+            if existing.get(product_id) == digest and product_id not in invalid:
                 result.unchanged += 1
+                continue
+            if product_id in invalid and existing.get(product_id) == digest:
+                why = invalid[product_id]
+                result.repairs[why] = result.repairs.get(why, 0) + 1
             elif (product_id, digest) in recorded:
-                reason = recorded[product_id, digest]
-                result.known_rejections[reason] = result.known_rejections.get(reason, 0) + 1
-            else:
-                result.todo.append(WorkItem(product_id, model_input, digest))
+                reason, transient = recorded[product_id, digest]
+                if not transient:
+                    result.known_rejections[reason] = result.known_rejections.get(reason, 0) + 1
+                    continue
+                result.retried += 1
+            result.todo.append(WorkItem(product_id, model_input, digest))
     return result

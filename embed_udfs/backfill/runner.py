@@ -3,7 +3,11 @@ and a writer thread at once, so the model is the only thing that waits.
 
     claim (main) -> read + decode + transform (DataLoader workers, pinned memory)
       -> forward (main; inference_mode, autocast on CUDA; OOM splits the batch)
-      -> COPY + commit per chunk, claims released in the same transaction (writer)
+      -> COPY + commit per chunk (when full or old enough), claims released in
+         the same transaction (writer)
+
+A lost database connection is retried with backoff up to
+vars.db_retry_deadline_s; images that cannot be read are recorded, never fatal.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder
 from embed_udfs.errors import DatabaseError
+from embed_udfs.limits import IngestLimits
+from embed_udfs.retry import DB_RECONNECT, RetriesExhausted, is_connection_error, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,9 @@ class BackfillOptions:
     precision: str = "auto"
     shard: Shard = field(default_factory=Shard)
     dry_run: bool = False
-    max_retries: int = 5  # per chunk, on a lost database connection
+    # Recorded errors to forget first, so their rows are tried again: None keeps
+    # them all, () re-queues them all, else those whose reason contains one of these.
+    retry_errors: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -58,6 +66,10 @@ class BackfillSummary:
     retries: int = 0
     seconds: float = 0.0
     model_ref: str = ""
+    inputs: int = 0  # the space's rows in this shard
+    requeued: int = 0  # recorded errors forgotten on request (--retry-errors)
+    retried: int = 0  # rows whose last failure was transient, tried again
+    repaired: Counter[str] = field(default_factory=Counter)  # invalid stored vectors redone
 
     @property
     def rate(self) -> float:
@@ -75,10 +87,31 @@ class BackfillSummary:
         if self.embedded:
             text += f"; {self.rate:.1f} rows/s"
         if self.retries:
-            text += f"; {self.retries} chunk write(s) retried after a lost connection"
+            text += f"; {self.retries} database operation(s) retried after a lost connection"
+        if self.requeued:
+            text += f"; {self.requeued} recorded error(s) re-queued"
+        if self.retried:
+            text += f"; {self.retried} transient failure(s) tried again"
+        for reason, count in self.repaired.most_common():
+            text += f"\n    {count:>6}  re-embedded, {reason}"
         for reason, count in self.rejected.most_common():
             text += f"\n    {count:>6}  {reason}"
         return text
+
+    def failure_warning(self, share: float) -> str | None:
+        """A warning when more than `share` of the space's inputs failed, else None."""
+        failed = sum(self.rejected.values())
+        if not self.inputs or failed <= share * self.inputs:
+            return None
+        reason, count = self.rejected.most_common(1)[0]
+        return (
+            f"space {self.space!r}: {failed} of {self.inputs} inputs "
+            f"({failed / self.inputs:.0%}) could not be embedded; most common reason: "
+            f"{reason!r} ({count} rows). The rows are in embeddings.backfill_errors. "
+            "Transient failures (could not connect, timed out) are tried again on the "
+            "next run; `embed-udfs backfill --retry-errors` re-queues the others "
+            "(vars.backfill_failure_warn_share sets when this warning shows)."
+        )
 
 
 def default_batch_size(space: SpaceConfig, device: str) -> int:
@@ -111,8 +144,16 @@ def backfill_space(
     summary = BackfillSummary(space=space.name, shard=str(options.shard))
     with connect(settings, application_name="embed-udfs backfill plan") as conn:
         store.bootstrap(conn, config)
+        stale = store.clear_stale_claims(conn, config)
+        if stale:
+            log.info("cleared %d claim(s) left by runs that ended without releasing them", stale)
+        if options.retry_errors is not None and not options.dry_run:
+            summary.requeued = store.requeue_errors(conn, config, space, options.retry_errors)
         work = plan(conn, config, space, options.shard)
+        summary.inputs = work.inputs
         summary.unchanged = work.unchanged
+        summary.retried = work.retried
+        summary.repaired.update(work.repairs)
         summary.rejected.update(work.known_rejections)
         summary.rejected.update(r.reason for r in work.rejections)
         if options.dry_run:
@@ -120,7 +161,15 @@ def backfill_space(
             return summary
         store.write_rejections(conn, config, space, work.rejections, recipe_ref(space))
         conn.commit()
+    for reason, count in work.repairs.items():
+        log.warning(
+            "%s: %d stored vector(s) fail validation (%s); embedding them again",
+            space.name,
+            count,
+            reason,
+        )
     if not work.todo:
+        _warn_on_failures(summary, config)
         return summary
 
     if encoder_factory is None:
@@ -134,18 +183,14 @@ def backfill_space(
     batch_size = options.batch_size or default_batch_size(space, encoder.device)
     started = time.perf_counter()
     writer = _Writer(settings, config, space, summary, options, on_commit)
-    progress = tqdm(
-        total=len(work.todo),
-        desc=f"{space.name}: embedding",
-        unit="row",
-        disable=None,
-        smoothing=0.1,
-    )
+    progress = _Progress(len(work.todo), f"{space.name}: embedding")
     writer.progress = progress
-    claims = _Claims(settings, config, space)
+    claims = _Claims(settings, config, space, summary)
     try:
         batches = (
-            _image_batches(work, space, as_tensor_encoder(encoder), claims, batch_size, options)
+            _image_batches(
+                work, space, as_tensor_encoder(encoder), claims, batch_size, options, config.ingest
+            )
             if space.modality == "image"
             else _text_batches(work, claims, batch_size)
         )
@@ -169,41 +214,112 @@ def backfill_space(
         progress.close()
     summary.left_to_others = claims.skipped
     summary.seconds = time.perf_counter() - started
+    _warn_on_failures(summary, config)
     return summary
+
+
+def _warn_on_failures(summary: BackfillSummary, config: ProjectConfig) -> None:
+    warning = summary.failure_warning(config.ingest.backfill_failure_warn_share)
+    if warning:
+        log.warning("%s", warning)
+
+
+def _reconnecting(
+    settings: ConnectionSettings, config: ProjectConfig, summary: BackfillSummary, what: str
+):
+    """The retry policy for database work: backoff up to vars.db_retry_deadline_s."""
+    policy = DB_RECONNECT.with_deadline(config.ingest.db_retry_deadline_s)
+
+    def call(fn, reset):
+        def on_retry(exc: BaseException, delay: float) -> None:
+            reset()
+            summary.retries += 1
+            log.warning(
+                "lost the database connection while %s (%s); reconnecting in %.1fs",
+                what,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                delay,
+            )
+
+        try:
+            return retry_call(fn, policy, is_connection_error, on_retry=on_retry)
+        except RetriesExhausted as exc:
+            reset()
+            raise DatabaseError(
+                f"lost the database connection while {what} and could not get it back within "
+                f"{policy.deadline_s:g}s (vars.db_retry_deadline_s; {exc.attempts} attempts): "
+                f"{exc.last}\nThe chunks committed so far are kept; once {settings.uri} is up "
+                "again, rerun the same command to finish."
+            ) from exc.last
+
+    return call
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a log line every LOG_EVERY_S seconds."""
+
+    LOG_EVERY_S = 15.0
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc = total, desc
+        self.bar = tqdm(total=total, desc=desc, unit="row", disable=None, smoothing=0.1)
+        self.done = 0
+        self.started = self.logged = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        self.done += n
+        now = time.monotonic()
+        if self.bar.disable and now - self.logged >= self.LOG_EVERY_S:
+            self.logged = now
+            rate = self.done / max(now - self.started, 1e-9)
+            left = (self.total - self.done) / rate if rate > 0 else float("inf")
+            log.info(
+                "%s: %d/%d rows (%.0f%%), %.1f rows/s, about %.0fs left",
+                self.desc,
+                self.done,
+                self.total,
+                100 * self.done / max(self.total, 1),
+                rate,
+                left,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class _Claims:
     """This worker's claims, made on a connection that lives as long as the run."""
 
-    def __init__(self, settings: ConnectionSettings, config: ProjectConfig, space: SpaceConfig):
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        config: ProjectConfig,
+        space: SpaceConfig,
+        summary: BackfillSummary,
+    ):
         self.settings, self.config, self.space = settings, config, space
         self.skipped = 0
         self._conn: psycopg.Connection | None = None
+        self._retrying = _reconnecting(settings, config, summary, "claiming rows")
 
     def take(self, items: Sequence[WorkItem]) -> list[WorkItem]:
-        for attempt in range(5):
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(
-                        self.settings,
-                        autocommit=True,
-                        application_name="embed-udfs backfill claims",
-                    )
-                owned = store.claim(
-                    self._conn,
-                    self.config,
-                    self.space,
-                    [i.product_id for i in items],
-                    [i.input_hash for i in items],
+        def attempt() -> set[str]:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(
+                    self.settings,
+                    autocommit=True,
+                    application_name="embed-udfs backfill claims",
                 )
-                break
-            except psycopg.OperationalError as exc:
-                self.close()
-                if attempt == 4:
-                    raise DatabaseError(
-                        f"lost the database connection while claiming rows: {exc}"
-                    ) from exc
-                time.sleep(0.5 * 2**attempt)
+            return store.claim(
+                self._conn,
+                self.config,
+                self.space,
+                [i.product_id for i in items],
+                [i.input_hash for i in items],
+            )
+
+        owned = self._retrying(attempt, self.close)
         taken = [item for item in items if item.product_id in owned]
         self.skipped += len(items) - len(taken)
         return taken
@@ -248,6 +364,7 @@ def _image_batches(
     claims: _Claims,
     batch_size: int,
     options: BackfillOptions,
+    limits: IngestLimits,
 ) -> Iterator[tuple[list[WorkItem], Any, list[store.Rejection]]]:
     from torch.utils.data import DataLoader
 
@@ -259,6 +376,7 @@ def _image_batches(
             [ImageInput(i.product_id, i.model_input, i.input_hash) for i in work.todo],
             encoder.image_transform,
             recipe_ref(space),
+            limits,
         ),
         batch_sampler=_ClaimingSampler(work.todo, claims, batch_size),
         num_workers=workers,
@@ -269,8 +387,8 @@ def _image_batches(
     for good, tensor, bad in loader:
         items = [_rehash(work.todo[i], digest) for i, digest in good]
         failures = [
-            store.Rejection(work.todo[i].product_id, digest, reason, detail)
-            for i, digest, reason, detail in bad
+            store.Rejection(work.todo[i].product_id, digest, reason, detail, transient)
+            for i, digest, reason, detail, transient in bad
         ]
         yield items, tensor, failures
 
@@ -296,7 +414,10 @@ class _Writer:
     ):
         self.settings, self.config, self.space = settings, config, space
         self.summary, self.options, self.on_commit = summary, options, on_commit
-        self.progress: tqdm | None = None
+        self.progress: _Progress | None = None
+        self._retrying = _reconnecting(
+            settings, config, summary, f"writing a chunk of space {space.name!r}"
+        )
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._conn: psycopg.Connection | None = None
@@ -323,6 +444,11 @@ class _Writer:
         if self._conn is not None:
             self._conn.close()
 
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
@@ -331,18 +457,31 @@ class _Writer:
         items: list[WorkItem] = []
         vectors: list[np.ndarray] = []
         failures: list[store.Rejection] = []
+        interval = self.config.ingest.backfill_commit_interval_s
+        last_commit = time.monotonic()
         try:
             while True:
-                message = self._queue.get()
-                if message is not None:
+                # A chunk also commits when it has waited long enough, so that
+                # progress and errors land while a slow run goes on.
+                wait = max(0.0, last_commit + interval - time.monotonic())
+                try:
+                    message = self._queue.get(timeout=wait if items or failures else None)
+                    timed_out = False
+                except queue.Empty:
+                    message, timed_out = (), True
+                if message:
                     items.extend(message[0])
                     vectors.append(message[1])
                     failures.extend(message[2])
                 full = len(items) + len(failures) >= self.options.chunk_size
-                if (items or failures) and (message is None or full):
+                old = time.monotonic() - last_commit >= interval
+                if (items or failures) and (message is None or full or old or timed_out):
                     stacked = np.concatenate(vectors) if vectors else np.empty((0, self.space.dim))
                     self._write(items, stacked, failures)
                     items, vectors, failures = [], [], []
+                    last_commit = time.monotonic()
+                elif not items and not failures:
+                    last_commit = time.monotonic()
                 if message is None:
                     return
         except BaseException as exc:  # handed to the main thread
@@ -357,58 +496,34 @@ class _Writer:
     def _write(
         self, items: list[WorkItem], vectors: np.ndarray, failures: list[store.Rejection]
     ) -> None:
-        delay = 0.5
-        for attempt in range(self.options.max_retries + 1):
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(
-                        self.settings, application_name="embed-udfs backfill writer"
-                    )
-                conn = self._conn
-                rejected = (
-                    store.write_vectors(
-                        conn,
-                        self.config,
-                        self.space,
-                        [i.product_id for i in items],
-                        [i.input_hash for i in items],
-                        vectors,
-                        self.summary.model_ref,
-                    )
-                    if items
-                    else []
-                )
-                store.write_rejections(
-                    conn, self.config, self.space, failures, self.summary.model_ref
-                )
-                store.release_claims(
+        def attempt() -> list[store.Rejection]:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.settings, application_name="embed-udfs backfill writer")
+            conn = self._conn
+            rejected = (
+                store.write_vectors(
                     conn,
                     self.config,
                     self.space,
-                    [i.product_id for i in items] + [r.product_id for r in failures],
+                    [i.product_id for i in items],
+                    [i.input_hash for i in items],
+                    vectors,
+                    self.summary.model_ref,
                 )
-                conn.commit()
-                break
-            except psycopg.OperationalError as exc:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-                if attempt == self.options.max_retries:
-                    raise DatabaseError(
-                        f"lost the database connection {attempt + 1} times while writing a chunk "
-                        f"of {len(items)} rows of space {self.space.name!r}: {exc}\nThe chunks "
-                        "committed so far are kept; rerun the same command to finish."
-                    ) from exc
-                self.summary.retries += 1
-                log.warning(
-                    "lost the database connection while writing a chunk of %d rows (%s); "
-                    "reconnecting and writing it again in %.1fs",
-                    len(items),
-                    str(exc).strip(),
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                if items
+                else []
+            )
+            store.write_rejections(conn, self.config, self.space, failures, self.summary.model_ref)
+            store.release_claims(
+                conn,
+                self.config,
+                self.space,
+                [i.product_id for i in items] + [r.product_id for r in failures],
+            )
+            conn.commit()
+            return rejected
+
+        rejected = self._retrying(attempt, self._drop_connection)
         self._chunks += 1
         self.summary.embedded += len(items) - len(rejected)
         self.summary.rejected.update(r.reason for r in rejected)

@@ -1,21 +1,60 @@
 """Where inputs come from: image bytes from local paths, file:// and
-http(s):// (with timeouts and retries), and decoding them into RGB images."""
+http(s)://, read with a byte cap and (for HTTP) a deadline on the whole
+download, and decoded into RGB images with every decoder failure caught.
+
+A read that fails raises ReadFailure with a reason for backfill_errors and
+whether it is transient (could not connect, timed out: tried again on the
+next run) or permanent (not found, too large, not a file: not tried again
+until the input changes).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import http.client
 import io
 import logging
+import os
+import socket
+import ssl
+import stat
+import threading
 import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from urllib.error import HTTPError, URLError
-from urllib.parse import unquote, urlparse
-from urllib.request import Request, urlopen
+from urllib.parse import unquote, urljoin, urlsplit
+
+from embed_udfs.limits import IngestLimits
+from embed_udfs.retry import HTTP_ANSWER, RetriesExhausted, retry_call
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT_S = 10.0
-HTTP_ATTEMPTS = 3
+NOT_FOUND = "missing image: not found"
+NOT_A_FILE = "missing image: not a regular file"
+UNSUPPORTED = "missing image: unsupported URI"
+REFUSED = "missing image: refused by the server"
+UNREACHABLE = "unreachable image: could not connect or timed out"
+TOO_LARGE = "image too large"
+CORRUPT = "corrupt image"
+
+MAX_REDIRECTS = 5
+READ_SIZE = 1 << 16
+READ_IDLE_S = 10.0  # no byte for this long: timed out (the deadline bounds the total)
+DEFAULT_LIMITS = IngestLimits()
+
+
+class ReadFailure(OSError):
+    """An input that could not be read: a reason to record, and whether to try again."""
+
+    def __init__(self, reason: str, detail: str, *, transient: bool = False):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.transient = reason, detail, transient
 
 
 def input_hash(recipe: str, payload: bytes) -> str:
@@ -24,56 +63,286 @@ def input_hash(recipe: str, payload: bytes) -> str:
 
 
 def is_remote(uri: str) -> bool:
-    return urlparse(uri).scheme in ("http", "https")
+    return urlsplit(uri).scheme in ("http", "https")
+
+
+def host_of(uri: str) -> str:
+    """host:port of a remote URI (the unit of per-host limits), '' for local files."""
+    parts = urlsplit(uri)
+    return parts.netloc.lower() if parts.scheme in ("http", "https") else ""
 
 
 def read_image_bytes(
-    uri: str, *, timeout: float = HTTP_TIMEOUT_S, attempts: int = HTTP_ATTEMPTS
+    uri: str, limits: IngestLimits = DEFAULT_LIMITS, *, attempts: int | None = None
 ) -> bytes:
-    """The bytes behind a local path, file:// or http(s):// URI.
+    """The bytes behind a local path, file:// or http(s):// URI, at most limits.image_max_bytes.
 
-    Remote reads time out after `timeout` seconds and are retried with backoff
-    on connection errors and 5xx/429 answers; a 4xx answer is final. Raises
-    OSError with the reason when the bytes cannot be had.
+    Raises ReadFailure with the reason when the bytes cannot be had.
     """
-    parsed = urlparse(uri)
+    parsed = urlsplit(uri)
     if parsed.scheme in ("http", "https"):
-        return _read_http(uri, timeout, attempts)
+        policy = HTTP_ANSWER if attempts is None else replace(HTTP_ANSWER, max_attempts=attempts)
+        try:
+            return retry_call(
+                lambda: _read_http(uri, limits),
+                policy,
+                lambda exc: isinstance(exc, _RetryableAnswer),
+            )
+        except RetriesExhausted as exc:
+            last = exc.last
+            assert isinstance(last, ReadFailure)
+            raise ReadFailure(
+                last.reason, f"{last.detail} (after {exc.attempts} attempts)", transient=True
+            ) from exc
     if parsed.scheme not in ("", "file"):
-        raise OSError(
-            f"unsupported URI scheme {parsed.scheme!r}; use a path, file:// or http(s)://"
+        raise ReadFailure(
+            UNSUPPORTED, f"scheme {parsed.scheme!r}; use a path, file:// or http(s)://"
         )
     path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
-    return path.read_bytes()
+    return read_local(path, limits.image_max_bytes)
 
 
-def _read_http(uri: str, timeout: float, attempts: int) -> bytes:
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            request = Request(uri, headers={"User-Agent": "embed-udfs"})
-            with urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URIs
-                return response.read()
-        except HTTPError as exc:
-            if exc.code < 500 and exc.code != 429:
-                raise OSError(f"HTTP {exc.code} {exc.reason}") from exc
-            error: Exception = exc
-        except (URLError, TimeoutError, ConnectionError) as exc:
-            error = exc
-        if attempt < attempts:
-            log.debug("retrying %s after %s (attempt %d)", uri, error, attempt)
-            time.sleep(delay)
-            delay *= 2
-    raise OSError(f"{error} (after {attempts} attempts)")
+def read_local(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes; devices, FIFOs and directories are refused before opening."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise ReadFailure(NOT_FOUND, f"{path}: no such file") from exc
+    except OSError as exc:
+        raise ReadFailure(NOT_FOUND, f"{path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO blocks until a writer comes; /dev/zero never ends.
+        raise ReadFailure(NOT_A_FILE, f"{path} is a {_file_kind(info.st_mode)}")
+    if info.st_size > max_bytes:
+        raise ReadFailure(TOO_LARGE, f"{path} has {info.st_size} bytes; the cap is {max_bytes}")
+    try:
+        with open(path, "rb") as handle:
+            payload = handle.read(max_bytes + 1)  # a file that grew since stat is still capped
+    except OSError as exc:
+        raise ReadFailure(NOT_FOUND, f"{path}: {exc.strerror or exc}") from exc
+    if len(payload) > max_bytes:
+        raise ReadFailure(TOO_LARGE, f"{path} has more than {max_bytes} bytes")
+    return payload
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+class _RetryableAnswer(ReadFailure):
+    """5xx, 429 or 408: the server answered and asks to be asked again."""
+
+
+def _read_http(uri: str, limits: IngestLimits) -> bytes:
+    deadline = time.monotonic() + limits.image_download_deadline_s
+    for _ in range(MAX_REDIRECTS + 1):
+        location = _fetch_once(uri, limits, deadline)
+        if isinstance(location, bytes):
+            return location
+        uri = urljoin(uri, location)
+    raise ReadFailure(REFUSED, f"{uri}: more than {MAX_REDIRECTS} redirects")
+
+
+def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
+    """The body of one GET, or the Location of a redirect."""
+    parts = urlsplit(uri)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(
+        parts.hostname or "", parts.port, timeout=limits.image_connect_timeout_s
+    )
+    expired = threading.Event()
+
+    def expire() -> None:
+        # The deadline is for the whole download: a server that trickles one
+        # byte every few seconds never trips a per-read timeout.
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection.connect()
+        # A server that sends nothing for READ_IDLE_S is as good as gone.
+        connection.sock.settimeout(min(READ_IDLE_S, max(0.01, deadline - time.monotonic())))
+        connection.request("GET", path, headers={"User-Agent": "embed-udfs", "Accept": "image/*"})
+        response = connection.getresponse()
+        status = response.status
+        if status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+            return str(response.getheader("Location"))
+        if status in (404, 410):
+            raise ReadFailure(NOT_FOUND, f"{uri}: HTTP {status} {response.reason}")
+        if status in (408, 429) or status >= 500:
+            raise _RetryableAnswer(
+                UNREACHABLE, f"{uri}: HTTP {status} {response.reason}", transient=True
+            )
+        if status >= 400 or status < 200:
+            raise ReadFailure(REFUSED, f"{uri}: HTTP {status} {response.reason}")
+        length = response.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > limits.image_max_bytes:
+            raise ReadFailure(
+                TOO_LARGE, f"{uri}: {length} bytes; the cap is {limits.image_max_bytes}"
+            )
+        body = bytearray()
+        while True:
+            chunk = response.read1(READ_SIZE)
+            if expired.is_set():
+                raise _deadline(uri, limits)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > limits.image_max_bytes:
+                raise ReadFailure(
+                    TOO_LARGE, f"{uri}: more than {limits.image_max_bytes} bytes; stopped reading"
+                )
+        return bytes(body)
+    except ReadFailure:
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        raise ReadFailure(REFUSED, f"{uri}: {exc}") from exc
+    except socket.gaierror as exc:
+        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
+            raise ReadFailure(NOT_FOUND, f"{uri}: unknown host ({exc.strerror})") from exc
+        raise ReadFailure(
+            UNREACHABLE, f"{uri}: name lookup failed ({exc})", transient=True
+        ) from exc
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise _deadline(uri, limits) from exc
+        raise ReadFailure(UNREACHABLE, f"{uri}: {_describe(exc)}", transient=True) from exc
+    finally:
+        timer.cancel()
+        connection.close()
+
+
+def _deadline(uri: str, limits: IngestLimits) -> ReadFailure:
+    return ReadFailure(
+        UNREACHABLE,
+        f"{uri}: download took longer than {limits.image_download_deadline_s:g}s "
+        "(vars.image_download_deadline_s)",
+        transient=True,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return "connection reset"
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+class Fetcher:
+    """Reads many images at once: a bounded thread pool with at most
+    image_fetch_per_host reads to one host, and a host with
+    image_host_failures transient failures since its last success is not
+    asked again in this run (its rows are recorded as transient failures, so
+    the next run tries them)."""
+
+    def __init__(self, limits: IngestLimits = DEFAULT_LIMITS):
+        self.limits = limits
+        self._setup()
+
+    def _setup(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._failures: Counter[str] = Counter()
+
+    def __getstate__(self) -> dict:
+        return {"limits": self.limits}  # threads and locks stay in the process that made them
+
+    def __setstate__(self, state: dict) -> None:
+        self.limits = state["limits"]
+        self._setup()
+
+    def read_all(self, uris: Sequence[str]) -> list[bytes | ReadFailure]:
+        """The bytes of each URI, or the ReadFailure that stopped it, in order."""
+        if len(uris) <= 1:
+            return [self.read(uri) for uri in uris]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.limits.image_fetch_threads, thread_name_prefix="embed-udfs-fetch"
+            )
+        return list(self._pool.map(self.read, uris))
+
+    def read(self, uri: str) -> bytes | ReadFailure:
+        host = host_of(uri)
+        if not host:
+            try:
+                return read_image_bytes(uri, self.limits)
+            except ReadFailure as failure:
+                return failure
+        with self._lock:
+            slot = self._slots.setdefault(
+                host, threading.BoundedSemaphore(self.limits.image_fetch_per_host)
+            )
+        with slot:
+            skipped = self._skipped(uri, host)
+            if skipped is not None:
+                return skipped
+            try:
+                payload = read_image_bytes(uri, self.limits)
+            except ReadFailure as failure:
+                if failure.transient:
+                    # Only a success clears the count: a host that answers 404
+                    # quickly but hangs on the rest is still skipped.
+                    with self._lock:
+                        self._failures[host] += 1
+                return failure
+            with self._lock:
+                self._failures[host] = 0
+            return payload
+
+    def _skipped(self, uri: str, host: str) -> ReadFailure | None:
+        with self._lock:
+            failures = self._failures[host]
+        if failures < self.limits.image_host_failures:
+            return None
+        return ReadFailure(
+            UNREACHABLE,
+            f"{uri}: not tried; {host} failed {failures} times in a row in this run "
+            "(vars.image_host_failures)",
+            transient=True,
+        )
 
 
 def decode_image(payload: bytes):
-    """A PIL RGB image from bytes; ValueError with the decoder's reason if not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """A PIL RGB image from bytes; ValueError with the decoder's reason if not an image.
+
+    Every decoder failure counts, decompression bombs included: PIL warns above
+    Image.MAX_IMAGE_PIXELS and raises above twice that, and both are refused.
+    """
+    from PIL import Image
 
     try:
-        image = Image.open(io.BytesIO(payload))
-        image.load()
-        return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(payload))
+            image.load()
+            return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"decompression bomb: {exc}") from exc
+    except MemoryError as exc:
+        raise ValueError("decoding needs more memory than there is") from exc
+    except Exception as exc:  # a decoder can fail in any way on hostile bytes
         raise ValueError(str(exc) or type(exc).__name__) from exc

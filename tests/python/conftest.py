@@ -23,7 +23,7 @@ from embed_udfs.db import (
     resolve_settings,
 )
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.demo import PRODUCTS_DDL
+from embed_udfs.store import PRODUCTS_DDL
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -24,8 +24,9 @@ from embed_udfs import demo, store
 from embed_udfs.backfill import BackfillOptions, Shard, backfill_space, read_image_bytes
 from embed_udfs.backfill.loader import forward
 from embed_udfs.config import load_config
-from embed_udfs.db import connection
+from embed_udfs.db import connection, stop_embedded
 from embed_udfs.errors import ConfigError
+from embed_udfs.retry import DB_RECONNECT
 
 SPACE = "minilm_text"
 
@@ -122,8 +123,14 @@ def test_two_workers_on_overlapping_shards_do_no_duplicate_work(db, catalog):
     _reset(db)
     everything = _cli(db, "--chunk-size", "16", "--batch-size", "16")
     half = _cli(db, "--chunk-size", "16", "--batch-size", "16", "--shard", "0/2")
-    out_all, err_all = everything.communicate(timeout=300)
-    out_half, err_half = half.communicate(timeout=300)
+    try:
+        out_all, err_all = everything.communicate(timeout=300)
+        out_half, err_half = half.communicate(timeout=300)
+    finally:  # a worker left running would hold claims in the tests that follow
+        for worker in (everything, half):
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     assert everything.returncode == 0, err_all
     assert half.returncode == 0, err_half
     assert _embedded(out_all) + _embedded(out_half) == catalog  # each row embedded once
@@ -160,6 +167,48 @@ def test_connection_drop_mid_run_is_retried_and_the_run_completes(db, catalog, s
     assert summary.retries == 1
     assert summary.embedded == catalog
     assert _count(db) == catalog
+
+
+def test_database_restart_longer_than_the_first_backoff_is_survived(db, catalog):
+    """The server goes away for about 5 s mid-run (stop, wait, start): the claims
+    and the writer reconnect with backoff, and every row lands exactly once."""
+    _reset(db)
+    config = load_config(PROJECT_DIR)
+    outage: dict[str, float] = {}
+
+    def restart() -> None:
+        started = time.monotonic()
+        assert stop_embedded(PROJECT_DIR), "the tests run on the embedded server"
+        time.sleep(5)
+        # started from a fresh process, as a user would: `embed-udfs db start`
+        subprocess.run(
+            [sys.executable, "-m", "embed_udfs.cli", "--project-dir", str(PROJECT_DIR)]
+            + ["db", "start"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        outage["seconds"] = time.monotonic() - started
+
+    restarter = threading.Thread(target=restart, daemon=True)
+
+    def on_commit(chunk: int, rows: int) -> None:
+        if chunk == 1:
+            restarter.start()
+
+    summary = backfill_space(
+        db,
+        config,
+        config.space(SPACE),
+        BackfillOptions(chunk_size=32, batch_size=32),
+        on_commit=on_commit,
+    )
+    restarter.join(60)
+    assert outage["seconds"] > 5 > 2 * DB_RECONNECT.first_delay_s
+    assert summary.retries >= 1, "the run must have met the outage"
+    assert summary.embedded == catalog
+    assert _count(db) == catalog
+    assert query(db, "select count(*) from embeddings.backfill_claims")[0][0] == 0
 
 
 def test_shards_partition_the_catalog():

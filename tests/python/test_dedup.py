@@ -25,7 +25,7 @@ from embed_udfs import store
 from embed_udfs.config import ProjectConfig
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.demo import PRODUCTS_DDL
+from embed_udfs.store import PRODUCTS_DDL
 
 SECTIONS = ["bags", "shoes", "lamps", "toys"]
 WORDS = ["red", "blue", "green", "leather", "canvas", "wool", "vintage", "modern", "tote", "lamp"]

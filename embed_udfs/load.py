@@ -1,0 +1,282 @@
+"""Loading a user's catalog (CSV, Parquet or JSON lines) into the products
+relation of the data contract: columns mapped, every row validated before
+anything is written, then one transaction that replaces or upserts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from embed_udfs import store
+from embed_udfs.config import ProjectConfig
+from embed_udfs.errors import EmbedUdfsError
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("product_id", "product_name", "collection_section")
+ALIASES = {
+    "id": "product_id",
+    "name": "product_name",
+    "description": "product_description",
+    "section": "collection_section",
+    "store": "store_name",
+    "image": "image_uri",
+}
+# Longer values are almost always a mis-mapped column (a whole description in
+# the id, a base64 image in image_uri); the text models read far less anyway.
+MAX_CHARS = {"product_id": 256, "collection_section": 1_000, "image_uri": 4_096}
+MAX_TEXT_CHARS = 100_000
+SHOWN = 10  # offending rows named per problem
+
+
+class LoadError(EmbedUdfsError):
+    """The file cannot be loaded as it is; nothing was written."""
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    relation: str
+    path: Path
+    rows: int
+    inserted: int
+    updated: int
+    replaced: bool
+
+    def line(self) -> str:
+        how = "replaced the table with" if self.replaced else "upserted"
+        text = f"{self.relation}: {how} {self.rows} rows from {self.path}"
+        if not self.replaced:
+            text += f" ({self.inserted} new, {self.updated} updated)"
+        return text
+
+
+def parse_mapping(specs: Sequence[str]) -> dict[str, str]:
+    """'name=Product Name,section=Category' (repeatable) -> {contract column: file column}."""
+    mapping: dict[str, str] = {}
+    for spec in specs:
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            target, sep, source = part.partition("=")
+            column = ALIASES.get(target.strip(), target.strip())
+            if not sep or not source.strip():
+                raise LoadError(f"--map {part!r}: expected COLUMN=FILE COLUMN, e.g. name=Title")
+            if column not in store.PRODUCTS_COLUMNS:
+                raise LoadError(
+                    f"--map {part!r}: {target.strip()!r} is not a products column; use one of "
+                    f"{', '.join(store.PRODUCTS_COLUMNS)} (or {', '.join(ALIASES)})."
+                )
+            mapping[column] = source.strip()
+    return mapping
+
+
+def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[str, dict[str, object]]]]:
+    """The file's column names and its records as (where, {column: value})."""
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file.")
+    if suffix.endswith(".parquet"):
+        return _read_parquet(path)
+    if suffix.endswith((".jsonl", ".ndjson")):
+        return _read_jsonl(path)
+    if suffix.endswith((".csv", ".tsv", ".txt")):
+        return _read_csv(path, delimiter="\t" if suffix.endswith(".tsv") else ",")
+    raise LoadError(f"{path}: unknown file type; use .csv, .tsv, .parquet or .jsonl.")
+
+
+def _read_csv(path: Path, delimiter: str):
+    # Undecodable bytes become lone surrogates, so the rows that hold them can be named.
+    text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise LoadError(f"{path}: the file is empty.") from None
+
+    def records():
+        for values in reader:
+            if not any(values):
+                continue
+            where = f"line {reader.line_num}"
+            if len(values) != len(header):
+                yield where, {"__error__": f"{len(values)} fields, the header has {len(header)}"}
+                continue
+            yield where, dict(zip(header, values, strict=True))
+
+    return header, records()
+
+
+def _read_jsonl(path: Path):
+    lines = path.read_bytes().decode("utf-8", errors="surrogateescape").splitlines()
+    parsed: list[tuple[str, dict[str, object]]] = []
+    columns: dict[str, None] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            parsed.append((f"line {number}", {"__error__": f"not JSON ({exc.msg})"}))
+            continue
+        if not isinstance(record, dict):
+            parsed.append((f"line {number}", {"__error__": "not a JSON object"}))
+            continue
+        columns.update(dict.fromkeys(record))
+        parsed.append((f"line {number}", record))
+    return list(columns), iter(parsed)
+
+
+def _read_parquet(path: Path):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
+        raise LoadError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise LoadError(f"{path}: not a readable Parquet file: {exc}") from exc
+    names = table.column_names
+    return names, ((f"row {i + 1}", row) for i, row in enumerate(table.to_pylist()))
+
+
+def validate(
+    header: Sequence[str],
+    records: Iterator[tuple[str, Mapping[str, object]]],
+    mapping: Mapping[str, str],
+    path: Path,
+) -> list[tuple[str | None, ...]]:
+    """Rows in store.PRODUCTS_COLUMNS order; LoadError naming every offending row."""
+    source = {column: mapping.get(column, column) for column in store.PRODUCTS_COLUMNS}
+    unknown = [f"{c} -> {s!r}" for c, s in source.items() if c in mapping and s not in header]
+    missing = [c for c in REQUIRED if source[c] not in header]
+    if unknown or missing:
+        parts = []
+        if missing:
+            parts.append(f"required columns missing: {', '.join(missing)}")
+        if unknown:
+            parts.append(f"mapped columns not in the file: {', '.join(unknown)}")
+        raise LoadError(
+            f"{path}: {'; '.join(parts)}. The file's columns are: {', '.join(header)}. "
+            "Map them with --map, e.g. --map 'name=Title,section=Category'."
+        )
+    problems: dict[str, list[str]] = {}
+    rows: list[tuple[str | None, ...]] = []
+    first_seen: dict[str, str] = {}
+
+    def problem(kind: str, where: str) -> None:
+        problems.setdefault(kind, []).append(where)
+
+    for where, record in records:
+        if "__error__" in record:
+            problem(f"unreadable rows ({record['__error__']})", where)
+            continue
+        row: list[str | None] = []
+        for column in store.PRODUCTS_COLUMNS:
+            value = record.get(source[column]) if source[column] in header else None
+            text = None if value is None else str(value)
+            if text is not None and text.strip() == "":
+                text = None
+            if text is not None and any("\udc80" <= ch <= "\udcff" for ch in text):
+                problem(f"bytes that are not UTF-8 in {column}", where)
+            elif text is not None and len(text) > MAX_CHARS.get(column, MAX_TEXT_CHARS):
+                limit = MAX_CHARS.get(column, MAX_TEXT_CHARS)
+                problem(f"{column} longer than {limit} characters", where)
+            elif text is not None and "\0" in text:
+                problem(f"a NUL character in {column}", where)
+            row.append(text)
+        product_id = row[0]
+        if product_id is None:
+            problem("empty product_id", where)
+        elif product_id in first_seen:
+            problem(f"duplicate product_id (first at {first_seen[product_id]})", where)
+        else:
+            first_seen[product_id] = where
+        rows.append(tuple(row))
+    if problems:
+        lines = []
+        for kind, places in problems.items():
+            shown = ", ".join(places[:SHOWN]) + (
+                f" and {len(places) - SHOWN} more" if len(places) > SHOWN else ""
+            )
+            lines.append(f"  {kind}: {shown}")
+        raise LoadError(
+            f"{path}: {sum(len(p) for p in problems.values())} problem(s); nothing was loaded.\n"
+            + "\n".join(lines)
+            + "\nFix the file (or the --map) and load it again."
+        )
+    if not rows:
+        raise LoadError(f"{path}: no rows to load.")
+    return rows
+
+
+def load_catalog(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    path: Path,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    replace: bool = False,
+) -> LoadSummary:
+    """Validate the whole file, then replace or upsert the products relation in one transaction."""
+    header, records = read_rows(path)
+    rows = validate(header, records, mapping or {}, path)
+    relation = config.products_relation
+    schema, _, table = relation.rpartition(".")
+    target = sql.Identifier(schema or "public", table)
+    columns = sql.SQL(", ").join(map(sql.Identifier, store.PRODUCTS_COLUMNS))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in store.PRODUCTS_COLUMNS[1:]
+    )
+    try:
+        conn.execute(store.products_ddl(relation))
+        conn.execute(
+            sql.SQL(
+                "create temp table _incoming_products (like {} including defaults) on commit drop"
+            ).format(target)
+        )
+        with conn.cursor().copy(
+            sql.SQL("copy _incoming_products ({}) from stdin").format(columns)
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        if replace:
+            conn.execute(sql.SQL("truncate {}").format(target))
+        counted = conn.execute(
+            sql.SQL(
+                "select count(*) from _incoming_products as i where exists "
+                "(select 1 from {} as p where p.product_id = i.product_id)"
+            ).format(target)
+        ).fetchone()
+        existing = int(counted[0]) if counted else 0
+        conn.execute(
+            sql.SQL(
+                "insert into {target} ({columns}) select {columns} from _incoming_products "
+                "on conflict (product_id) do update set {updates}"
+            ).format(target=target, columns=columns, updates=updates)
+        )
+        conn.commit()
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise LoadError(
+            f"could not write {relation}: {str(exc).strip()}\nNothing was loaded. If "
+            f"{relation} is a table of your own, it needs the columns "
+            f"{', '.join(store.PRODUCTS_COLUMNS)} and a unique product_id; or point "
+            "vars.products_relation at a new name and let `embed-udfs load` create it."
+        ) from exc
+    summary = LoadSummary(
+        relation=relation,
+        path=path,
+        rows=len(rows),
+        inserted=len(rows) - existing,
+        updated=existing,
+        replaced=replace,
+    )
+    log.info("%s", summary.line())
+    return summary
