@@ -28,7 +28,7 @@
     {%- for name in spaces %}
     {%- set space = embedding_space(name) %}
     create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
-        where space = '{{ space.name }}';
+        where space = {{ sql_string(space.name) }};
     {%- endfor %}
     analyze {{ relation }};
 {%- endmacro %}

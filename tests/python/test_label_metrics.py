@@ -138,7 +138,7 @@ def test_shuffled_labels_score_at_chance(db, labelled):
 
 
 def test_products_without_a_section_are_left_out(db, labelled):
-    sampled = query(db, "select count(*) from metrics.int_eval_sample")[0][0]
+    sampled = query(db, "select count(*) from intermediate.int_eval_sample")[0][0]
     assert sampled == len(SECTIONS) * PER_SECTION + UNLABELLED
     for space in SPACES:
         ids, sections, _ = _sample(db, space)
