@@ -34,10 +34,9 @@
 {%- endmacro %}
 
 
-{#- Whether neighbour counts scan every gallery item (exact) or the HNSW
-    index. retrieval_search: auto is exact while the sample is at most
-    exact_search_max_gallery products, where exact costs about twice the
-    index and is never optimistic; hnsw beyond. -#}
+{#- Whether neighbour lists come from every gallery item (exact) or the
+    HNSW index. retrieval_search: auto is exact, never optimistic, while the
+    sample is at most exact_search_max_gallery products; hnsw beyond. -#}
 {% macro exact_search() %}
     {%- set mode = var('retrieval_search', 'auto') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}
