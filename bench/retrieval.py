@@ -94,17 +94,19 @@ def bench_size(settings, n: int, dim: int, search: str) -> dict[str, float]:
     timings: dict[str, float] = {}
     stages = {
         "int_eval_vectors": ["int_eval_vectors"],
+        # the top-K lists (one model per direction) and the ranks counted in them
         "ranks": [
-            "int_text_to_image_ranked",
-            "int_image_to_text_ranked",
-            "int_dedup_tolerant_ranked",
+            "int_text_to_image_neighbours",
+            "int_image_to_text_neighbours",
+            "int_retrieval_neighbours",
             "fct_retrieval_ranks",
         ],
-        "fct_retrieval_metrics": ["fct_retrieval_metrics"],
+        # per-query scores (recall, MRR, nDCG, section purity) and their aggregation
+        "fct_retrieval_metrics": ["fct_retrieval_scores", "fct_retrieval_metrics"],
     }
     for stage, models in stages.items():
         # the models' own execution span (hooks, e.g. index builds, included), not dbt's start-up;
-        # the two rank models run concurrently on dbt's two threads
+        # the two neighbour models run concurrently on dbt's two threads
         result = run_dbt(
             ["run", "--select", *models],
             settings,

@@ -63,12 +63,12 @@
             gallery.product_id,
             gallery.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }}) as distance
         from {{ relation }} as gallery
-        where gallery.space = '{{ space_name }}'
+        where gallery.space = {{ sql_string(space_name) }}
         order by gallery.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }})
         limit {{ near_duplicate_k() + 1 }}
     ) as nearest
     where
-        queries.space = '{{ space_name }}'
+        queries.space = {{ sql_string(space_name) }}
         and nearest.product_id <> queries.product_id
         and nearest.distance < {{ near_duplicate_max_distance() }}
 {% endmacro %}

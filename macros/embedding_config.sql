@@ -63,27 +63,6 @@
 {% endmacro %}
 
 
-{#- The configured spaces as a relation, for joins. -#}
-{% macro embedding_spaces_values() %}
-    (
-        values
-        {%- for space in embedding_spaces() %}
-            (
-                '{{ space.name }}'::text,
-                '{{ space.modality }}'::text,
-                '{{ space.backend }}'::text,
-                '{{ space.family }}'::text,
-                '{{ space.model }}'::text,
-                {{ "'" ~ space.pretrained ~ "'" if space.get('pretrained') else 'null' }}::text,
-                {{ space.dim }}::integer,
-                '{{ space.get('text_variant', 'clean') }}'::text,
-                $prompt${{ space.get('prompt', '') }}$prompt$::text
-            ){{ "," if not loop.last }}
-        {%- endfor %}
-    ) as spaces (space, modality, backend, family, model, pretrained, dim, text_variant, prompt)
-{% endmacro %}
-
-
 {#- on-run-start: fail the whole invocation on a bad configuration before any
     model runs, with the message embed_udfs.config gives for the same mistake. -#}
 {% macro validate_embedding_config() %}

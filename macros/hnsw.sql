@@ -28,16 +28,15 @@
     {%- for name in spaces %}
     {%- set space = embedding_space(name) %}
     create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
-        where space = '{{ space.name }}';
+        where space = {{ sql_string(space.name) }};
     {%- endfor %}
     analyze {{ relation }};
 {%- endmacro %}
 
 
-{#- Whether neighbour counts scan every gallery item (exact) or the HNSW
-    index. retrieval_search: auto is exact while the sample is at most
-    exact_search_max_gallery products, where exact costs about twice the
-    index and is never optimistic; hnsw beyond. -#}
+{#- Whether neighbour lists come from every gallery item (exact) or the
+    HNSW index. retrieval_search: auto is exact, never optimistic, while the
+    sample is at most exact_search_max_gallery products; hnsw beyond. -#}
 {% macro exact_search() %}
     {%- set mode = var('retrieval_search', 'auto') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}

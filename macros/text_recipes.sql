@@ -9,7 +9,8 @@
                           own store_name removed as whole words
 
     The seeds are compiled into two regular expressions by
-    int_noise_patterns_compiled; models that strip noise cross join its one row. -#}
+    int_noise_patterns_compiled; models that strip noise cross join its one
+    row and pass its columns, and the store-name column, to product_text. -#}
 
 {% macro text_variants() %}
     {{ return(['raw', 'clean', 'clean_no_boilerplate']) }}
@@ -28,15 +29,16 @@
 
 
 {#- The SQL expression for one recipe over the given product fields. The
-    clean_no_boilerplate recipe reads `patterns.boilerplate_pattern` and
-    `patterns.noise_pattern` and, with vars.text_strip_store_name, `store_name`. -#}
-{% macro product_text(variant, fields) -%}
+    clean_no_boilerplate recipe removes matches of the `boilerplate_pattern`
+    and `noise_pattern` expressions (int_noise_patterns_compiled's columns)
+    and, with vars.text_strip_store_name, of the `store_name` expression. -#}
+{% macro product_text(variant, fields, boilerplate_pattern, noise_pattern, store_name) -%}
     {%- if variant == 'raw' -%}
         {{ raw_product_text(fields) }}
     {%- elif variant == 'clean' -%}
         {{ clean_text(raw_product_text(fields)) }}
     {%- elif variant == 'clean_no_boilerplate' -%}
-        {{ strip_noise(clean_text(raw_product_text(fields))) }}
+        {{ strip_noise(clean_text(raw_product_text(fields)), boilerplate_pattern, noise_pattern, store_name) }}
     {%- else -%}
         {%- do checked_text_variant(variant, 'text_variant') -%}
     {%- endif -%}
@@ -48,7 +50,7 @@
     collapse whitespace. Cleaned text holds only letters, digits and single
     spaces, and so do the cleaned seed phrases: no regex escaping is needed.
     '^$' stands for "nothing to remove": it matches no non-empty text. -#}
-{% macro strip_noise(cleaned) -%}
+{% macro strip_noise(cleaned, boilerplate_pattern, noise_pattern, store_name) -%}
     nullif(
         trim(
             regexp_replace(
@@ -58,12 +60,12 @@
                     regexp_replace(
                         regexp_replace(
                             {{ cleaned }},
-                            coalesce(patterns.boilerplate_pattern, '^$'), ' ', 'g'
+                            coalesce({{ boilerplate_pattern }}, '^$'), ' ', 'g'
                         ),
-                        coalesce(patterns.noise_pattern, '^$'), ' ', 'g'
+                        coalesce({{ noise_pattern }}, '^$'), ' ', 'g'
                     ),
                 {%- if var('text_strip_store_name', true) %}
-                    coalesce('\m' || {{ clean_text('store_name') }} || '\M', '^$'), ' ', 'g'
+                    coalesce('\m' || {{ clean_text(store_name) }} || '\M', '^$'), ' ', 'g'
                 ),
                 {%- endif %}
                 '[[:space:]]+', ' ', 'g'

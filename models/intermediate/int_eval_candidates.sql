@@ -11,29 +11,23 @@
 {%- set section_min = var('eval_section_min', 3) %}
 {%- set section_cap = var('eval_section_cap', none) %}
 
+-- both inputs stay in the DAG, whichever vars.eval_dedup picks:
+-- depends_on: {{ ref('int_products_deduped') }}
+-- depends_on: {{ ref('stg_catalog__products') }}
+{%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'stg_catalog__products' %}
+
 with
 
-deduped as (
-    select * from {{ ref('int_products_deduped') }}
-),
-
-products as (
-    select * from {{ ref('stg_catalog__products') }}
-),
-
 -- vars.eval_dedup picks one representative per duplicate group, or every product
+products as (
+    select * from {{ ref(source_model) }}
+),
+
 candidates as (
     select
         product_id,
         collection_section
-    from deduped
-    where {{ 'true' if var('eval_dedup', true) else 'false' }}
-    union all
-    select
-        product_id,
-        collection_section
     from products
-    where {{ 'false' if var('eval_dedup', true) else 'true' }}
 ),
 
 -- one row per product; is_evaluable: a valid vector in every paired space

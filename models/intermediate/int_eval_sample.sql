@@ -1,5 +1,3 @@
-{{ config(schema='metrics') }}
-
 {#- The eval sample (the gallery): the sampled rows of int_eval_candidates,
     balanced per section, free of duplicates (vars.eval_dedup) and
     deterministic for vars.eval_seed. -#}

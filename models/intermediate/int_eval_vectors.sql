@@ -22,10 +22,7 @@ final as (
         valid_vectors.embedding
     from sample
     inner join valid_vectors on sample.product_id = valid_vectors.product_id
-    where valid_vectors.space in (
-            {%- for s in paired_space_names() %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
-            {%- if not paired_space_names() %}null{% endif -%}
-        )
+    where {{ in_list('valid_vectors.space', paired_space_names()) }}
 )
 
 select * from final

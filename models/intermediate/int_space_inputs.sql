@@ -2,6 +2,8 @@
     recipe (fields, variant, prompt, truncated to the space's max_words) or
     the image URI. embed-udfs backfill reads this table, so every text rule
     lives here in SQL (recipes: macros/text_recipes.sql). -#}
+{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'products.store_name'] %}
+
 with
 
 products as (
@@ -12,11 +14,15 @@ patterns as (
     select * from {{ ref('int_noise_patterns_compiled') }}
 ),
 
+spaces as (
+    select * from {{ ref('dim_embedding_spaces') }}
+),
+
 space_inputs as (
     {%- for space in embedding_spaces() %}
         select
-            '{{ space.name }}'::text as space,
-            '{{ space.modality }}'::text as modality,
+            {{ sql_string(space.name) }}::text as space,
+            {{ sql_string(space.modality) }}::text as modality,
             products.product_id,
             products.collection_section,
             {%- if space.modality == 'image' %}
@@ -28,9 +34,10 @@ space_inputs as (
             {%- else %}
                 {%- set fields = space.get('text_fields', ['product_name', 'product_description']) %}
                 {%- set variant = checked_text_variant(space.get('text_variant', 'clean'), "Space '" ~ space.name ~ "': text_variant") %}
-                {{ product_text(variant, fields) }} as body,
-                {{ product_text('clean', fields) if variant == 'clean_no_boilerplate' else 'null::text' }} as clean_body,
-                '{{ variant }}'::text as text_variant,
+                {{ product_text(variant, fields, *noise) }} as body,
+                {{ product_text('clean', fields, *noise) if variant == 'clean_no_boilerplate' else 'null::text' }}
+                    as clean_body,
+                {{ sql_string(variant) }}::text as text_variant,
                 {{ space_max_words(space) }}::integer as max_words,
                 {{ (space.get('prompt') or '').split() | length }}::integer as prompt_words
             {%- endif %}
@@ -77,8 +84,7 @@ final as (
         coalesce(measured.n_words > measured.max_words, false) as is_truncated,
         measured.n_noise_words_removed
     from measured
-    inner join {{ embedding_spaces_values() }}
-        on measured.space = spaces.space
+    inner join spaces on measured.space = spaces.space
 )
 
 select * from final

@@ -10,7 +10,7 @@ vectors as (
 ),
 
 spaces as (
-    select * from {{ embedding_spaces_values() }}
+    select * from {{ ref('dim_embedding_spaces') }}
 ),
 
 checked as (

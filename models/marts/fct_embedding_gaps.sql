@@ -15,7 +15,7 @@ vectors as (
 
     positives_{{ loop.index }} as (
         select
-            '{{ pair.name }}'::text as pair,
+            {{ sql_string(pair.name) }}::text as pair,
             texts.collection_section,
             texts.embedding as text_embedding,
             images.embedding as image_embedding,
@@ -27,8 +27,8 @@ vectors as (
         from vectors as texts
         inner join vectors as images
             on texts.product_id = images.product_id
-                and images.space = '{{ pair.image_space }}'
-        where texts.space = '{{ pair.text_space }}'
+                and images.space = {{ sql_string(pair.image_space) }}
+        where texts.space = {{ sql_string(pair.text_space) }}
     ),
 {%- endfor %}
 
@@ -38,11 +38,11 @@ positives as (
         {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not embedding_pairs() %}
-    select
-        null::text as pair, null::text as collection_section, null::vector as text_embedding,
-        null::vector as image_embedding, null::float8 as positive_dot, null::float8 as positive_cosine,
-        null::float8 as positive_sq_euclidean, null::float8 as text_sq_norm, null::float8 as image_sq_norm
-    where false
+        {{ empty_relation({
+            'pair': 'text', 'collection_section': 'text', 'text_embedding': 'vector',
+            'image_embedding': 'vector', 'positive_dot': 'float8', 'positive_cosine': 'float8',
+            'positive_sq_euclidean': 'float8', 'text_sq_norm': 'float8', 'image_sq_norm': 'float8'
+        }) }}
     {%- endif %}
 ),
 
@@ -59,7 +59,7 @@ gallery_totals as (
 by_section as (
     select
         pair,
-        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        {{ section_label('collection_section') }} as section,
         count(*) as n,
         sum(text_embedding) as text_sum,
         sum(positive_dot) as positive_dot_sum,

@@ -90,7 +90,7 @@ counted as (
         step_order,
         step,
         scope,
-        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        {{ section_label('collection_section') }} as section,
         outcome,
         reason,
         count(*) as n_rows

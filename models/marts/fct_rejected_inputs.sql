@@ -17,6 +17,7 @@ final as (
         'backfill' as stage,
         space,
         product_id,
+        input_hash,
         reason,
         detail,
         occurred_at
@@ -28,6 +29,7 @@ final as (
         'validation' as stage,
         space,
         product_id,
+        null as input_hash,
         rejection_reason as reason,
         null as detail,
         embedded_at as occurred_at

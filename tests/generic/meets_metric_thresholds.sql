@@ -1,13 +1,15 @@
 {#- Fails (or warns) for every metric row below a threshold of the given
     severity in the thresholds seed. The model needs metric, value, section
-    and pair columns; direction is matched when the model has one. -#}
-{% test meets_metric_thresholds(model, thresholds, severity_level, has_direction=true) %}
+    and n columns, and the column the seed's `pair` names (`subject_column`:
+    pair for retrieval and gap marts, space for label metrics); direction
+    is matched when the model has one. -#}
+{% test meets_metric_thresholds(model, thresholds, severity_level, has_direction=true, subject_column='pair') %}
 
 with
 
 thresholds as (
     select * from {{ thresholds }}
-    where severity = '{{ severity_level }}'
+    where severity = {{ sql_string(severity_level) }}
 ),
 
 metrics as (
@@ -16,7 +18,7 @@ metrics as (
 
 below as (
     select
-        metrics.pair,
+        metrics.{{ adapter.quote(subject_column) }} as pair,
         {{ "metrics.direction" if has_direction else "'*'" }} as direction,
         metrics.section,
         metrics.metric,
@@ -26,7 +28,7 @@ below as (
     from metrics
     inner join thresholds
         on metrics.metric = thresholds.metric
-        and thresholds.pair in ('*', metrics.pair)
+        and thresholds.pair in ('*', metrics.{{ adapter.quote(subject_column) }})
         and thresholds.section in ('*', metrics.section)
         {%- if has_direction %}
         and thresholds.direction in ('*', metrics.direction)

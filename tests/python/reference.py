@@ -72,3 +72,33 @@ def gaps(
         "sq_euclidean_negative_mean": negative_sq,
         "sq_euclidean_gap": negative_sq - positive_sq,
     }
+
+
+def top_k(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
+    """Each query's k nearest gallery rows by cosine (ties by row index): indices, (n, k)."""
+    sims = unit(queries) @ unit(gallery).T
+    # lexsort's last key is the primary one: similarity descending, then the index
+    order = np.lexsort((np.broadcast_to(np.arange(sims.shape[1]), sims.shape), -sims), axis=1)
+    return order[:, :k]
+
+
+def ndcg_at(
+    ranks: np.ndarray, k: int, duplicate_ranks: Sequence[Sequence[int]] | None = None
+) -> float:
+    """Mean nDCG@k with one relevant item (the positive at `ranks`, 0 = beyond):
+    DCG = 1/log2(1 + rank), ideal 1. With `duplicate_ranks` (per query, the ranks of
+    the positive's duplicates) each duplicate within k adds 0.5/log2(1 + rank),
+    capped at 1 (the graded, dedup-tolerant twin)."""
+    scores = []
+    for q, rank in enumerate(ranks):
+        dcg = 1.0 / math.log2(1 + rank) if 0 < rank <= k else 0.0
+        if duplicate_ranks is not None:
+            dcg += sum(0.5 / math.log2(1 + r) for r in duplicate_ranks[q] if r <= k)
+            dcg = min(1.0, dcg)
+        scores.append(dcg)
+    return float(np.mean(scores))
+
+
+def section_purity_at(neighbours: np.ndarray, sections: np.ndarray, k: int) -> np.ndarray:
+    """Per query, the share of its first k neighbours (indices) in its own section."""
+    return (sections[neighbours[:, :k]] == sections[:, None]).mean(axis=1)

@@ -125,7 +125,7 @@ def test_invalid_vectors_written_by_hand_are_kept_out_of_the_metrics(db, tmp_pat
     )
     assert rejected["P0"].startswith("zero vector")
     assert rejected["P1"].startswith("wrong dimension: 5")
-    sampled = {p for (p,) in query(db, "select product_id from metrics.int_eval_sample")}
+    sampled = {p for (p,) in query(db, "select product_id from intermediate.int_eval_sample")}
     assert sampled == {p for p, _ in products} - {"P0", "P1"}
     # a NULL section is reported as `unknown`, and counted
     unknown_n = query(

@@ -384,7 +384,7 @@ def test_dedup_tolerant_ranks_and_recall_match_numpy(db, duplicated_gallery):
 def test_with_dedup_the_gallery_has_one_product_per_group(db, duplicated_gallery, tmp_path):
     ids, texts, images, group_of, dbt_vars = duplicated_gallery
     dbt_build(db, {**dbt_vars, "eval_dedup": True}, tmp_path, "int_eval_candidates+")
-    sampled = [p for (p,) in query(db, "select product_id from metrics.int_eval_sample")]
+    sampled = [p for (p,) in query(db, "select product_id from intermediate.int_eval_sample")]
     assert len(sampled) == len(set(group_of))
     assert {p.split("C")[0] for p in sampled} == {p.split("C")[0] for p in ids}
     differing = query(

@@ -9,7 +9,15 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
+from conftest import (
+    PROJECT_DIR,
+    config_for,
+    dbt_build,
+    plant,
+    planted_config,
+    planted_space,
+    query,
+)
 from reference import unit, wilson
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -18,6 +26,7 @@ from sklearn.metrics import (
 )
 
 from embed_udfs.cluster import cluster_spaces, plan_reductions
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ClusterError, DbtError
 
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
@@ -72,6 +81,15 @@ def labelled(db, tmp_path_factory):
     plant(db, config, products, vectors)
     target = tmp_path_factory.mktemp("labels")
     dbt_build(db, dbt_vars, target, "+int_label_vectors")
+    # fct_label_metrics is tested against the thresholds seed (`dbt seed` runs no tests)
+    run_dbt(
+        ["seed", "--select", "metric_thresholds"],
+        db,
+        PROJECT_DIR,
+        dbt_vars=dbt_vars,
+        target_path=target / "target",
+        quiet=True,
+    )
     summaries = cluster_spaces(db, config)
     dbt_build(db, dbt_vars, target, *LABEL_MODELS)
     return {"vars": dbt_vars, "config": config, "summaries": summaries, "target": target}
@@ -138,7 +156,7 @@ def test_shuffled_labels_score_at_chance(db, labelled):
 
 
 def test_products_without_a_section_are_left_out(db, labelled):
-    sampled = query(db, "select count(*) from metrics.int_eval_sample")[0][0]
+    sampled = query(db, "select count(*) from intermediate.int_eval_sample")[0][0]
     assert sampled == len(SECTIONS) * PER_SECTION + UNLABELLED
     for space in SPACES:
         ids, sections, _ = _sample(db, space)

@@ -75,7 +75,7 @@ def test_refresh_fills_every_mart_for_all_and_every_section(db, demo_run):
     gaps = query(db, "select distinct pair, section from metrics.fct_embedding_gaps")
     assert {p for p, _ in gaps} == {p.name for p in config.pairs}
     n_all = query(db, "select max(n) from metrics.fct_retrieval_metrics where section = 'ALL'")
-    assert n_all[0][0] == query(db, "select count(*) from metrics.int_eval_sample")[0][0]
+    assert n_all[0][0] == query(db, "select count(*) from intermediate.int_eval_sample")[0][0]
 
 
 def test_vectors_are_unit_norm_and_carry_provenance(db, demo_run):

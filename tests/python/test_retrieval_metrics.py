@@ -6,13 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
-from reference import exact_ranks, gaps, mrr_at, rank_bounds, recall_at, wilson
+from reference import (
+    exact_ranks,
+    gaps,
+    mrr_at,
+    ndcg_at,
+    rank_bounds,
+    recall_at,
+    section_purity_at,
+    top_k,
+    wilson,
+)
 
 from embed_udfs.errors import ConfigError
 
 K_VALUES = [1, 5, 10, 50]
 # the rank models and everything after them (the eval sample stays as built)
-RANKED = ("int_text_to_image_ranked+", "int_image_to_text_ranked+", "int_dedup_tolerant_ranked+")
+RANKED = ("int_text_to_image_neighbours+", "int_image_to_text_neighbours+")
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
 
 
@@ -115,6 +125,64 @@ def test_gaps_match_numpy_per_section(db, clustered):
             assert got[(section, metric)][1] == members.sum()
 
 
+def test_neighbour_lists_match_numpy_and_the_ranks(db, clustered):
+    """The exact top max(K) lists are numpy's, and the ranks are counted in them."""
+    products, texts, images = clustered
+    ids = np.array([p for p, _ in products])
+    for direction, (q, g) in {
+        "text_to_image": (texts, images),
+        "image_to_text": (images, texts),
+    }.items():
+        expected = top_k(q, g, max(K_VALUES))
+        rows = query(
+            db,
+            "select query_product_id, array_agg(neighbour_product_id order by neighbour_rank), "
+            "bool_or(is_duplicate_of_positive) "
+            "from intermediate.int_retrieval_neighbours where direction = %s group by 1",
+            (direction,),
+        )
+        assert len(rows) == len(products)
+        listed = [neighbours for _, neighbours, _ in sorted(rows)]  # ids sort in row order
+        agree = sum(got == list(ids[expected[i]]) for i, got in enumerate(listed))
+        # float32 in pgvector against float64 here: a near-tie may swap two neighbours
+        assert agree >= len(products) - 10, agree
+        assert not any(dup for *_, dup in rows)  # one product per group in this sample
+        mismatched = query(
+            db,
+            "select count(*) from metrics.fct_retrieval_ranks as r "
+            "left join lateral (select count(*) filter (where n.distance < r.positive_distance) "
+            "  as c from intermediate.int_retrieval_neighbours as n where n.pair = r.pair "
+            "  and n.direction = r.direction and n.query_product_id = r.product_id) as l on true "
+            "where r.direction = %s and r.positive_rank is distinct from "
+            "  case when l.c < 50 then l.c + 1 end",
+            (direction,),
+        )
+        assert mismatched == [(0,)]
+
+
+def test_ndcg_and_section_purity_match_numpy_per_section(db, clustered):
+    products, texts, images = clustered
+    metrics = _metrics(db)
+    sections = np.array([s for _, s in products])
+    for direction, (q, g) in {
+        "text_to_image": (texts, images),
+        "image_to_text": (images, texts),
+    }.items():
+        ranks = exact_ranks(q, g)
+        purity = section_purity_at(top_k(q, g, 10), sections, 10)
+        # sections are clear but not perfect: some queries have neighbours elsewhere
+        assert purity.mean() > 0.5 and (purity < 1).sum() >= 20
+        for section in [*SECTIONS, "ALL"]:
+            rows = np.ones(len(ranks), bool) if section == "ALL" else sections == section
+            value, n, hits, ci_low, ci_high = metrics[(direction, section, "ndcg_at_10")]
+            assert n == rows.sum() and hits is None
+            assert value == pytest.approx(ndcg_at(ranks[rows], 10), abs=1e-9)
+            assert ci_low <= value <= ci_high
+            value, n, *_ = metrics[(direction, section, "section_purity_at_10")]
+            # a near-tie at the 10th place may swap one neighbour of one query
+            assert value == pytest.approx(purity[rows].mean(), abs=1.5 / (10 * rows.sum()))
+
+
 def test_hnsw_agrees_with_exact_within_tolerance(db, clustered, tmp_path):
     """The default HNSW path: recall within 0.02 of the exact figures."""
     exact = _metrics(db)
@@ -193,13 +261,15 @@ def test_sample_is_balanced_and_capped(db, tmp_path):
     plant(db, config_for(dbt_vars), products, {"t": vectors, "i": vectors})
     dbt_build(db, dbt_vars, tmp_path)
     counts = dict(
-        query(db, "select collection_section, count(*) from metrics.int_eval_sample group by 1")
+        query(
+            db, "select collection_section, count(*) from intermediate.int_eval_sample group by 1"
+        )
     )
     assert sum(counts.values()) == 100
     assert max(counts.values()) - min(counts.values()) <= 1  # 5 sections x 20 each
-    first = query(db, "select product_id from metrics.int_eval_sample order by 1")
+    first = query(db, "select product_id from intermediate.int_eval_sample order by 1")
     dbt_build(db, dbt_vars, tmp_path, "int_eval_sample")
-    assert query(db, "select product_id from metrics.int_eval_sample order by 1") == first
+    assert query(db, "select product_id from intermediate.int_eval_sample order by 1") == first
 
 
 def test_history_appends_every_run(db, clustered, tmp_path):

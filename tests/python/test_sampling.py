@@ -40,7 +40,8 @@ def catalog(db):
 
 
 def _sample(db) -> list[str]:
-    return [p for (p,) in query(db, "select product_id from metrics.int_eval_sample order by 1")]
+    rows = query(db, "select product_id from intermediate.int_eval_sample order by 1")
+    return [p for (p,) in rows]
 
 
 @pytest.mark.parametrize("size", [5000, 10000])
@@ -49,7 +50,9 @@ def test_sample_matches_the_round_robin_reference(db, catalog, tmp_path, size):
     expected = round_robin_sample(catalog, 42, size, SECTION_MIN, SECTION_CAP)
     assert _sample(db) == sorted(expected)
     counts = dict(
-        query(db, "select collection_section, count(*) from metrics.int_eval_sample group by 1")
+        query(
+            db, "select collection_section, count(*) from intermediate.int_eval_sample group by 1"
+        )
     )
     assert counts == dict(Counter(catalog[p] for p in expected))
     assert "odd" not in counts  # 12 eligible, below the minimum of 20

@@ -19,7 +19,7 @@ final as (
         product_id,
         embedding
     from valid_vectors
-    where space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %}{% if not spaces %}null{% endif %})
+    where {{ in_list('space', spaces) }}
 )
 
 select * from final

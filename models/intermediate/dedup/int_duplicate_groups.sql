@@ -86,7 +86,7 @@ evaluable as (
     {%- if spaces %}
         select product_id
         from valid_vectors
-        where space in ({% for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor %})
+        where {{ in_list('space', spaces) }}
         group by product_id
         having count(distinct space) = {{ spaces | length }}
     {%- else %}

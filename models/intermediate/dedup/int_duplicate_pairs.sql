@@ -29,8 +29,12 @@ near_neighbours as (
     select * from {{ ref('int_near_duplicate_neighbours') }}
 ),
 
+spaces as (
+    select * from {{ ref('dim_embedding_spaces') }}
+),
+
 image_spaces as (
-    select * from {{ embedding_spaces_values() }}
+    select * from spaces
     where modality = 'image'
 ),
 

@@ -31,7 +31,7 @@ final as (
     select
         least(product_id, neighbour_id) as product_id,
         greatest(product_id, neighbour_id) as neighbour_id,
-        {{ "'" ~ spaces[0] ~ "'" if spaces else 'null' }}::text as space,
+        {{ sql_string(spaces[0] if spaces else none) }}::text as space,
         min(distance) as distance
     from neighbours
     group by least(product_id, neighbour_id), greatest(product_id, neighbour_id)

@@ -41,12 +41,12 @@ neighbours as (
                     candidates.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }}) as distance
                 from {{ ref('int_label_vectors') }} as candidates
                 where
-                    candidates.space = '{{ name }}'
+                    candidates.space = {{ sql_string(name) }}
                     and candidates.duplicate_group_id <> queries.duplicate_group_id
                 order by {{ nearest_first }}
                 limit 1
             ) as nearest
-        where queries.space = '{{ name }}'
+        where queries.space = {{ sql_string(name) }}
         {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not label_space_names() %}

@@ -32,7 +32,7 @@ label_spaces as (
     select
         space,
         dim
-    from {{ embedding_spaces_values() }}
+    from {{ ref('dim_embedding_spaces') }}
     where modality = 'text'
 ),
 

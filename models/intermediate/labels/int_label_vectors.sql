@@ -39,10 +39,7 @@ text_vectors as (
     inner join valid_vectors on sample.product_id = valid_vectors.product_id
     where
         not products.is_section_missing
-        and valid_vectors.space in (
-            {%- for s in spaces %}'{{ s }}'{{ "," if not loop.last }}{% endfor -%}
-            {%- if not spaces %}null{% endif -%}
-        )
+        and {{ in_list('valid_vectors.space', spaces) }}
 ),
 
 complete_products as (

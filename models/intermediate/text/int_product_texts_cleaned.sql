@@ -2,6 +2,7 @@
     product_description): what each cleaning step leaves, and how many words
     each step removed. The dedup step compares vars.dedup_text_variant. -#}
 {%- set fields = ['product_name', 'product_description'] %}
+{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'products.store_name'] %}
 
 with
 
@@ -18,9 +19,9 @@ recipes as (
         products.product_id,
         products.collection_section,
         products.store_name,
-        {{ product_text('raw', fields) }} as text_raw,
-        {{ product_text('clean', fields) }} as text_clean,
-        {{ product_text('clean_no_boilerplate', fields) }} as text_clean_no_boilerplate
+        {{ product_text('raw', fields, *noise) }} as text_raw,
+        {{ product_text('clean', fields, *noise) }} as text_clean,
+        {{ product_text('clean_no_boilerplate', fields, *noise) }} as text_clean_no_boilerplate
     from products
     cross join patterns
 ),

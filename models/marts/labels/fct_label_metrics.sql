@@ -47,7 +47,7 @@ bootstrap_intervals as (
 nn_hits as (
     select
         space,
-        case when grouping(collection_section) = 1 then 'ALL' else collection_section end as section,
+        {{ section_label('collection_section') }} as section,
         count(*) filter (where is_same_section) as hits
     from neighbours
     group by grouping sets ((space, collection_section), (space))

@@ -1,0 +1,41 @@
+{#- Every configuration string that reaches SQL goes through these: space and
+    pair names, models, checkpoints, prompts. A value is never pasted between
+    quotes by hand, so a quote in a checkpoint path cannot break the SQL (or
+    inject any). -#}
+
+{#- A SQL string literal for `value`: single quotes doubled, `null` for none. -#}
+{% macro sql_string(value) -%}
+    {%- if value is none -%}
+        null
+    {%- else -%}
+        '{{ (value | string).replace("'", "''") }}'
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- `expression in (values...)`, with a list that may be empty: an empty list
+    matches nothing instead of being a syntax error. -#}
+{% macro in_list(expression, values) -%}
+    {{ expression }} in (
+        {%- for value in values %}{{ sql_string(value) }}{{ ", " if not loop.last }}{% endfor -%}
+        {%- if not values %}null{% endif -%}
+    )
+{%- endmacro %}
+
+
+{#- The section label of a `group by grouping sets (..., (keys))` row: `ALL`
+    on the rolled-up row, the section itself otherwise. -#}
+{% macro section_label(column='collection_section') -%}
+    case when grouping({{ column }}) = 1 then 'ALL' else {{ column }} end
+{%- endmacro %}
+
+
+{#- A relation with these typed columns and no rows, for a union over a
+    configuration list that is empty: `columns` maps a name to a SQL type. -#}
+{% macro empty_relation(columns) -%}
+    select
+        {%- for name, type in columns.items() %}
+        null::{{ type }} as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    where false
+{%- endmacro %}
