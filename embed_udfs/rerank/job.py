@@ -147,16 +147,16 @@ def plan(
             (spaces,),
         ).fetchall()
     }
+    # Only scores count as done: a pair that failed (an image missing then, a NaN) is
+    # tried again, since the file may be back and trying costs little.
     done = {
         tuple(key): digest
         for *key, digest in conn.execute(
             sql.SQL(
                 "select reranker, pair, direction, query_product_id, candidate_product_id, "
-                "input_hash from {} where reranker = %s union all "
-                "select reranker, pair, direction, query_product_id, candidate_product_id, "
                 "input_hash from {} where reranker = %s"
-            ).format(rerank_store.scores_table(config), rerank_store.errors_table(config)),
-            (reranker.name, reranker.name),
+            ).format(rerank_store.scores_table(config)),
+            (reranker.name,),
         ).fetchall()
     }
     result = RerankPlan([], 0, {}, {}, [], len({(p, d, q) for p, d, q, _ in rows}))
