@@ -194,6 +194,7 @@ def _refresh_and_report(
     from embed_udfs import report
     from embed_udfs.db import connection
     from embed_udfs.pipeline import refresh
+    from embed_udfs.rerank.report import rerank_scorecard
 
     summaries = refresh(
         settings,
@@ -210,6 +211,7 @@ def _refresh_and_report(
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
+        print(rerank_scorecard(conn))
     notice = report.random_weight_notice(ctx.config)
     if notice:
         print("\n" + notice)
@@ -356,6 +358,7 @@ examples:
 def cmd_report(args: argparse.Namespace) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
+    from embed_udfs.rerank.report import rerank_scorecard
 
     ctx = _Context(args)
     settings = ctx.settings()
@@ -365,6 +368,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
+        print(rerank_scorecard(conn))
     print("\n" + report.where_to_look(settings.uri))
     return 0
 

@@ -245,3 +245,27 @@ def test_random_scores_uplift_matches_numpy_per_section(db, planted, tmp_path):
                 assert ci_high == pytest.approx(high, abs=1e-5), (direction, section, metric)
     moved = uplift[("text_to_image", "ALL", "recall_at_1")]
     assert moved[6] > 0 and moved[7] > 0, "random scores should both help and hurt"
+
+
+def test_scorecard_block_shows_the_all_uplift_ceiling_and_sections(db, planted):
+    from embed_udfs.rerank.report import rerank_scorecard
+
+    # the marts as the previous test left them (random scores)
+    uplift = _uplift(db)
+    with connection(db) as conn:
+        block = rerank_scorecard(conn)
+    n, before, after, difference, low, high, wins, losses, _, ceiling, _ = uplift[
+        ("text_to_image", "ALL", "recall_at_1")
+    ]
+    assert (
+        f"planted_scores on planted text_to_image (n = {n}, top {CANDIDATES} candidates): "
+        f"R@1 {before:.3f} -> {after:.3f} = {difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+    ) in block
+    assert f"stage-1 ceiling {ceiling:.3f}; R@1 wins {wins}, losses {losses}" in block
+    best = max(
+        (row[3], section)
+        for (d, section, metric), row in uplift.items()
+        if d == "text_to_image" and metric == "recall_at_1" and section != "ALL"
+    )
+    if best[0] > 0:
+        assert f"helps most: {best[1]} {best[0]:+.3f}" in block
