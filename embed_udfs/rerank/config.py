@@ -104,7 +104,7 @@ def parse_rerank_config(
     if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
         raise ConfigError(f"{where}: vars.rerankers must be a list of mappings.")
     pairs = {p.name for p in project.pairs}
-    rerankers = tuple(_parse_reranker(item, pairs, where) for item in items)
+    rerankers = tuple(_parse_reranker(item, pairs, where, project.project_dir) for item in items)
     names = [r.name for r in rerankers]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -112,7 +112,9 @@ def parse_rerank_config(
     return RerankConfig(candidates=candidates, rerankers=rerankers)
 
 
-def _parse_reranker(item: Mapping[str, Any], pairs: set[str], where: Path | str) -> RerankerConfig:
+def _parse_reranker(
+    item: Mapping[str, Any], pairs: set[str], where: Path | str, project_dir: Path
+) -> RerankerConfig:
     name = item.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(
@@ -160,6 +162,11 @@ def _parse_reranker(item: Mapping[str, Any], pairs: set[str], where: Path | str)
             f"{where}: {what}: pretrained is an open_clip setting; a {backend} model names its "
             "weights in model (a model name or a local directory)."
         )
+    if pretrained not in (None, "") and not Path(str(pretrained)).is_absolute():
+        # a relative checkpoint path is read against the project, wherever embed-udfs runs
+        beside = project_dir / str(pretrained)
+        if beside.is_file():
+            pretrained = str(beside)
     return RerankerConfig(
         name=name,
         backend=str(backend),

@@ -4,9 +4,16 @@
     ranked by cosine distance, then neighbour_product_id. Exact (every
     gallery item) or the space's HNSW index, by the rule of the ranks
     (macro exact_search). neighbour_depth() is max(K), or rerank_candidates
-    when rerankers need more. -#}
+    when rerankers need more. Only the (pair, direction)s some reranker
+    rescores are searched, so without rerankers the table is empty and costs
+    nothing. -#}
 {%- set depth = neighbour_depth() %}
-{%- set directions = retrieval_directions() %}
+{%- set reranked = [] %}
+{%- for t in rerankers() %}{% do reranked.append(t.pair ~ ':' ~ t.direction) %}{% endfor %}
+{%- set directions = [] %}
+{%- for d in retrieval_directions() %}
+    {%- if (d.pair ~ ':' ~ d.direction) in reranked %}{% do directions.append(d) %}{% endif %}
+{%- endfor %}
 
 with
 

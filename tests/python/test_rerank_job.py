@@ -137,6 +137,26 @@ def test_the_stage1_model_as_reranker_reproduces_stage1_and_reruns_score_nothing
     assert again.scored == 0 and again.unchanged == total
 
 
+def test_two_shards_score_every_candidate_once_between_them(db, catalog):
+    from embed_udfs.backfill import Shard
+
+    _clear(db, "stage1_itself")
+    reranker = _reranker(catalog, "stage1_itself")
+    halves = [
+        rerank(db, catalog["config"], reranker, RerankOptions(device="cpu", shard=Shard(i, 2)))
+        for i in (0, 1)
+    ]
+    total = _n_candidates(db, "stage1_itself")
+    assert all(0 < half.scored < total for half in halves)
+    assert sum(half.scored for half in halves) == total
+    assert (
+        query(db, "select count(*) from embeddings.rerank_scores where reranker = 'stage1_itself'")[
+            0
+        ][0]
+        == total
+    )
+
+
 def test_blip_itm_scores_every_candidate_like_transformers_forward(db, catalog, blip_dir):
     import torch
     from PIL import Image
