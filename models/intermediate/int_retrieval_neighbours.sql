@@ -66,6 +66,7 @@ neighbours as (
             null::text as neighbour_product_id,
             null::text as neighbour_section,
             null::float8 as distance
+        from vectors
         where false
     {%- endif %}
 ),
