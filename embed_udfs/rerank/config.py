@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embed_udfs.config import DIRECTIONS, ProjectConfig
+from embed_udfs.config import ProjectConfig, render_vars
 from embed_udfs.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+DIRECTIONS = ("text_to_image", "image_to_text")
 DEFAULT_CANDIDATES = 100
 # What each backend reads. A reranker scores a (text, image) pair, so it must read both;
 # sentence_transformers is listed so that a text-only model gets a clear refusal.
@@ -81,7 +82,7 @@ def load_rerank_config(
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     raw.update(overrides or {})
-    return parse_rerank_config(raw, project, path)
+    return parse_rerank_config(render_vars(raw, path), project, path)
 
 
 def parse_rerank_config(

@@ -17,15 +17,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from embed_udfs import store
+from embed_udfs import contract, store
 from embed_udfs.backfill.loader import is_out_of_memory
-from embed_udfs.backfill.plan import INPUTS_RELATION, Shard
+from embed_udfs.backfill.plan import Shard
 from embed_udfs.config import ProjectConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.errors import EmbedUdfsError
@@ -33,9 +34,11 @@ from embed_udfs.rerank import store as rerank_store
 from embed_udfs.rerank.config import RerankerConfig
 from embed_udfs.rerank.scorers import Scorer, load_scorer
 
+if TYPE_CHECKING:
+    from embed_udfs.jobs import JobOptions, JobSummary
+
 log = logging.getLogger(__name__)
 
-CANDIDATES_RELATION = ("intermediate", "int_rerank_candidates")
 NON_FINITE = "non-finite score: the reranker returned NaN or infinity"
 NOT_EMBEDDED = "no stored vector for an input: run `embed-udfs backfill` first"
 
@@ -115,13 +118,13 @@ def plan(
             sql.SQL(
                 "select pair, direction, query_product_id, candidate_product_id from {} "
                 "where reranker = %s order by pair, direction, query_product_id, stage1_rank"
-            ).format(sql.Identifier(*CANDIDATES_RELATION)),
+            ).format(contract.RERANK_CANDIDATES.identifier),
             (reranker.name,),
         ).fetchall()
     except psycopg.errors.UndefinedTable as exc:
         conn.rollback()
         raise EmbedUdfsError(
-            f"{'.'.join(CANDIDATES_RELATION)} does not exist: dbt builds the stage-1 candidates. "
+            f"{contract.RERANK_CANDIDATES} does not exist: dbt builds the stage-1 candidates. "
             "Run `embed-udfs refresh`, or `dbt build --select +int_rerank_candidates` first."
         ) from exc
     rows = [row for row in rows if shard.owns(row[2])]
@@ -134,7 +137,7 @@ def plan(
             sql.SQL(
                 "select space, product_id, model_input from {} where space = any(%s) "
                 "and model_input is not null"
-            ).format(sql.Identifier(*INPUTS_RELATION)),
+            ).format(contract.SPACE_INPUTS.identifier),
             (spaces,),
         ).fetchall()
     }
@@ -170,7 +173,7 @@ def plan(
         image_hash = hashes.get((pair.image_space, image_id))
         text = inputs.get((pair.text_space, text_id))
         uri = inputs.get((pair.image_space, image_id))
-        if None in (text_hash, image_hash, text, uri):
+        if text_hash is None or image_hash is None or text is None or uri is None:
             result.unscorable.append(rerank_store.Unscored(key, "", NOT_EMBEDDED))
             continue
         digest = pair_hash(scorer_ref, text_hash, image_hash)
@@ -317,3 +320,24 @@ def refresh_reranks(
         log.info("%s", summary.line())
         summaries.append(summary)
     return summaries
+
+
+@dataclass(frozen=True)
+class RerankJob:
+    """Score each query's stage-1 candidates with every reranker in vars.rerankers."""
+
+    name: str = "rerank"
+    reads: contract.Relation = contract.RERANK_CANDIDATES
+    writes: contract.ConfiguredRelation = contract.RERANK_SCORES
+    after: tuple[str, ...] = ("backfill",)
+
+    def run(
+        self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions
+    ) -> JobSummary:
+        from embed_udfs.jobs import JobSummary  # jobs.py registers this job: import late
+
+        # the refresh has built what this job reads (int_rerank_candidates) just before
+        summaries = refresh_reranks(
+            settings, config, dbt_vars=dict(options.dbt_vars), build_candidates=False
+        )
+        return JobSummary(self.name, tuple(s.line() for s in summaries), tuple(summaries))

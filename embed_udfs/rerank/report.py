@@ -16,8 +16,8 @@ def _signed(value: float) -> str:
 
 def rerank_scorecard(conn: psycopg.Connection) -> str:
     """The rerank block, or "" when no reranker has been evaluated."""
-    exists = conn.execute("select to_regclass('metrics.fct_rerank_uplift')").fetchone()[0]
-    if exists is None:
+    exists = conn.execute("select to_regclass('metrics.fct_rerank_uplift')").fetchone()
+    if exists is None or exists[0] is None:
         return ""
     rows = conn.execute(
         "select reranker, pair, direction, section, metric, n, before, after, difference, "

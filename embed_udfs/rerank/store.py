@@ -9,22 +9,22 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
 
 KEY = ("reranker", "pair", "direction", "query_product_id", "candidate_product_id")
 
 
 def _schema(config: ProjectConfig) -> str:
-    schema, _, _ = config.vectors_relation.rpartition(".")
-    return schema or "public"
+    return contract.RERANK_SCORES.resolve(config).schema
 
 
 def scores_table(config: ProjectConfig) -> sql.Composable:
-    return sql.Identifier(_schema(config), "rerank_scores")
+    return contract.RERANK_SCORES.resolve(config).identifier
 
 
 def errors_table(config: ProjectConfig) -> sql.Composable:
-    return sql.Identifier(_schema(config), "rerank_errors")
+    return contract.rerank_errors(config).identifier
 
 
 def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
