@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from embed_udfs.backfill.loader import MISSING_IMAGE
-from embed_udfs.backfill.sources import decode_image, read_image_bytes
+from embed_udfs.backfill.sources import CORRUPT, ReadFailure, decode_image, read_image_bytes
 from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
 from embed_udfs.errors import EncoderError
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CORRUPT_IMAGE = "corrupt image"
 Failure = tuple[str, str]  # (reason, detail)
 
 
@@ -65,14 +63,15 @@ def load_scorer(
 
 
 def _read_image(uri: str) -> tuple[Any, Failure | None]:
+    # the backfill's readers and reasons, so both tables speak of a failure alike
     try:
         payload = read_image_bytes(uri)
-    except OSError as exc:
-        return None, (MISSING_IMAGE, f"{uri}: {exc}")
+    except ReadFailure as exc:
+        return None, (exc.reason, f"{uri}: {exc.detail}")
     try:
         return decode_image(payload), None
     except ValueError as exc:
-        return None, (CORRUPT_IMAGE, f"{uri}: {exc}")
+        return None, (CORRUPT, f"{uri}: {exc}")
 
 
 class DualEncoderScorer:

@@ -19,6 +19,7 @@ from conftest import PROJECT_DIR, config_for, dbt_build, query
 
 from embed_udfs import demo, store
 from embed_udfs.backfill import backfill_space
+from embed_udfs.backfill.sources import NOT_FOUND
 from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError, DbtError
 from embed_udfs.rerank.config import RerankerConfig, load_rerank_config, parse_rerank_config
@@ -249,7 +250,7 @@ def test_missing_image_is_recorded_and_its_queries_keep_stage1_order(db, catalog
         (product_id, product_id),
     )[0][0]
     reasons = query(db, "select reason, count(*) from embeddings.rerank_errors group by reason")
-    assert reasons == [("missing image: the file or URL cannot be read", missing)]
+    assert reasons == [(NOT_FOUND, missing)]
     assert sum(summary.unscored.values()) == missing
     assert summary.scored + missing == _n_candidates(db, "stage1_itself")
     dbt_build(db, catalog["vars"], catalog["target"], *MARTS)
