@@ -29,6 +29,7 @@ Typical use:
   embed-udfs load FILE         load your catalog (CSV, Parquet, JSON lines) into the products table
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
+  embed-udfs rerank            rescore each query's stage-1 candidates with the configured rerankers
   embed-udfs report            print the per-section scorecard
   embed-udfs report --html report.html   the same and more as plots, in one offline HTML file
   embed-udfs db url            a connection URI for psql or a BI tool
@@ -193,6 +194,7 @@ def _refresh_and_report(
     from embed_udfs import report
     from embed_udfs.db import connection
     from embed_udfs.pipeline import refresh
+    from embed_udfs.rerank.report import rerank_scorecard
 
     summaries = refresh(
         settings,
@@ -209,6 +211,7 @@ def _refresh_and_report(
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
+        print(rerank_scorecard(conn))
     notice = report.random_weight_notice(ctx.config)
     if notice:
         print("\n" + notice)
@@ -284,6 +287,58 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rerank(args: argparse.Namespace) -> int:
+    from embed_udfs.backfill import Shard
+    from embed_udfs.rerank.job import RerankOptions, refresh_reranks
+
+    ctx = _Context(args)
+    options = RerankOptions(
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        device=args.device,
+        precision=args.precision,
+        shard=Shard.parse(args.shard),
+        dry_run=args.dry_run,
+    )
+    summaries = refresh_reranks(
+        ctx.settings(),
+        ctx.config,
+        dbt_vars=ctx.vars,
+        rerankers=args.reranker,
+        options=options,
+        build_candidates=not args.no_dbt,
+    )
+    if not summaries:
+        print("no rerankers configured: declare them under vars.rerankers in dbt_project.yml")
+    for summary in summaries:
+        if args.dry_run:
+            print(
+                f"{summary.reranker}: would score {summary.scored} pairs of {summary.queries} "
+                f"queries, unchanged {summary.unchanged}"
+            )
+        else:
+            print(summary.line())
+    if summaries and not args.dry_run:
+        print(
+            "next: `dbt build` (or `embed-udfs refresh --skip-backfill`) turns them into "
+            "metrics.fct_rerank_ranks and metrics.fct_rerank_uplift"
+        )
+    return 0
+
+
+RERANK_EPILOG = """For each reranker in vars.rerankers, score every (query, candidate) pair of
+intermediate.int_rerank_candidates (each query's top vars.rerank_candidates
+stage-1 neighbours in the pairs it rescores) and write the scores to
+embeddings.rerank_scores. Only new or changed pairs are scored (by input_hash);
+a killed run resumes where its last committed chunk ended. Pairs that cannot
+be scored (a missing image, a NaN score) go to embeddings.rerank_errors.
+
+examples:
+  embed-udfs rerank
+  embed-udfs rerank --reranker blip --shard 0/2 --device cuda:0
+"""
+
+
 CLUSTER_EPILOG = """For every text space and every size in vars.label_pca_dims (none = no PCA;
 sizes at or above the space's dim are skipped), PCA of the label sample
 (intermediate.int_label_vectors), then KMeans with k = the number of sections,
@@ -303,6 +358,7 @@ examples:
 def cmd_report(args: argparse.Namespace) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
+    from embed_udfs.rerank.report import rerank_scorecard
 
     ctx = _Context(args)
     settings = ctx.settings()
@@ -312,6 +368,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
+        print(rerank_scorecard(conn))
     print("\n" + report.where_to_look(settings.uri))
     return 0
 
@@ -500,6 +557,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not rebuild the label sample first (dbt build --select +int_label_vectors)",
     )
     cluster.set_defaults(func=cmd_cluster)
+
+    rerank = _command(
+        commands,
+        "rerank",
+        help="rescore each query's stage-1 candidates with the rerankers in vars.rerankers",
+    )
+    rerank.formatter_class = argparse.RawDescriptionHelpFormatter
+    rerank.epilog = RERANK_EPILOG
+    rerank.add_argument("--reranker", action="append", help="a reranker to run (default all)")
+    rerank.add_argument(
+        "--shard", metavar="I/N", help="score only queries whose product id hashes to I mod N"
+    )
+    rerank.add_argument(
+        "--batch-size", type=int, help="pairs per forward (default: the reranker's batch_size)"
+    )
+    rerank.add_argument(
+        "--chunk-size", type=int, default=4096, help="pairs per committed chunk (default 4096)"
+    )
+    rerank.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if available)")
+    rerank.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default="auto",
+        help="autocast dtype on CUDA (auto = fp16); CPU always runs fp32",
+    )
+    rerank.add_argument(
+        "--dry-run", action="store_true", help="count what would be scored, score nothing"
+    )
+    rerank.add_argument(
+        "--no-dbt",
+        action="store_true",
+        help="do not rebuild the candidates first (dbt build --select +int_rerank_candidates)",
+    )
+    rerank.set_defaults(func=cmd_rerank)
 
     report = _command(
         commands, "report", help="print the per-section scorecard, or write the HTML report"

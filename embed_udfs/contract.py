@@ -72,6 +72,7 @@ LABEL_VECTORS = Relation("intermediate", "int_label_vectors")  # cluster: the la
 RETRIEVAL_METRICS = Relation("metrics", "fct_retrieval_metrics")  # report
 EMBEDDING_GAPS = Relation("metrics", "fct_embedding_gaps")  # report
 LABEL_METRICS = Relation("metrics", "fct_label_metrics")  # report
+RERANK_CANDIDATES = Relation("intermediate", "int_rerank_candidates")  # rerank: what to score
 
 MODELS_READ: tuple[Relation, ...] = (
     SPACE_INPUTS,
@@ -79,6 +80,7 @@ MODELS_READ: tuple[Relation, ...] = (
     RETRIEVAL_METRICS,
     EMBEDDING_GAPS,
     LABEL_METRICS,
+    RERANK_CANDIDATES,
 )
 
 # Tables Python writes and dbt reads as sources.
@@ -90,6 +92,17 @@ BACKFILL_ERRORS = ConfiguredRelation(
 CLUSTER_ASSIGNMENTS = ConfiguredRelation(
     "cluster_assignments_relation", lambda c: c.labels.cluster_assignments_relation
 )
+
+
+# `embed-udfs rerank` writes its scores and errors beside the vectors.
+RERANK_SCORES = ConfiguredRelation(
+    "vectors_relation", lambda c: f"{c.vectors_relation.rpartition('.')[0]}.rerank_scores"
+)
+
+
+def rerank_errors(config: ProjectConfig) -> Relation:
+    """(query, candidate) pairs a reranker could not score, beside the scores."""
+    return Relation(RERANK_SCORES.resolve(config).schema, "rerank_errors")
 
 
 def cluster_runs(config: ProjectConfig) -> Relation:

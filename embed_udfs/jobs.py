@@ -140,3 +140,13 @@ class ClusterJob:
 
 register_job(BackfillJob())
 register_job(ClusterJob())
+
+
+def _register_rerank() -> None:
+    # imported here: the rerank module imports this one for JobSummary
+    from embed_udfs.rerank.job import RerankJob
+
+    register_job(RerankJob())
+
+
+_register_rerank()

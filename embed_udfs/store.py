@@ -182,6 +182,9 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
             """
         ).format(runs_table(config))
     )
+    from embed_udfs.rerank import store as rerank_store  # what `embed-udfs rerank` writes
+
+    rerank_store.bootstrap(conn, config)
     conn.commit()
 
 

@@ -1,9 +1,11 @@
 {#- For each row of `queries` (columns product_id, collection_section,
     query_embedding, a vector of the gallery space's dimension, and the
     `carry` columns, passed through), its top
-    max(K) gallery items of `gallery_space` in `gallery` (a relation of
-    space, product_id, collection_section, embedding rows): neighbour_rank
-    1..max(K) by cosine distance, then neighbour_product_id.
+    neighbour_depth() gallery items of `gallery_space` in `gallery` (a
+    relation of space, product_id, collection_section, embedding rows):
+    neighbour_rank 1..depth by cosine distance, then neighbour_product_id.
+    The depth is max(K), or vars.rerank_candidates when rerankers need a
+    longer list (macro neighbour_depth); ranks stay cut at max(K).
 
     exact (macro exact_search): every gallery item is measured, one top-N
     sort per query, queries spread over parallel workers. hnsw: one lateral
@@ -41,7 +43,7 @@
             {%- else %}
             order by items.embedding::vector({{ dim }}) <=> queries.query_embedding
             {%- endif %}
-            limit {{ max_k() }}
+            limit {{ neighbour_depth() }}
         ) as listed
     ) as nearest
 {% endmacro %}

@@ -20,7 +20,7 @@ vectors as (
 
     products_{{ loop.index }} as (
         select
-            '{{ pair.name }}'::text as pair,
+            {{ sql_string(pair.name) }}::text as pair,
             texts.product_id,
             texts.embedding as text_embedding,
             images.embedding as image_embedding,
@@ -29,8 +29,8 @@ vectors as (
         from vectors as texts
         inner join vectors as images
             on texts.product_id = images.product_id
-                and images.space = '{{ pair.image_space }}'
-        where texts.space = '{{ pair.text_space }}'
+                and images.space = {{ sql_string(pair.image_space) }}
+        where texts.space = {{ sql_string(pair.text_space) }}
     ),
 
     {%- if negatives == 'all' %}

@@ -50,7 +50,7 @@ def demo_run(db, tmp_path_factory):
         ran = refresh(db, config)
     finally:
         unregister_job("count_inputs")
-    assert [job.job for job in ran] == ["backfill", "cluster", "count_inputs"]
+    assert [job.job for job in ran] == ["backfill", "cluster", "rerank", "count_inputs"]
     return config, products, ran[0].details
 
 

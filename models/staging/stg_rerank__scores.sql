@@ -1,0 +1,23 @@
+{#- Reranker scores written by `embed-udfs rerank`, one row per (reranker,
+    pair, direction, query, candidate). -#}
+with
+
+source as (
+    select * from {{ source('rerank', 'rerank_scores') }}
+),
+
+final as (
+    select
+        reranker,
+        pair,
+        direction,
+        query_product_id,
+        candidate_product_id,
+        score::float8 as score,
+        scorer_ref,
+        input_hash,
+        scored_at
+    from source
+)
+
+select * from final
