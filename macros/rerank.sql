@@ -94,8 +94,12 @@
 
 {#- How deep each query's neighbour list goes: max(K), or rerank_candidates
     when rerankers are configured and need more. -#}
+{#- How deep the neighbour lists go: max(K), or rerank_candidates when
+    rerankers are configured (they are validated on run start and by
+    int_rerank_candidates; this reads only the var, so that unit tests which
+    override the pairs still compile). -#}
 {% macro neighbour_depth() %}
-    {%- if rerankers() -%}
+    {%- if var('rerankers', []) -%}
         {{ return([max_k(), rerank_candidates()] | max) }}
     {%- endif -%}
     {{ return(max_k()) }}
