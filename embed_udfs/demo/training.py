@@ -296,7 +296,8 @@ def save_checkpoint(model: torch.nn.Module, spec: TrainingSpec, path: pathlib.Pa
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     # open_clip's training leaves gains, biases, embeddings and the temperature undecayed.
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         exclude = param.ndim < 2 or any(k in name for k in ("bn", "ln", "bias", "logit_scale"))
         (no_decay if exclude else decay).append(param)
