@@ -71,6 +71,7 @@ def _recall_at_10(space_dir: pathlib.Path, pretrained: str | None, held_out) -> 
 
 
 def _config(project_dir: pathlib.Path, pretrained: str | None):
+    """The project's vars with one planted text/image pair of the tiny config."""
     spaces = [
         {
             "name": name,
@@ -83,7 +84,9 @@ def _config(project_dir: pathlib.Path, pretrained: str | None):
         }
         for name, modality in (("t", "text"), ("i", "image"))
     ]
+    project_vars = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
     raw = {
+        **project_vars,
         "embed_spaces": spaces,
         "embed_pairs": [{"name": "p", "text_space": "t", "image_space": "i"}],
     }
