@@ -148,6 +148,7 @@ def _shell_quote(value: str) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from embed_udfs import demo
     from embed_udfs.db import connection
+    from embed_udfs.demo import training as demo_training
 
     ctx = _Context(args)
     settings = ctx.settings()
@@ -156,6 +157,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with connection(settings) as conn:
         count = demo.load_catalog(conn, products)
     log.info("loaded %d demo products into catalog.products (images in %s)", count, image_dir)
+    # The demo's CLIP spaces load these checkpoints; a cached one is reused.
+    print("demo models (trained on a separate synthetic catalog):")
+    for trained in demo_training.ensure_demo_models(ctx.project_dir, products):
+        print("  " + trained.line())
     if args.demo_command == "load":
         print(f"loaded {count} products into catalog.products")
         return 0

@@ -34,6 +34,7 @@ IDENTIFIER_RULE = "names reach SQL, so they must match ^[a-z][a-z0-9_]*$"
 MODALITIES = ("text", "image")
 TEXT_VARIANTS = ("raw", "clean", "clean_no_boilerplate")
 RETRIEVAL_SEARCHES = ("auto", "hnsw", "exact")
+CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz", ".ckpt")
 
 
 def _rule(message: str) -> PydanticCustomError:
@@ -520,9 +521,28 @@ def show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
 
 
+def _checkpoint_path(pretrained: str | None, project_dir: Path) -> str | None:
+    """A relative checkpoint path read against the project dir, so it works from any cwd.
+
+    A value without a path separator or checkpoint suffix is an open_clip tag and is kept.
+    """
+    if pretrained is None:
+        return None
+    looks_like_path = "/" in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES)
+    if not looks_like_path or pretrained.startswith(("hf-hub:", "local-dir:")):
+        return pretrained
+    if Path(pretrained).is_absolute():
+        return pretrained
+    return str(project_dir / pretrained)
+
+
 def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
     spaces = tuple(
-        dataclasses.replace(space, max_words=space.max_words or model.text_max_words)
+        dataclasses.replace(
+            space,
+            max_words=space.max_words or model.text_max_words,
+            pretrained=_checkpoint_path(space.pretrained, project_dir),
+        )
         for space in model.embed_spaces
     )
     marked = [space.name for space in spaces if space.near_duplicates]

@@ -194,7 +194,7 @@ def _pretrained_ref(space: SpaceConfig, has_schema: bool) -> str:
     if os.sep in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES):
         raise EncoderError(
             f"space {space.name!r}: checkpoint file {pretrained!r} does not exist. Fix the "
-            "path in pretrained (absolute, or relative to the directory embed-udfs runs in)."
+            "path in pretrained (absolute, or relative to the project directory)."
         )
     tags = open_clip.list_pretrained_tags_by_model(space.model.replace("/", "-"))
     if pretrained not in tags:

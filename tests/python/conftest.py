@@ -105,6 +105,18 @@ def dbt_build(
     )
 
 
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """The demo's trained checkpoints in the project dir, as `embed-udfs demo` leaves them:
+    trained on the first use (about two minutes of CPU), then read from the cache."""
+    from embed_udfs import demo
+    from embed_udfs.demo.training import ensure_demo_models
+
+    images = tmp_path_factory.mktemp("demo_images")
+    products = demo.generate_catalog(images, n_products=2400, seed=7)
+    return ensure_demo_models(PROJECT_DIR, products)
+
+
 def query(settings: ConnectionSettings, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
     with connection(settings) as conn:
         return conn.execute(statement, params).fetchall()

@@ -142,7 +142,9 @@ def _png(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def test_backfill_rejects_empty_text_and_broken_images_and_embeds_the_rest(db, tmp_path):
+def test_backfill_rejects_empty_text_and_broken_images_and_embeds_the_rest(
+    db, tmp_path, demo_models
+):
     """Real tiny open_clip encoders; the inputs come from the dbt model."""
     config = load_config(PROJECT_DIR)
     good = tmp_path / "good.png"

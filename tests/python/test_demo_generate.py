@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embed_udfs.demo import (
+from embed_udfs.demo.catalog import (
     SECTION_SHARES,
     DemoProduct,
     _Attributes,

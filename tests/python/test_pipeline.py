@@ -3,7 +3,7 @@ encoders, the real dbt project, the embedded Postgres."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from conftest import PROJECT_DIR, query
@@ -40,7 +40,7 @@ class CountInputsJob:
 
 
 @pytest.fixture(scope="module")
-def demo_run(db, tmp_path_factory):
+def demo_run(db, tmp_path_factory, demo_models):
     config = load_config(PROJECT_DIR)
     products = demo.generate_catalog(tmp_path_factory.mktemp("images"), n_products=240, seed=3)
     with connection(db) as conn:
@@ -128,7 +128,7 @@ def test_rerun_embeds_nothing_and_a_changed_text_re_embeds_one_row(db, demo_run,
     assert [p for p in after if after[p] != before[p]] == [target]
 
 
-def test_scorecard_lists_every_pair_and_the_random_weight_notice(db, demo_run):
+def test_scorecard_lists_every_pair_and_the_notice_only_for_random_weights(db, demo_run):
     config, _, _ = demo_run
     with connection(db) as conn:
         card = report.scorecard(conn, config)
@@ -139,5 +139,8 @@ def test_scorecard_lists_every_pair_and_the_random_weight_notice(db, demo_run):
     for space in config.spaces:
         if space.modality == "text":
             assert f"\n  {space.name} " in labels
-    notice = report.random_weight_notice(config)
-    assert notice and "RANDOM weights" in notice and "pretrained" in notice
+    # The demo's CLIP spaces load trained checkpoints: no random-weight notice.
+    assert report.random_weight_notice(config) is None
+    random = replace(config, spaces=(replace(config.space("clip_image"), pretrained=None),))
+    notice = report.random_weight_notice(random)
+    assert notice and "RANDOM weights" in notice and "clip_image" in notice

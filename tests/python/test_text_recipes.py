@@ -54,7 +54,7 @@ def test_boilerplate_and_store_noise_leave_the_product_words(demo_texts):
     """No listing keeps a planted boilerplate sentence or a store name; product words stay."""
     products, rows = demo_texts
     stripped = [rows[p][2] or "" for p in products]
-    for planted in demo._BOILERPLATE + demo._STORES:
+    for planted in demo.catalog._BOILERPLATE + demo.catalog._STORES:
         needle = clean(planted)
         assert not any(re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", t) for t in stripped)
     for product_id in products:

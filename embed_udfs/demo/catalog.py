@@ -40,6 +40,10 @@ class DemoProduct:
 
 IMAGE_SIZE = 64
 
+# Bump when the same seed would give different records or image bytes: the demo's
+# trained models are cached under a key that includes it.
+GENERATOR_VERSION = 1
+
 # Shares of the catalog, largest first: imbalanced on purpose (about Zipf-like),
 # so per-section metrics and balanced sampling have something to correct for.
 SECTION_SHARES: dict[str, float] = {
@@ -247,14 +251,17 @@ class _Listing:
 
 
 def generate_catalog(
-    image_dir: pathlib.Path, n_products: int = 2400, seed: int = 7
+    image_dir: pathlib.Path, n_products: int = 2400, seed: int = 7, *, first_id: int = 1
 ) -> list[DemoProduct]:
     """Build n_products messy listings and write their PNGs to image_dir/<product_id>.png.
 
-    The same seed gives identical records and byte-identical image files.
+    The same seed gives identical records and byte-identical image files. Product ids
+    are numbered from first_id, so catalogs drawn with disjoint ranges never share one.
     """
     if n_products < 1:
         raise ValueError(f"n_products must be at least 1, got {n_products}.")
+    if first_id < 0:
+        raise ValueError(f"first_id must be at least 0, got {first_id}.")
     rng = random.Random(seed)
 
     n_exact = _count(n_products, EXACT_DUPLICATE_SHARE)
@@ -271,7 +278,7 @@ def generate_catalog(
 
     listings = base + exact_copies + near_copies
     rng.shuffle(listings)
-    products = _write_images(listings, pathlib.Path(image_dir).resolve())
+    products = _write_images(listings, pathlib.Path(image_dir).resolve(), first_id)
     log.info(
         "generated %d demo products (%d exact and %d near duplicates) in %s",
         len(products),
@@ -453,13 +460,15 @@ def _plant_defects(
         broken = broken[k:]
 
 
-def _write_images(listings: list[_Listing], image_dir: pathlib.Path) -> list[DemoProduct]:
+def _write_images(
+    listings: list[_Listing], image_dir: pathlib.Path, first_id: int
+) -> list[DemoProduct]:
     image_dir.mkdir(parents=True, exist_ok=True)
-    width = max(6, len(str(len(listings))))
+    width = max(6, len(str(first_id + len(listings) - 1)))
     rendered: dict[_Attributes, bytes] = {}  # exact duplicates share one rendering
     products = []
     for number, listing in enumerate(
-        tqdm(listings, desc="demo images", unit="img", disable=None), start=1
+        tqdm(listings, desc="demo images", unit="img", disable=None), start=first_id
     ):
         product_id = f"P{number:0{width}d}"
         path = image_dir / f"{product_id}.png"
