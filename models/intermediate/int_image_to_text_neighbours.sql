@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ retrieval_search_settings() }}") }}
+{{ config(pre_hook="{{ retrieval_search_settings(ref('int_eval_vectors'), 'image_to_text') }}") }}
 
 {#- The image_to_text half of int_retrieval_neighbours: each query's top max(K)
     gallery items (macro nearest_neighbours). One model per direction so that
