@@ -8,11 +8,11 @@
     longer list (macro neighbour_depth); ranks stay cut at max(K).
 
     exact: macro exact_neighbours (macros/exact_search.sql), a walk over
-    the gallery a block of heap pages at a time that keeps each query's best
-    max(K) and drops rows beyond them. It reads the gallery space's copy in
-    a temporary table (exact_gallery_table) that the model's pre_hook
-    retrieval_search_settings(gallery, direction) builds: one space per
-    table, rows stored inline. A query whose product has no vector in the
+    the gallery a block of heap pages at a time that keeps each query's
+    best depth items and drops rows beyond them. It reads the gallery
+    space's copy in a temporary table (exact_gallery_table) that the
+    model's pre_hook retrieval_search_settings(gallery, direction) builds:
+    one space per table, rows stored inline. A query whose product has no vector in the
     gallery space gets no list (it has no positive to rank).
     Hard precondition: both spaces' vectors are unit length (store
     normalises what it writes, int_vectors_validated rejects norms off 1).
@@ -62,7 +62,7 @@
         from (
             {{- exact_neighbours(
                 '(select product_id, collection_section, query_embedding as embedding from ' ~ queries ~ ')',
-                gallery_table, dim, max_k()) | indent(12) }}
+                gallery_table, dim, neighbour_depth()) | indent(12) }}
         ) as exact
         inner join {{ queries }} as queries on exact.query_product_id = queries.product_id
         inner join {{ gallery_table }} as items on exact.neighbour_product_id = items.product_id
