@@ -3,6 +3,9 @@
 
     exact_neighbours(queries, gallery, dim, max_k, block_pages=128)
 
+    The exact path of nearest_neighbours (the retrieval neighbour lists)
+    calls this; the other macros here are the alternatives measured.
+
     queries: a relation or parenthesised subquery with product_id,
         collection_section and embedding (the query space's vectors).
     gallery: a TABLE with the same columns holding the gallery space's
