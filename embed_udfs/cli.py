@@ -164,6 +164,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.demo_command == "load":
         print(f"loaded {count} products into catalog.products")
         return 0
+    if "rerankers" not in ctx.vars:
+        from embed_udfs.config import load_config
+
+        ctx.vars["rerankers"] = demo_training.demo_rerankers()
+        ctx.config = load_config(ctx.project_dir, overrides=ctx.vars)
     return _refresh_and_report(ctx, settings, backfill=True)
 
 

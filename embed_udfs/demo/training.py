@@ -81,6 +81,23 @@ DEMO_MODELS: tuple[TrainingSpec, ...] = (
 )
 
 
+def demo_rerankers() -> list[dict[str, object]]:
+    """The demo's stage 2: the SigLIP-loss model rescores the top rerank_candidates
+    of the aligned stage-1 pair `clip`. `embed-udfs demo run` passes it as
+    vars.rerankers unless --vars names rerankers; put it in dbt_project.yml to keep
+    it for later refreshes."""
+    stage2 = next(spec for spec in DEMO_MODELS if spec.loss == "siglip")
+    return [
+        {
+            "name": "sigmoid_small",
+            "backend": "open_clip",
+            "model": stage2.model,
+            "pretrained": str(stage2.checkpoint),
+            "pairs": ["clip"],
+        }
+    ]
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     """A trained (or cached) checkpoint and what it took."""
