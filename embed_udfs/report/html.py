@@ -619,7 +619,8 @@ DELTAS_LEAD = (
 
 
 def _generic(conn: psycopg.Connection, relation: str, lead: str) -> str:
-    """A relation this report does not chart: shown as a table when it exists."""
+    """A relation this report does not chart: shown as a table when it has rows
+    (dbt builds the rerank marts empty when no reranker is configured)."""
     if not _exists(conn, relation):
         return ""
     cursor = conn.execute(f"select * from {relation} limit {GENERIC_ROW_LIMIT + 1}")  # noqa: S608
@@ -632,7 +633,7 @@ def _generic(conn: psycopg.Connection, relation: str, lead: str) -> str:
         else ""
     )
     if not rows:
-        return f'<p class="lead">{escape(lead)} It has no rows yet.</p>'
+        return ""
     return f'<p class="lead">{escape(lead + more)}</p>' + _table(
         [headers[i] for i in keep],
         [[_plain(row[i]) for i in keep] for row in rows[:GENERIC_ROW_LIMIT]],

@@ -230,12 +230,14 @@ def test_report_is_escaped_and_self_contained(db, planted, tmp_path):
         "over the last 2 run(s)",
     ):
         assert block in text, block
-    # the blocks for relations that do not exist yet are left out
+    # the blocks for relations that are absent or empty (no reranker configured) are left out
     assert 'id="rerank"' not in text and 'id="deltas"' not in text
 
 
 def test_optional_blocks_appear_when_their_relation_exists(db, planted, tmp_path):
     with connection(db) as conn:
+        # the build made an empty uplift mart (no reranker): set it aside for a planted one
+        conn.execute("alter table if exists metrics.fct_rerank_uplift rename to uplift_as_built")
         conn.execute(
             "create table metrics.fct_rerank_uplift as "
             "select 'clean'::text as pair, '<b>r</b>'::text as reranker, 0.125::float8 as uplift"
@@ -245,6 +247,9 @@ def test_optional_blocks_appear_when_their_relation_exists(db, planted, tmp_path
             text = write_report(conn, planted["config"], tmp_path / "r.html").read_text()
         finally:
             conn.execute("drop table metrics.fct_rerank_uplift")
+            conn.execute(
+                "alter table if exists metrics.uplift_as_built rename to fct_rerank_uplift"
+            )
             conn.commit()
     block = text.split('id="rerank"', 1)[1].split("</section>", 1)[0]
     assert "&lt;b&gt;r&lt;/b&gt;" in block and "<b>r</b>" not in block
