@@ -73,6 +73,7 @@ RETRIEVAL_METRICS = Relation("metrics", "fct_retrieval_metrics")  # report
 EMBEDDING_GAPS = Relation("metrics", "fct_embedding_gaps")  # report
 LABEL_METRICS = Relation("metrics", "fct_label_metrics")  # report
 RERANK_CANDIDATES = Relation("intermediate", "int_rerank_candidates")  # rerank: what to score
+EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empty samples, why
 
 MODELS_READ: tuple[Relation, ...] = (
     SPACE_INPUTS,
@@ -81,6 +82,7 @@ MODELS_READ: tuple[Relation, ...] = (
     EMBEDDING_GAPS,
     LABEL_METRICS,
     RERANK_CANDIDATES,
+    EVAL_SAMPLE_SIZES,
 )
 
 # Tables Python writes and dbt reads as sources.

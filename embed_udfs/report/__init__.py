@@ -35,7 +35,14 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         )
     ).fetchall()
     if not rows:
-        return "No retrieval metrics yet: configure vars.embed_pairs and run `embed-udfs refresh`."
+        if not config.pairs:
+            return (
+                "No retrieval metrics yet: configure vars.embed_pairs and run `embed-udfs refresh`."
+            )
+        reasons = empty_sample_reasons(conn, "retrieval")
+        if reasons:
+            return "No retrieval metrics:\n" + "\n".join(f"  {reason}" for reason in reasons)
+        return "No retrieval metrics yet for the configured pairs: run `embed-udfs refresh`."
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     sizes: dict[tuple[str, str], int] = {}
     for pair, direction, section, metric, value, n in rows:
@@ -66,6 +73,20 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     return "\n".join(lines)
 
 
+def empty_sample_reasons(conn: psycopg.Connection, purpose: str) -> list[str]:
+    """Why each empty sample of this purpose ('retrieval' or 'label') is empty, from the mart."""
+    if not contract.exists(conn, contract.EVAL_SAMPLE_SIZES):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "select empty_reason from {} where purpose = %s and is_empty order by scope"
+        ).format(contract.EVAL_SAMPLE_SIZES.identifier),
+        (purpose,),
+    ).fetchall()
+    # reasons quote section and space names; long ones are kept whole
+    return [clean(reason, max_width=1000) for (reason,) in rows]
+
+
 LABEL_METRICS = (
     ("nn1_accuracy", "none", "1-NN acc"),
     ("kmeans_ari", "pca_64", "ARI pca64"),
@@ -87,8 +108,9 @@ def label_scorecard(conn: psycopg.Connection) -> str:
             "where section = 'ALL'"
         ).format(contract.LABEL_METRICS.identifier)
     ).fetchall()
+    empty = [f"  {reason}" for reason in empty_sample_reasons(conn, "label")]
     if not rows:
-        return ""
+        return "\n".join(["\nNo label metrics:", *empty]) if empty else ""
     figures = {(clean(space), metric, reduction): rest for space, metric, reduction, *rest in rows}
     spaces = sorted({key[0] for key in figures})
     lines = ["\nlabel structure: does each text space separate collection_section? (ALL, 95% CI)"]
@@ -106,8 +128,48 @@ def label_scorecard(conn: psycopg.Connection) -> str:
             interval = f"[{low:.2f},{high:.2f}]" if low is not None else ""
             cells.append(f"{value:>7.3f} {interval:>13}")
         lines.append(f"  {space:<28}{n:>6}  " + "  ".join(cells))
+    lines.extend(_chance_lines(conn))
     lines.append("  fct_space_comparisons says which differences are real at this n.")
+    lines.extend(empty)
     return "\n".join(lines)
+
+
+def _chance_lines(conn: psycopg.Connection) -> list[str]:
+    """What a label-blind neighbour scores beside each space's 1-NN accuracy, and a
+    warning naming vars.eval_section_cap when one section dominates the sample."""
+    rows = conn.execute(
+        sql.SQL(
+            "select space, value, kappa, chance_level, majority_share, majority_section, "
+            "is_dominated, n from {} "
+            "where metric = 'nn1_accuracy' and section = 'ALL' order by space"
+        ).format(contract.LABEL_METRICS.identifier)
+    ).fetchall()
+    lines = []
+    if rows:
+        lines.append(
+            "  1-NN beside a label-blind neighbour: chance = sum of squared section shares, "
+            "kappa = (1-NN - chance) / (1 - chance)"
+        )
+    dominated = None
+    for space, value, kappa, chance, majority, section, is_dominated, n in rows:
+        if chance is None:
+            continue
+        lines.append(
+            f"  {clean(space):<28}1-NN {value:.3f}  chance {chance:.3f}  "
+            f"majority {majority:.3f} ({clean(section)})  kappa {_fmt(kappa).strip()}"
+        )
+        if is_dominated:
+            dominated = (clean(section), majority, int(n))
+    if dominated:
+        section, share, n = dominated
+        rest = n - round(share * n)
+        lines.append(
+            f"  warning: section {section} holds {share:.0%} of the label sample, so the "
+            "figures above mostly describe it; vars.eval_section_cap balances the sample "
+            f"(e.g. --vars '{{eval_section_cap: {max(rest, 1)}}}' caps it at the other "
+            "sections' total)."
+        )
+    return lines
 
 
 def random_weight_notice(config: ProjectConfig) -> str | None:

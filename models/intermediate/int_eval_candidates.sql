@@ -1,117 +1,18 @@
-{#- Every product the eval sample is drawn from, with its fate: sampled, or
-    why not. Candidates are one representative per duplicate group
-    (int_products_deduped) when vars.eval_dedup is true, else every product.
-    Each section's eligible products (a valid vector in every paired space)
-    are shuffled by a hash seeded with vars.eval_seed and taken round robin
-    (every section's 1st, then every section's 2nd, ...) until
-    vars.eval_sample_size. A section with fewer eligible products than
-    vars.eval_section_min is left out and reported as too small; a section
-    takes at most vars.eval_section_cap products (null: no cap). -#}
-{%- set seed = var('eval_seed') %}
-{%- set section_min = var('eval_section_min', 3) %}
-{%- set section_cap = var('eval_section_cap', none) %}
+{#- Every product the retrieval sample is drawn from, with its fate: sampled,
+    or why not. Eligible: a valid vector in every paired space (the
+    retrieval pairs are scored on the same products). The shuffle, round
+    robin, section minimum and cap are sampled_candidates' (macros/eval_sample.sql). -#}
 
 -- both inputs stay in the DAG, whichever vars.eval_dedup picks:
 -- depends_on: {{ ref('int_products_deduped') }}
 -- depends_on: {{ ref('stg_catalog__products') }}
-{%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'stg_catalog__products' %}
 
-with
-
--- vars.eval_dedup picks one representative per duplicate group, or every product
-products as (
-    select * from {{ ref(source_model) }}
-),
-
-candidates as (
+{%- set eligibility %}
+    -- one row per product; is_evaluable: a valid vector in every paired space
     select
         product_id,
-        collection_section
-    from products
-),
+        is_evaluable as is_eligible
+    from {{ ref('int_duplicate_groups') }}
+{%- endset %}
 
--- one row per product; is_evaluable: a valid vector in every paired space
-groups as (
-    select * from {{ ref('int_duplicate_groups') }}
-),
-
-checked as (
-    select
-        candidates.product_id,
-        candidates.collection_section,
-        groups.is_evaluable as is_eligible
-    from candidates
-    inner join groups on candidates.product_id = groups.product_id
-),
-
-sections as (
-    select
-        collection_section,
-        count(*) filter (where is_eligible) as section_n_eligible
-    from checked
-    group by collection_section
-),
-
-shuffled as (
-    select
-        checked.*,
-        sections.section_n_eligible,
-        row_number() over (
-            partition by checked.collection_section, checked.is_eligible
-            order by md5(checked.product_id || ':{{ seed }}'), checked.product_id
-        ) as shuffled_rank
-    from checked
-    inner join sections on checked.collection_section = sections.collection_section
-),
-
-screened as (
-    select
-        *,
-        case when is_eligible then shuffled_rank end as section_rank,
-        case
-            when not is_eligible then 'no valid vector in every paired space'
-            when section_n_eligible < {{ section_min }} then 'section too small: fewer eligible products than eval_section_min'
-            {%- if section_cap is not none %}
-            when shuffled_rank > {{ section_cap }} then 'section capped: beyond eval_section_cap'
-            {%- endif %}
-        end as screened_out_reason
-    from shuffled
-),
-
-interleaved as (
-    select
-        screened.*,
-        row_number() over (
-            partition by screened.screened_out_reason is null
-            order by
-                screened.section_rank,
-                md5(screened.collection_section || ':{{ seed }}'),
-                screened.collection_section
-        ) as interleaved_rank
-    from screened
-),
-
-ranked as (
-    select
-        *,
-        case when screened_out_reason is null then interleaved_rank end as sample_rank
-    from interleaved
-),
-
-final as (
-    select
-        product_id,
-        collection_section,
-        is_eligible,
-        section_n_eligible,
-        section_rank,
-        sample_rank,
-        coalesce(sample_rank <= {{ var('eval_sample_size') }}, false) as is_sampled,
-        coalesce(
-            screened_out_reason,
-            case when sample_rank > {{ var('eval_sample_size') }} then 'sample full: beyond eval_sample_size' end
-        ) as exclusion_reason
-    from ranked
-)
-
-select * from final
+{{ sampled_candidates(eligibility, 'no valid vector in every paired space') }}

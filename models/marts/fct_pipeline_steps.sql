@@ -8,7 +8,9 @@
                   int_duplicate_groups); one representative per group kept
       3 sampling  the candidates (after dedup when vars.eval_dedup): products
                   left out, by reason (no valid vector, section too small,
-                  section cap, sample full)
+                  section cap, sample full), per sample: `eval_sample`
+                  (retrieval, on the paired spaces) and `label_sample` (the
+                  label metrics, on the text spaces)
     Per (step, scope, section) the `removed` rows and the `kept` row add up
     to rows_in; `changed` rows count inputs kept but altered. -#}
 
@@ -24,6 +26,10 @@ groups as (
 
 candidates as (
     select * from {{ ref('int_eval_candidates') }}
+),
+
+label_candidates as (
+    select * from {{ ref('int_label_candidates') }}
 ),
 
 -- one row per (step, scope, section, row) outcome
@@ -83,6 +89,17 @@ outcomes as (
         case when is_sampled then 'kept' else 'removed' end as outcome,
         coalesce(exclusion_reason, 'kept') as reason
     from candidates
+
+    union all
+
+    select
+        3 as step_order,
+        'sampling' as step,
+        'label_sample' as scope,
+        collection_section,
+        case when is_sampled then 'kept' else 'removed' end as outcome,
+        coalesce(exclusion_reason, 'kept') as reason
+    from label_candidates
 ),
 
 counted as (

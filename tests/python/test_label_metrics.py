@@ -30,7 +30,9 @@ from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ClusterError, DbtError
 
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
-PER_SECTION = 60
+# skewed: bags hold 160 of the 300 labelled products (53%), the rest 35 each
+PER_SECTION = {"bags": 160, "shoes": 35, "lamps": 35, "toys": 35, "books": 35}
+LABELLED = sum(PER_SECTION.values())
 UNLABELLED = 7
 DIM = 16
 SEEDS = [0, 1, 2]
@@ -58,7 +60,7 @@ def _planted(
 ) -> tuple[list[tuple[str, str | None]], dict[str, np.ndarray]]:
     """Three spaces over the same products: sections far apart, sections that
     overlap, and clusters that ignore the sections (labels shuffled)."""
-    sections = np.repeat(SECTIONS, PER_SECTION)
+    sections = np.repeat(SECTIONS, [PER_SECTION[s] for s in SECTIONS])
     products = [(f"P{i:04d}", str(s)) for i, s in enumerate(sections)]
     index = np.array([SECTIONS.index(s) for s in sections])
     centres = np.eye(DIM)[: len(SECTIONS)] * 10
@@ -142,7 +144,7 @@ def test_planted_clusters_score_perfectly(db, labelled):
             value = _metric(db, "separated", metric, reduction=reduction)["value"]
             assert value == pytest.approx(1.0, abs=1e-12)
     nn = _metric(db, "separated", "nn1_accuracy")
-    assert nn["value"] == 1.0 and nn["hits"] == nn["n"] == len(SECTIONS) * PER_SECTION
+    assert nn["value"] == 1.0 and nn["hits"] == nn["n"] == LABELLED
     assert _metric(db, "separated", "silhouette_cosine")["value"] > 0.5
 
 
@@ -152,15 +154,16 @@ def test_shuffled_labels_score_at_chance(db, labelled):
         assert abs(ari["value"]) < 0.03
         assert ari["ci_low"] < 0 < ari["ci_high"] or abs(ari["value"]) < 0.01
     nn = _metric(db, "shuffled", "nn1_accuracy")
-    assert abs(nn["value"] - 1 / len(SECTIONS)) < 0.1
+    shares = np.array(list(PER_SECTION.values())) / LABELLED
+    assert abs(nn["value"] - (shares**2).sum()) < 0.1
 
 
 def test_products_without_a_section_are_left_out(db, labelled):
-    sampled = query(db, "select count(*) from intermediate.int_eval_sample")[0][0]
-    assert sampled == len(SECTIONS) * PER_SECTION + UNLABELLED
+    sampled = query(db, "select count(*) from intermediate.int_label_sample")[0][0]
+    assert sampled == LABELLED + UNLABELLED
     for space in SPACES:
         ids, sections, _ = _sample(db, space)
-        assert len(ids) == len(SECTIONS) * PER_SECTION and set(sections) == set(SECTIONS)
+        assert len(ids) == LABELLED and set(sections) == set(SECTIONS)
     sections = {s for (s,) in query(db, "select distinct section from metrics.fct_label_metrics")}
     assert sections == {*SECTIONS, "ALL"}
 
@@ -204,15 +207,18 @@ def test_negative_silhouette_is_flagged_and_sections_rank_within_a_space(db, lab
     assert {space for space, _ in flagged} == {"shuffled"}
     rows = query(
         db,
-        "select space, metric, reduction, value, weakness_rank from metrics.fct_label_metrics "
+        "select space, metric, reduction, value, ci_high, weakness_rank "
+        "from metrics.fct_label_metrics "
         "where section <> 'ALL' order by space, metric, reduction, weakness_rank",
     )
     groups: dict[tuple, list] = {}
-    for space, metric, reduction, value, rank in rows:
-        groups.setdefault((space, metric, reduction), []).append((rank, value))
+    for space, metric, reduction, value, high, rank in rows:
+        groups.setdefault((space, metric, reduction), []).append((rank, value, high))
     for ranked in groups.values():
-        assert [r for r, _ in ranked] == list(range(1, len(ranked) + 1))
-        assert [v for _, v in ranked] == sorted(v for _, v in ranked)
+        assert [r for r, *_ in ranked] == list(range(1, len(ranked) + 1))
+        # weakest first by the upper 95% bound, so a small section's noise does not lead
+        bounds = [high if high is not None else value for _, value, high in ranked]
+        assert bounds == sorted(bounds)
 
 
 def test_nn1_matches_brute_force_numpy(db, labelled):
@@ -243,6 +249,51 @@ def test_nn1_matches_brute_force_numpy(db, labelled):
         assert (row["hits"], row["n"]) == (hits, len(ids))
         assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson(hits, len(ids)), abs=1e-12)
         assert row["interval_method"] == "wilson"
+
+
+def test_nn1_chance_level_majority_share_and_kappa_match_numpy(db, labelled):
+    """On the skewed sample: the chance level is the sum of squared section
+    shares (a section's: its share), the majority share the largest share,
+    and kappa (accuracy - chance) / (1 - chance), all from the rows' own sections."""
+    for space in SPACES:
+        ids, sections, vectors = _sample(db, space)
+        names, counts = np.unique(sections, return_counts=True)
+        shares = counts / counts.sum()
+        sims = unit(vectors) @ unit(vectors).T
+        np.fill_diagonal(sims, -np.inf)
+        hit = sections[sims.argmax(axis=1)] == sections
+        rows = query(
+            db,
+            "select section, value, chance_level, majority_share, majority_section, kappa "
+            "from metrics.fct_label_metrics where space = %s and metric = 'nn1_accuracy'",
+            (space,),
+        )
+        assert len(rows) == len(names) + 1
+        for section, value, chance, majority, majority_section, kappa in rows:
+            members = sections == section if section != "ALL" else np.ones(len(ids), bool)
+            expected_chance = (
+                (shares**2).sum() if section == "ALL" else shares[list(names).index(section)]
+            )
+            accuracy = hit[members].mean()
+            assert value == pytest.approx(accuracy, abs=1e-12)
+            assert chance == pytest.approx(expected_chance, abs=1e-12)
+            assert majority == pytest.approx(shares.max(), abs=1e-12)
+            assert majority_section == names[shares.argmax()] == "bags"
+            assert kappa == pytest.approx(
+                (accuracy - expected_chance) / (1 - expected_chance), abs=1e-12
+            )
+    # the planted skew: bags are 160 of 300, so chance is well above 1/5
+    chance = _metric_chance(db, "separated")
+    assert chance == pytest.approx((160**2 + 4 * 35**2) / 300**2, abs=1e-12)
+
+
+def _metric_chance(db, space: str) -> float:
+    return query(
+        db,
+        "select chance_level from metrics.fct_label_metrics "
+        "where space = %s and metric = 'nn1_accuracy' and section = 'ALL'",
+        (space,),
+    )[0][0]
 
 
 def test_hnsw_nn1_agrees_with_exact(db, labelled, tmp_path):
@@ -359,7 +410,7 @@ def test_bootstrap_intervals_are_value_plus_minus_replicate_spread(db, labelled)
 
 def test_bootstrap_weights_are_poisson_and_deterministic(db, labelled, tmp_path):
     weights = np.stack(list(_weights(db).values()))
-    assert weights.shape == (len(SECTIONS) * PER_SECTION, REPLICATES)
+    assert weights.shape == (LABELLED, REPLICATES)
     assert weights.mean() == pytest.approx(1, abs=0.03)
     assert weights.var() == pytest.approx(1, abs=0.06)
     assert (weights == 0).mean() == pytest.approx(np.exp(-1), abs=0.02)
@@ -427,7 +478,7 @@ def test_confusions_count_cross_section_neighbours(db, labelled):
     assert {(s, t): n for s, t, n, *_ in rows} == dict(expected)
     assert [n for _, _, n, *_ in rows] == sorted(expected.values(), reverse=True)
     assert all(share == pytest.approx(n / size) for _, _, n, size, share, _ in rows)
-    assert all(size == PER_SECTION for *_, size, _, _ in rows)
+    assert all(size == PER_SECTION[section] for section, *_, size, _, _ in rows)
 
 
 def test_cluster_refuses_image_spaces(db, labelled):

@@ -4,12 +4,17 @@ reported, and the same seed giving the same rows."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
 import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
 from dedup_reference import round_robin_sample
+
+from embed_udfs import report
+from embed_udfs.db import connection
+from embed_udfs.errors import DbtError
 
 SECTION_SIZES = {"shoes": 6000, "dresses": 3000, "bags": 1500, "lamps": 900, "rugs": 590, "odd": 12}
 SECTION_MIN = 20
@@ -91,3 +96,47 @@ def test_too_small_and_capped_sections_are_reported(db, catalog, tmp_path):
     assert rows[("shoes", capped)] == (6000 - SECTION_CAP, 6000, SECTION_CAP)
     assert rows[("ALL", "kept")][0] == 2500 + 2500 + 1500 + 900 + 590
     assert ("odd", "kept") not in rows
+
+
+def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fails(db, tmp_path):
+    """Every image failed: the label sample (text spaces only) keeps every sectioned
+    product; the pair's empty retrieval sample fails the build with the reason
+    fct_pipeline_steps gives, and the scorecard prints that reason instead of
+    asking for a pair that is already configured."""
+    dbt_vars = planted_config(
+        [planted_space("t", "text", 4), planted_space("i", "image", 4)],
+        [{"name": "planted", "text_space": "t", "image_space": "i"}],
+        retrieval_search="exact",
+        eval_section_min=3,
+    )
+    config = config_for(dbt_vars)
+    products = [(f"P{i:02d}", f"s{i % 3}") for i in range(30)] + [("U0", None)]
+    rng = np.random.default_rng(3)
+    plant(db, config, products, {"t": rng.normal(size=(len(products), 4))})  # no image vectors
+    reason = (
+        "retrieval sample for planted is empty: sampling removed "
+        "no valid vector in every paired space (31 of 31)"
+    )
+    with pytest.raises(DbtError, match=re.escape(reason)):
+        dbt_build(
+            db,
+            dbt_vars,
+            tmp_path,
+            "metric_thresholds",
+            "+fct_retrieval_metrics",
+            "+fct_embedding_gaps",
+            "+int_label_neighbours",
+            "+fct_eval_sample_sizes",
+            "assert_eval_samples_not_empty",
+        )
+    labelled = query(db, "select product_id from intermediate.int_label_vectors where space = 't'")
+    assert {p for (p,) in labelled} == {p for p, s in products if s is not None}
+    hits = query(db, "select count(*) from intermediate.int_label_neighbours where space = 't'")
+    assert hits == [(30,)]
+    sizes = query(
+        db, "select purpose, scope, n_products, empty_reason from metrics.fct_eval_sample_sizes"
+    )
+    assert sorted(sizes) == [("label", "t", 30, None), ("retrieval", "planted", 0, reason)]
+    with connection(db) as conn:
+        card = report.scorecard(conn, config)
+    assert reason in card and "configure vars.embed_pairs" not in card

@@ -1,7 +1,8 @@
 {{ config(post_hook="{{ index_vectors_by_space(this, label_space_names()) }}") }}
 
-{#- The label sample: the eval sample's products that have a section and a
-    valid vector in every text space, with those vectors, stored inline and
+{#- The label sample's products (int_label_sample: drawn on the text spaces
+    alone, so a failed image does not remove a product) that have a section,
+    with their vectors in every text space, stored inline and
     indexed per space with HNSW (vector_cosine_ops). Every space is scored on
     the same products, so their label metrics compare on the same rows.
     Products without a section (`unknown`) are left out: the label is what
@@ -12,7 +13,7 @@
 with
 
 sample as (
-    select * from {{ ref('int_eval_sample') }}
+    select * from {{ ref('int_label_sample') }}
 ),
 
 products as (

@@ -4,8 +4,20 @@
     the estimate +/- 1.96 bootstrap standard errors (the standard deviation of
     its Poisson bootstrap replicates in int_label_replicates), clipped to the
     metric's range.
+    Every 1-NN accuracy row carries what a label-blind neighbour would
+    score: chance_level (ALL: the sum of squared section shares, the hit
+    rate of a neighbour drawn at random from the sample; a section: its
+    share), the majority share (the largest section's share, with its name)
+    and kappa, Cohen's kappa against that chance level, (accuracy - chance)
+    / (1 - chance): 0 at chance, 1 when every neighbour shares the section,
+    whatever the skew. Kappa rather than balanced accuracy because it
+    re-expresses the same hits against the chance level printed beside them,
+    per section and for ALL alike.
     Sections are ranked weakest first within each (space, metric,
-    reduction) only: a silhouette is never ranked against another space's. -#}
+    reduction) only: a silhouette is never ranked against another space's.
+    The rank goes by the upper end of the 95% interval (the value where
+    there is none), so a 3-product section ranks weakest only when even its
+    optimistic bound is low, not by the noise of a small n. -#}
 
 with
 
@@ -51,6 +63,39 @@ nn_hits as (
         count(*) filter (where is_same_section) as hits
     from neighbours
     group by grouping sets ((space, collection_section), (space))
+),
+
+section_shares as (
+    select
+        space,
+        collection_section as section,
+        count(*)::float8 / sum(count(*)) over (partition by space) as share
+    from neighbours
+    group by space, collection_section
+),
+
+chance_levels as (
+    select
+        space,
+        section,
+        share as chance_level
+    from section_shares
+    union all
+    select
+        space,
+        'ALL' as section,
+        sum(share * share) as chance_level
+    from section_shares
+    group by space
+),
+
+majorities as (
+    select
+        space,
+        max(share) as majority_share,
+        (array_agg(section order by share desc, section asc))[1] as majority_section
+    from section_shares
+    group by space
 ),
 
 seed_spread as (
@@ -111,7 +156,10 @@ combined as (
         bootstrap_intervals.n_replicates,
         seed_spread.n_seeds,
         seed_spread.seed_stddev,
-        explained.explained_variance
+        explained.explained_variance,
+        chance_levels.chance_level,
+        majorities.majority_share,
+        majorities.majority_section
     from point_estimates
     left join bootstrap_intervals
         on
@@ -134,6 +182,15 @@ combined as (
             point_estimates.space = explained.space
             and point_estimates.reduction = explained.reduction
             and point_estimates.metric in ('kmeans_ari', 'kmeans_nmi')
+    left join chance_levels
+        on
+            point_estimates.metric = 'nn1_accuracy'
+            and point_estimates.space = chance_levels.space
+            and point_estimates.section = chance_levels.section
+    left join majorities
+        on
+            point_estimates.metric = 'nn1_accuracy'
+            and point_estimates.space = majorities.space
 ),
 
 final as (
@@ -142,11 +199,13 @@ final as (
         case
             when metric = 'silhouette_cosine' then value < 0
         end as is_negative_silhouette,
+        (value - chance_level) / nullif(1 - chance_level, 0) as kappa,
+        majority_share > {{ var('label_dominant_share', 0.5) }} as is_dominated,
         case
             when section <> 'ALL'
                 then row_number() over (
                         partition by space, metric, reduction, section = 'ALL'
-                        order by value asc, n desc, section asc
+                        order by coalesce(ci_high, value) asc, value asc, n desc, section asc
                     )
         end as weakness_rank,
         now() as computed_at
