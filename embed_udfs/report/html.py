@@ -205,6 +205,11 @@ def _retrieval(conn: psycopg.Connection) -> str:
         "order by pair, direction, section, k"
     ).fetchall()
     if not rows:
+        from embed_udfs.report import empty_sample_reasons
+
+        reasons = empty_sample_reasons(conn, "retrieval")
+        if reasons:
+            return "<p>No retrieval metrics:</p>" + _list(reasons)
         return "<p>No retrieval metrics yet: configure vars.embed_pairs and run a refresh.</p>"
     k_values = sorted({row[3] for row in rows})
     sort_k = 10 if 10 in k_values else k_values[-1]
@@ -638,6 +643,10 @@ def _generic(conn: psycopg.Connection, relation: str, lead: str) -> str:
         [headers[i] for i in keep],
         [[_plain(row[i]) for i in keep] for row in rows[:GENERIC_ROW_LIMIT]],
     )
+
+
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
 
 
 def _plain(value: Any) -> Any:
