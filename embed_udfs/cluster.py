@@ -286,6 +286,7 @@ def refresh_clusters(
     build_inputs: bool = True,
 ) -> list[ClusterSummary]:
     """Build the label sample with dbt (unless told not to), then cluster it."""
+    label_spaces(config, spaces)  # unknown or image spaces are refused before dbt starts
     if build_inputs:
         from embed_udfs.dbt_runner import run_dbt
 

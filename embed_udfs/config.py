@@ -291,6 +291,12 @@ class ProjectVars(BaseModel):
         max_k = max(self.eval_k_values, default=0)
         if not self.eval_k_values:
             raise _whole("vars.eval_k_values is []; list at least one K, e.g. [1, 5, 10, 50].")
+        if max_k >= self.eval_sample_size:
+            raise _whole(
+                f"vars.eval_k_values: the largest K ({max_k}) is not below vars.eval_sample_size "
+                f"({self.eval_sample_size}); a gallery of n products ranks every positive within "
+                "n, so recall at K >= n is 1.0 whatever the model. Lower K or sample more products."
+            )
         if self.hnsw_ef_search < max_k:
             raise _whole(
                 f"vars.hnsw_ef_search ({self.hnsw_ef_search}) is below the largest K ({max_k}); "

@@ -1,6 +1,9 @@
 """The whole refresh, in order: dbt builds what each registered job reads, the job
 runs (backfill, then PCA + KMeans of the label sample, then any job registered in
-embed_udfs.jobs), and a final dbt build makes every metric and runs every test."""
+embed_udfs.jobs), and a final dbt build makes every metric and runs every test.
+
+The marts are built and tested in a staging schema and published only when every
+test has passed (embed_udfs/publish.py): BI never sees an untested or partial set."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
-from embed_udfs import contract, store
+from embed_udfs import contract, publish, store
 from embed_udfs.config import ProjectConfig, check_text_fields
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
@@ -47,29 +50,38 @@ def refresh(
     backfill: bool = True,
     workers: int | None = None,
 ) -> list[JobSummary]:
-    """Run the pipeline end to end; return what each job did."""
+    """Run the pipeline end to end, publish the tested marts; return what each job did."""
+    for name in spaces or ():
+        config.space(name)  # an unknown name is refused before any work
     check_products(settings, config)
     options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces, workers=workers)
+    staged_vars = {**(dbt_vars or {}), **publish.STAGING_VARS}
     summaries = []
     built: set[contract.Relation] = set()
-    for job in jobs():
-        if job.name == "backfill" and not backfill:
-            log.info("skipping the backfill: the vectors stay as they are")
-            continue
-        if job.reads not in built:
-            log.info("dbt: %s reads %s", job.name, job.reads)
-            # models and seeds only: the tests run in the final build, once every job has run
-            run_dbt(
-                ["build", "--select", f"+{job.reads.name}"]
-                + ["--resource-type", "model", "--resource-type", "seed"],
-                settings,
-                config.project_dir,
-                dbt_vars=dbt_vars,
-            )
-            built.add(job.reads)
-        summary = job.run(settings, config, options)
-        log.info("%s", summary.line())
-        summaries.append(summary)
-    log.info("dbt: build metrics and tests")
-    run_dbt(["build"], settings, config.project_dir, dbt_vars=dbt_vars)
+    with publish.publishing_lock(settings):
+        publish.clear_staging(settings)
+        for job in jobs():
+            if job.name == "backfill" and not backfill:
+                log.info("skipping the backfill: the vectors stay as they are")
+                continue
+            if job.reads not in built:
+                log.info("dbt: %s reads %s", job.name, job.reads)
+                # models and seeds only: the tests run in the final build, once every job has run
+                run_dbt(
+                    ["build", "--select", f"+{job.reads.name}"]
+                    + ["--resource-type", "model", "--resource-type", "seed"],
+                    settings,
+                    config.project_dir,
+                    dbt_vars=staged_vars,
+                )
+                built.add(job.reads)
+            summary = job.run(settings, config, options)
+            log.info("%s", summary.line())
+            summaries.append(summary)
+        if not built:  # the manifest that names the incremental marts comes from dbt
+            run_dbt(["parse"], settings, config.project_dir, dbt_vars=staged_vars)
+        publish.carry_history(settings, publish.incremental_marts(config.project_dir))
+        log.info("dbt: build metrics and tests in %s", publish.STAGING)
+        run_dbt(["build"], settings, config.project_dir, dbt_vars=staged_vars)
+        publish.publish(settings)
     return summaries

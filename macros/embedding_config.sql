@@ -171,6 +171,15 @@
         {%- set ns.problem = "vars.eval_k_values is []; list at least one K, e.g. [1, 5, 10, 50]." -%}
     {%- endif -%}
     {%- if not ns.problem -%}
+        {%- set max_k = k_values | map('int') | max -%}
+        {%- set sample_size = embedding_config_var(overrides, 'eval_sample_size') | int -%}
+        {%- if max_k >= sample_size -%}
+            {%- set ns.problem = "vars.eval_k_values: the largest K (" ~ max_k ~ ") is not below vars.eval_sample_size ("
+                ~ sample_size ~ "); a gallery of n products ranks every positive within n, so recall at K >= n is "
+                ~ "1.0 whatever the model. Lower K or sample more products." -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if not ns.problem -%}
         {%- set ef = embedding_config_var(overrides, 'hnsw_ef_search') | int -%}
         {%- set max_k = k_values | map('int') | max -%}
         {%- if ef < max_k -%}

@@ -36,7 +36,8 @@
 
 {#- Whether neighbour lists come from every gallery item (exact) or the
     HNSW index. retrieval_search: auto is exact, never optimistic, while the
-    sample is at most exact_search_max_gallery products; hnsw beyond. -#}
+    sample actually drawn (intermediate.int_eval_sample) is at most
+    exact_search_max_gallery products; hnsw beyond. -#}
 {% macro exact_search() %}
     {%- set mode = var('retrieval_search', 'auto') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}
@@ -45,7 +46,30 @@
         ) }}
     {%- endif -%}
     {%- if mode == 'auto' -%}
-        {{ return(var('eval_sample_size') | int <= var('exact_search_max_gallery', 10000) | int) }}
+        {{ return(drawn_sample_size() <= var('exact_search_max_gallery', 10000) | int) }}
     {%- endif -%}
     {{ return(mode == 'exact') }}
+{% endmacro %}
+
+
+{#- The number of products in the eval sample as drawn, counted when a model
+    runs (one count(*) of a table of at most eval_sample_size rows, a few ms):
+    a catalog smaller than vars.eval_sample_size draws fewer. At parse time, or
+    before the sample exists, the configured size stands in. The relation is
+    looked up rather than ref'd, so that models deciding their search path do
+    not gain a dependency on the sample. -#}
+{% macro drawn_sample_size() %}
+    {%- set configured = var('eval_sample_size') | int -%}
+    {%- if not execute -%}
+        {{ return(configured) }}
+    {%- endif -%}
+    {%- set sample = adapter.get_relation(
+        database=target.database,
+        schema=generate_schema_name('intermediate', none),
+        identifier='int_eval_sample') -%}
+    {%- if sample is none -%}
+        {{ return(configured) }}
+    {%- endif -%}
+    {%- set counted = run_query('select count(*) from ' ~ sample) -%}
+    {{ return(counted.columns[0].values()[0] | int) }}
 {% endmacro %}

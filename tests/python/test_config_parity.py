@@ -90,6 +90,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "vars.eval_seed is -1; it must be a non-negative integer.",
     ),
     (
+        "K not below the sample size",
+        {"eval_sample_size": 50, "eval_k_values": [1, 50], "hnsw_ef_search": 100},
+        "vars.eval_k_values: the largest K (50) is not below vars.eval_sample_size (50); a "
+        "gallery of n products ranks every positive within n",
+    ),
+    (
         "ef_search below the largest K",
         {"hnsw_ef_search": 20},
         "vars.hnsw_ef_search (20) is below the largest K (50); an HNSW scan returns at most "

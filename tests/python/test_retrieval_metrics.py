@@ -212,6 +212,15 @@ def test_auto_search_is_exact_up_to_the_configured_gallery_size(db, clustered, t
         config_for(_vars("approximate"))
 
 
+def test_auto_search_decides_on_the_sample_as_drawn(db, clustered, tmp_path):
+    """400 products drawn against a configured 100000: auto takes the exact path."""
+    configured = {**_vars("auto", sample_size=100000), "exact_search_max_gallery": 10000}
+    dbt_build(db, configured, tmp_path, "int_eval_sample", *RANKED)
+    assert query(db, "select count(*) from intermediate.int_eval_sample") == [(400,)]
+    retrieved = query(db, "select distinct n_retrieved from metrics.fct_retrieval_ranks")
+    assert retrieved == [(400,)]  # every gallery item examined, not the index's max(K)
+
+
 def test_identical_vectors_give_perfect_recall_and_gap_one_minus_negative(db, tmp_path):
     rng = np.random.default_rng(3)
     products = _products(200, rng)

@@ -1,0 +1,61 @@
+"""Bad configuration is refused before any work: the message comes from the
+configuration, and dbt is never invoked (a tripwire on dbtRunner.invoke)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PROJECT_DIR
+
+from embed_udfs import cli
+from embed_udfs.cluster import refresh_clusters
+from embed_udfs.config import load_config
+from embed_udfs.errors import ConfigError
+from embed_udfs.pipeline import refresh
+
+
+@pytest.fixture
+def no_dbt(monkeypatch):
+    """Fail the test if anything invokes dbt."""
+    from dbt.cli.main import dbtRunner
+
+    def tripwire(self, args, **kwargs):
+        raise AssertionError(f"dbt was invoked: {args}")
+
+    monkeypatch.setattr(dbtRunner, "invoke", tripwire)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ('{eval_sample_size: "abc"}', "vars.eval_sample_size is 'abc'; it must be an integer"),
+        ('{hnsw_ef_search: "lots"}', "vars.hnsw_ef_search is 'lots'; it must be a positive"),
+        ("{eval_k_values: [true]}", "vars.eval_k_values[0] is True; it must be a positive"),
+        ("{eval_k_values: [0]}", "vars.eval_k_values[0] is 0; it must be a positive"),
+        (
+            "{eval_sample_size: 50, eval_k_values: [1000], hnsw_ef_search: 1000}",
+            "the largest K (1000) is not below vars.eval_sample_size (50)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["refresh"], ["cluster"], ["backfill"]])
+def test_wrong_vars_are_refused_by_the_config_before_dbt(
+    no_dbt, capsys, overrides, message, command
+):
+    code = cli.main(["--project-dir", str(PROJECT_DIR), "--vars", overrides, *command])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert "Traceback" not in err
+
+
+def test_an_unknown_space_is_refused_before_dbt(no_dbt, db):
+    config = load_config(PROJECT_DIR)
+    with pytest.raises(ConfigError, match="unknown space 'nope'; the spaces in"):
+        refresh(db, config, spaces=["minilm_text", "nope"])
+    with pytest.raises(ConfigError, match="unknown space 'nope'; the spaces in"):
+        refresh_clusters(db, config, spaces=["nope"])
+
+
+@pytest.mark.parametrize("command", ["refresh", "backfill", "cluster"])
+def test_the_cli_refuses_an_unknown_space_before_dbt(no_dbt, command, capsys):
+    assert cli.main(["--project-dir", str(PROJECT_DIR), command, "--space", "nope"]) == 2
+    assert "unknown space 'nope'; the spaces in" in capsys.readouterr().err
