@@ -75,6 +75,7 @@ LABEL_METRICS = Relation("metrics", "fct_label_metrics")  # report
 RERANK_CANDIDATES = Relation("intermediate", "int_rerank_candidates")  # rerank: what to score
 EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empty samples, why
 RUNS = Relation("metrics", "dim_runs")  # baseline: which runs exist
+METRIC_DELTAS = Relation("metrics", "fct_metric_deltas")  # report (optional block)
 
 MODELS_READ: tuple[Relation, ...] = (
     SPACE_INPUTS,
