@@ -9,8 +9,10 @@
     (dim_runs), so a BI tool can chart a metric over time and
     fct_metric_deltas can compare a run against the one before it and the
     pinned baseline. Label metrics put the space in `pair` and the reduction
-    (none, pca_<dims>) in `direction`. A new metric family (e.g. rerank
-    uplift) joins as one more branch of `combined`, in the same columns. -#}
+    (none, pca_<dims>) in `direction`; rerank uplift (value = after - before,
+    with its bootstrap interval) puts `pair:reranker` in `pair`. A new
+    metric family joins as one more branch of `combined`, in the same
+    columns. -#}
 
 with
 
@@ -24,6 +26,10 @@ gaps as (
 
 labels as (
     select * from {{ ref('fct_label_metrics') }}
+),
+
+uplift as (
+    select * from {{ ref('fct_rerank_uplift') }}
 ),
 
 runs as (
@@ -74,6 +80,21 @@ combined as (
         ci_low,
         ci_high
     from labels
+
+    union all
+
+    select
+        'rerank_uplift' as family,
+        pair || ':' || reranker as pair,
+        direction,
+        section,
+        metric,
+        difference as value,
+        null::float8 as dedup_tolerant_value,
+        n,
+        ci_low,
+        ci_high
+    from uplift
 ),
 
 final as (

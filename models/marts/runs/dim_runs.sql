@@ -5,9 +5,9 @@
     two runs' figures are comparable, as a readable digest and its md5. The
     digest lists each space with its recipe and the model_refs its vectors
     were embedded with (read from the vectors, so new weights under the same
-    name still change it), the pairs, the sample, the search and the dedup
-    and label settings. Labels, revisions, ingest and timeout settings are
-    left out: they do not change a figure. -#}
+    name still change it), the pairs, the sample, the search, the dedup and
+    label settings and the rerankers. Labels, revisions, ingest and timeout
+    settings are left out: they do not change a figure. -#}
 
 {%- set settings_lines = [] -%}
 {%- set pairs = [] -%}
@@ -22,6 +22,7 @@
                'near_duplicate_max_distance', 'near_duplicate_k']),
     ('text', ['text_max_words', 'text_strip_store_name']),
     ('labels', ['label_pca_dims', 'label_kmeans_seeds', 'bootstrap_replicates', 'bootstrap_seed']),
+    ('rerank', ['rerank_candidates', 'rerankers']),
 ] -%}
     {%- set parts = [] -%}
     {%- for name in names -%}
