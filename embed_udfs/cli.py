@@ -12,12 +12,15 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from embed_udfs import __version__
 from embed_udfs.errors import EmbedUdfsError
+
+if TYPE_CHECKING:
+    from embed_udfs.runs import Run
 
 log = logging.getLogger("embed_udfs")
 
@@ -405,15 +408,15 @@ def cmd_baseline(args: argparse.Namespace) -> int:
                 "metrics.fct_metric_deltas"
             )
         elif args.action == "show":
-            run = runs.show_baseline(conn, ctx.config)
-            print(f"baseline: {_describe_run(run)}" if run else "no baseline is pinned")
+            pinned = runs.show_baseline(conn, ctx.config)
+            print(f"baseline: {_describe_run(pinned)}" if pinned else "no baseline is pinned")
         else:
             cleared = runs.clear_baseline(conn, ctx.config)
             print("baseline cleared" if cleared else "no baseline was pinned")
     return 0
 
 
-def _describe_run(run) -> str:
+def _describe_run(run: Run) -> str:
     label = f" ({run.label})" if run.label else ""
     revision = f", revision {run.git_revision}" if run.git_revision else ""
     return (
