@@ -134,6 +134,20 @@ def test_deltas_against_the_baseline_and_the_previous_run(db, tmp_path):
         == "better"
     )
 
+    # pin the good run, bring the noise back: Recall@10 is flagged by the seed's warn row
     with connection(db) as conn:
+        runs.set_baseline(conn, config, "latest")
+    plant(db, config, products, {"t": noisy_texts, "i": noisy_images})
+    result = dbt_build(db, dbt_vars, tmp_path / "worse")
+    flagged = [r for r in result.result if r.node.name.startswith("no_regression_against_baseline")]
+    assert sorted(r.status for r in flagged) == ["pass", "warn"]
+    assert (
+        _deltas(db, "baseline")[("retrieval", "planted", "text_to_image", "ALL", "recall_at_10")][3]
+        == "worse"
+    )
+
+    with connection(db) as conn:
+        with pytest.raises(runs.BaselineError, match="no run 'nosuch'"):
+            runs.set_baseline(conn, config, "nosuch")
         assert runs.clear_baseline(conn, config)
         assert runs.show_baseline(conn, config) is None
