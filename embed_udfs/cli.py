@@ -12,12 +12,15 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from embed_udfs import __version__
 from embed_udfs.errors import EmbedUdfsError
+
+if TYPE_CHECKING:
+    from embed_udfs.runs import Run
 
 log = logging.getLogger("embed_udfs")
 
@@ -31,6 +34,7 @@ Typical use:
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs rerank            rescore each query's stage-1 candidates with the configured rerankers
   embed-udfs report            print the per-section scorecard
+  embed-udfs baseline set latest   pin a run; metrics.fct_metric_deltas compares later runs to it
   embed-udfs report --html report.html   the same and more as plots, in one offline HTML file
   embed-udfs db url            a connection URI for psql or a BI tool
   embed-udfs db reader create  a read-only login for BI (metrics schema only)
@@ -169,6 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         ctx.vars["rerankers"] = demo_training.demo_rerankers()
         ctx.config = load_config(ctx.project_dir, overrides=ctx.vars)
+    from embed_udfs.runs import run_vars
+
+    ctx.vars = run_vars(ctx.project_dir, ctx.vars, "demo")
     return _refresh_and_report(ctx, settings, backfill=True)
 
 
@@ -188,7 +195,11 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    from embed_udfs.runs import run_vars
+
     ctx = _Context(args)
+    # the label and the project's revision land in metrics.dim_runs
+    ctx.vars = run_vars(ctx.project_dir, ctx.vars, args.label)
     return _refresh_and_report(
         ctx,
         ctx.settings(),
@@ -383,6 +394,52 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from embed_udfs import runs
+    from embed_udfs.db import connection
+
+    ctx = _Context(args)
+    with connection(ctx.settings()) as conn:
+        if args.action == "set":
+            run = runs.set_baseline(conn, ctx.config, args.run_id)
+            print(f"baseline: {_describe_run(run)}")
+            print(
+                "next: `embed-udfs refresh` (or `dbt build`) compares against it in "
+                "metrics.fct_metric_deltas"
+            )
+        elif args.action == "show":
+            pinned = runs.show_baseline(conn, ctx.config)
+            print(f"baseline: {_describe_run(pinned)}" if pinned else "no baseline is pinned")
+        else:
+            cleared = runs.clear_baseline(conn, ctx.config)
+            print("baseline cleared" if cleared else "no baseline was pinned")
+    return 0
+
+
+def _describe_run(run: Run) -> str:
+    label = f" ({run.label})" if run.label else ""
+    revision = f", revision {run.git_revision}" if run.git_revision else ""
+    return (
+        f"{run.run_id}{label}, started {run.started_at:%Y-%m-%d %H:%M:%S %Z}{revision}, "
+        f"config {run.config_hash[:12]}"
+    )
+
+
+BASELINE_EPILOG = """Every dbt build appends a row to metrics.dim_runs (run_id, run_started_at,
+run_label, git_revision, config_hash, config_digest) and its figures to
+metrics.fct_metric_history. metrics.fct_metric_deltas compares the latest run
+with the pinned baseline (reference = 'baseline') and with the previous run
+(reference = 'previous'): difference, 95% interval, verdict.
+
+examples:
+  embed-udfs refresh --label before-recipe-change
+  embed-udfs baseline set latest
+  embed-udfs baseline set 3f2a9c1e-...      (a run_id from metrics.dim_runs)
+  embed-udfs baseline show
+  embed-udfs baseline clear
+"""
+
+
 def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
     """A sub-command whose --help opens with its one-line summary."""
     return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
@@ -549,7 +606,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="image decode processes for the backfill (default: CPUs - 1, up to 8, on CUDA; "
         "1 on CPU); each reads vars.image_fetch_threads images at once",
     )
+    refresh.add_argument(
+        "--label",
+        metavar="TEXT",
+        help="a label for this run in metrics.dim_runs (the run_label var), e.g. 'new prompt'",
+    )
     refresh.set_defaults(func=cmd_refresh)
+
+    baseline = _command(
+        commands,
+        "baseline",
+        help="pin, show or clear the run that metrics.fct_metric_deltas compares against",
+    )
+    baseline.formatter_class = argparse.RawDescriptionHelpFormatter
+    baseline.epilog = BASELINE_EPILOG
+    baseline_commands = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
+    baseline_set = baseline_commands.add_parser(
+        "set", help="pin a run: RUN_ID (metrics.dim_runs.run_id) or `latest`"
+    )
+    baseline_set.add_argument("run_id", metavar="RUN_ID|latest")
+    baseline_commands.add_parser("show", help="print the pinned run")
+    baseline_commands.add_parser("clear", help="unpin it; the deltas keep only the previous run")
+    baseline.set_defaults(func=cmd_baseline)
 
     cluster = _command(
         commands,

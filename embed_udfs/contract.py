@@ -74,6 +74,8 @@ EMBEDDING_GAPS = Relation("metrics", "fct_embedding_gaps")  # report
 LABEL_METRICS = Relation("metrics", "fct_label_metrics")  # report
 RERANK_CANDIDATES = Relation("intermediate", "int_rerank_candidates")  # rerank: what to score
 EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empty samples, why
+RUNS = Relation("metrics", "dim_runs")  # baseline: which runs exist
+METRIC_DELTAS = Relation("metrics", "fct_metric_deltas")  # report (optional block)
 
 MODELS_READ: tuple[Relation, ...] = (
     SPACE_INPUTS,
@@ -83,6 +85,7 @@ MODELS_READ: tuple[Relation, ...] = (
     LABEL_METRICS,
     RERANK_CANDIDATES,
     EVAL_SAMPLE_SIZES,
+    RUNS,
 )
 
 # Tables Python writes and dbt reads as sources.
@@ -115,3 +118,8 @@ def cluster_runs(config: ProjectConfig) -> Relation:
 def backfill_claims(config: ProjectConfig) -> Relation:
     """Which worker holds which rows of a running backfill, beside the vectors."""
     return Relation(VECTORS.resolve(config).schema, "backfill_claims")
+
+
+def baseline(config: ProjectConfig) -> Relation:
+    """The pinned baseline run of fct_metric_deltas (source runs.baseline), beside the vectors."""
+    return Relation(VECTORS.resolve(config).schema, "baseline")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from embed_udfs import __version__, contract
 from embed_udfs.config import ProjectConfig
@@ -107,7 +108,7 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
         (
             "deltas",
             "Deltas against the baseline",
-            _generic(conn, "metrics.fct_metric_deltas", DELTAS_LEAD),
+            _deltas(conn),
         ),
     ]
     present = [(anchor, title, body) for anchor, title, body in blocks if body]
@@ -621,6 +622,44 @@ DELTAS_LEAD = (
     "Each metric of the latest run against the pinned baseline and the previous comparable run, "
     "with the interval of the difference and a verdict, as metrics.fct_metric_deltas holds it."
 )
+DELTAS_COLUMNS = (
+    "reference",
+    "reference_run_id",
+    "config_changed",
+    "family",
+    "pair",
+    "direction",
+    "section",
+    "metric",
+    "reference_value",
+    "value",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "verdict",
+)
+
+
+def _deltas(conn: psycopg.Connection) -> str:
+    """The overall (ALL) rows of fct_metric_deltas, baseline first; moved metrics on top."""
+    if not _exists(conn, str(contract.METRIC_DELTAS)):
+        return ""
+    rows = conn.execute(
+        sql.SQL(
+            "select {} from {} where section = 'ALL' order by reference = 'previous', "
+            "verdict = 'no detectable change', family, pair, direction, metric limit %s"
+        ).format(
+            sql.SQL(", ").join(map(sql.Identifier, DELTAS_COLUMNS)),
+            contract.METRIC_DELTAS.identifier,
+        ),
+        (GENERIC_ROW_LIMIT,),
+    ).fetchall()
+    lead = DELTAS_LEAD + " Overall (ALL) rows; query it for every section."
+    if not rows:
+        return f'<p class="lead">{escape(lead)} It has no rows yet: it needs two runs.</p>'
+    return f'<p class="lead">{escape(lead)}</p>' + _table(
+        DELTAS_COLUMNS, [[_plain(v) for v in row] for row in rows]
+    )
 
 
 def _generic(conn: psycopg.Connection, relation: str, lead: str) -> str:

@@ -74,8 +74,8 @@ def planted(db, tmp_path_factory):
     dbt_build(db, dbt_vars, target, "+int_label_vectors")
     cluster_spaces(db, config)
     dbt_build(db, dbt_vars, target)
-    # a second run, so the history chart has a line to draw
-    dbt_build(db, dbt_vars, target, "fct_metric_history")
+    # a second run, so the history chart has a line to draw and the deltas a previous run
+    dbt_build(db, dbt_vars, target, "dim_runs", "fct_metric_history+")
     return {
         "vars": dbt_vars,
         "config": config,
@@ -231,7 +231,10 @@ def test_report_is_escaped_and_self_contained(db, planted, tmp_path):
     ):
         assert block in text, block
     # the blocks for relations that are absent or empty (no reranker configured) are left out
-    assert 'id="rerank"' not in text and 'id="deltas"' not in text
+    assert 'id="rerank"' not in text
+    # two runs: the second is compared with the first
+    deltas = text.split('id="deltas"', 1)[1].split("</section>", 1)[0]
+    assert "previous" in deltas and "recall_at_10" in deltas
 
 
 def test_optional_blocks_appear_when_their_relation_exists(db, planted, tmp_path):
@@ -254,7 +257,6 @@ def test_optional_blocks_appear_when_their_relation_exists(db, planted, tmp_path
     block = text.split('id="rerank"', 1)[1].split("</section>", 1)[0]
     assert "&lt;b&gt;r&lt;/b&gt;" in block and "<b>r</b>" not in block
     assert "0.1250" in block
-    assert 'id="deltas"' not in text
 
 
 def test_report_renders_in_headless_chromium(db, planted, tmp_path):
