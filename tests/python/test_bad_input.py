@@ -36,7 +36,7 @@ def _planted_vars(**extra) -> dict:
         [planted_space("t", "text", 8), planted_space("i", "image", 8)],
         PAIR,
         retrieval_search="exact",
-        **extra,
+        **{"eval_k_values": [1, 5, 10], **extra},  # the planted galleries hold 40 products
     )
 
 
