@@ -28,7 +28,8 @@ from embed_udfs.rerank.scorers import load_scorer
 from embed_udfs.rerank.tiny_blip import save_tiny_blip
 
 CANDIDATES = 12
-MARTS = ("int_rerank_bootstrap_weights", "stg_rerank__scores+")
+# history follows every mart; these tests build only the rerank marts
+MARTS = ("int_rerank_bootstrap_weights", "stg_rerank__scores+", "--exclude", "fct_metric_history+")
 SPACE = {
     "backend": "open_clip",
     "family": "clip-tiny-random",
