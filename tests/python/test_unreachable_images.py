@@ -154,7 +154,9 @@ def test_stale_claims_are_cleared_and_corrupted_vectors_embedded_again(db, image
 
 def test_chunks_commit_when_full_or_old(db, images, tmp_path):
     rows = [(f"q{i}", str(images / "good.png")) for i in range(6)]
-    for interval, expected_commits in ((1000.0, 1), (0.001, 3)):
+    # (interval, fewest commits, most commits): with a tiny interval every batch that
+    # reaches the writer finds its chunk old, but two batches may reach it together
+    for interval, fewest, most in ((1000.0, 1, 1), (0.001, 2, 3)):
         config = load_config(PROJECT_DIR, overrides={"backfill_commit_interval_s": interval})
         _load(db, config, rows)
         dbt_build(db, {}, tmp_path, "+int_space_inputs")
@@ -168,4 +170,4 @@ def test_chunks_commit_when_full_or_old(db, images, tmp_path):
         )
         assert summary.embedded == 6
         # one chunk of 1,000 never fills: it commits at the end, or as each batch comes
-        assert len(commits) == expected_commits and sum(commits) == 6
+        assert fewest <= len(commits) <= most and sum(commits) == 6
