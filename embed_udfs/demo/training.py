@@ -55,6 +55,11 @@ class TrainingSpec:
     warmup_steps: int = 20
     catalog_products: int = 3000  # drawn; products overlapping the demo catalog are dropped
     catalog_seed: int = 1007
+    # Give the trained model's shared output space a uniformly random orthonormal basis
+    # drawn from seed (both towers alike, so the model's own retrieval is unchanged). Two
+    # separately trained models have no reason to share a basis; this makes that exact, so
+    # a tower of this model mixed with another model's retrieves at chance in expectation.
+    random_basis: bool = False
 
     @property
     def checkpoint(self) -> pathlib.Path:
@@ -62,21 +67,26 @@ class TrainingSpec:
 
 
 # The demo's models. Stage 1: the tiny config, CLIP loss, a short run. A second tiny model
-# from another seed lends its image tower to the mixed pair. Stage 2: the larger config,
-# sigmoid (SigLIP) loss, trained longer. About 2.5 minutes of one CPU core in all.
+# from another seed, with a random output basis, lends its image tower to the mixed pair.
+# Stage 2: the larger config, sigmoid (SigLIP) loss, trained longer.
 DEMO_MODELS: tuple[TrainingSpec, ...] = (
     TrainingSpec(
         name="demo_clip_a", model="embed-metrics-tiny-clip", loss="clip", seed=1, steps=60
     ),
     TrainingSpec(
-        name="demo_clip_b", model="embed-metrics-tiny-clip", loss="clip", seed=2, steps=40
+        name="demo_clip_b",
+        model="embed-metrics-tiny-clip",
+        loss="clip",
+        seed=2,
+        steps=40,
+        random_basis=True,
     ),
     TrainingSpec(
         name="demo_sigmoid_small",
         model="embed-metrics-small-clip",
         loss="siglip",
         seed=3,
-        steps=130,
+        steps=180,
     ),
 )
 
@@ -295,9 +305,55 @@ def _train_loop(
                 model.logit_scale.clamp_(0, 4.6052)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if spec.random_basis:
+            change_output_basis(model, random_orthogonal(_embed_dim(model), spec.seed))
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, spec, checkpoint)
     return tuple(losses)
+
+
+def random_orthogonal(dim: int, seed: int) -> torch.Tensor:
+    """A dim x dim orthogonal matrix drawn uniformly (Haar) from seed, on the CPU.
+
+    QR of a Gaussian matrix with the signs of R's diagonal moved into Q: without that
+    correction Q is not uniformly distributed.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    gaussian = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    return (q * torch.sign(torch.diagonal(r))).to(torch.float32)
+
+
+def change_output_basis(model: torch.nn.Module, rotation: torch.Tensor) -> None:
+    """Map both towers' outputs x to x @ rotation, in place.
+
+    Cosines within the model's space are unchanged (its own retrieval is the same); only
+    the coordinates, which nothing outside the model can rely on, change.
+    """
+    import torch
+
+    with torch.no_grad():
+        for owner, name in ((model.visual, "proj"), (model, "text_projection")):
+            projection = getattr(owner, name)
+            if isinstance(projection, torch.nn.Linear):  # y = x W^T + b
+                projection.weight.copy_(rotation.T @ projection.weight)
+                if projection.bias is not None:
+                    projection.bias.copy_(projection.bias @ rotation)
+            elif isinstance(projection, torch.nn.Parameter):  # y = x P
+                projection.copy_(projection @ rotation)
+            else:
+                raise TypeError(f"cannot change the basis of {type(owner).__name__}.{name}")
+
+
+def _embed_dim(model: torch.nn.Module) -> int:
+    import torch
+
+    projection = model.text_projection
+    if isinstance(projection, torch.nn.Linear):
+        return int(projection.out_features)
+    return int(projection.shape[1])
 
 
 def save_checkpoint(model: torch.nn.Module, spec: TrainingSpec, path: pathlib.Path) -> None:

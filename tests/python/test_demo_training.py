@@ -173,3 +173,66 @@ def test_the_mixed_demo_pair_needs_its_alignment_override():
     ]
     with pytest.raises(ConfigError, match="clip_mixed.*across model families"):
         load_config(PROJECT_DIR, overrides={"embed_pairs": pairs})
+
+
+def test_a_random_output_basis_keeps_the_models_own_cosines_and_moves_its_coordinates():
+    import open_clip
+    import torch
+
+    from embed_udfs.demo.training import change_output_basis, random_orthogonal
+    from embed_udfs.encoders.open_clip_backend import register_bundled_configs
+
+    rotation = random_orthogonal(128, seed=2)
+    assert torch.allclose(rotation @ rotation.T, torch.eye(128), atol=1e-5)
+    assert torch.equal(rotation, random_orthogonal(128, seed=2))
+    assert not torch.allclose(rotation, random_orthogonal(128, seed=3))
+
+    register_bundled_configs()
+    torch.manual_seed(0)
+    model = open_clip.create_model("embed-metrics-tiny-clip", pretrained=None).eval()
+    tokens = open_clip.get_tokenizer("embed-metrics-tiny-clip")(["a red bag", "blue shoes"])
+    images = torch.rand(3, 3, 64, 64)
+
+    def features() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            text = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)
+            image = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+        return text, image
+
+    text, image = features()
+    change_output_basis(model, rotation)
+    text_rotated, image_rotated = features()
+    assert torch.allclose(text @ image.T, text_rotated @ image_rotated.T, atol=1e-5)
+    assert torch.allclose(text_rotated, text @ rotation, atol=1e-5)
+    assert torch.allclose(image_rotated, image @ rotation, atol=1e-5)
+
+
+def test_under_a_random_basis_recall_at_k_averages_to_chance_whatever_the_geometry():
+    # Planted lumpy towers: 8 tight clusters, text and image related through a fixed
+    # arbitrary map. Under a uniformly random change of basis of the gallery, every
+    # query's direction is uniform, and exactly K gallery items are in any direction's
+    # top K, so mean R@K over rotations is K/N. The tolerance is the standard error of
+    # the mean over the rotations, measured here.
+    rng = np.random.default_rng(0)
+    n, dim, k, draws = 160, 16, 10, 300
+    centres = rng.standard_normal((8, dim))
+    cluster = rng.integers(0, 8, size=n)
+    texts = centres[cluster] + 0.2 * rng.standard_normal((n, dim))
+    images = centres[(cluster * 3 + 1) % 8] @ rng.standard_normal((dim, dim))
+    images = images + 0.2 * rng.standard_normal((n, dim))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+
+    def recall(gallery: np.ndarray) -> float:
+        similarity = texts @ gallery.T
+        rank = 1 + (similarity > np.diag(similarity)[:, None]).sum(axis=1)
+        return float((rank <= k).mean())
+
+    values = []
+    for _ in range(draws):
+        q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+        values.append(recall(images @ (q * np.sign(np.diag(r)))))
+    mean, standard_error = np.mean(values), np.std(values, ddof=1) / math.sqrt(draws)
+    assert abs(mean - k / n) < 3 * standard_error + 1e-12, (mean, k / n, standard_error)
+    # Lumps make single draws far noisier than independent queries would.
+    assert np.std(values) > math.sqrt(k / n * (1 - k / n) / n)
