@@ -40,6 +40,7 @@
     of the match) and its replacement. A rule's `why` is what it is for. -#}
 {% macro clean_text_rules() %}
     {%- set apostrophes = "['’ʼ]|&apos;|&#39;" -%}
+    {%- set html_entities = 'amp|quot|apos|lt|gt|nbsp|ndash|mdash|hellip|laquo|raquo|reg|trade|copy' -%}
     {%- set inch_marks = '"|&quot;|&#34;|”|″|′′|' ~ "''" ~ '|inches|inch' -%}
     {{ return([
         {'why': 'NFKC writes ¾ as 3⁄4 (fraction slash): make it 3/4',
@@ -54,8 +55,9 @@
          'pattern': '(?<=[0-9]),(?=[0-9]{3}(?![0-9]))', 'replacement': ''},
         {'why': "an apostrophe inside a word joins it: rubik's -> rubiks, l'oréal -> loréal",
          'pattern': '(?<=[[:alpha:]])(' ~ apostrophes ~ ')(?=[[:alpha:]])', 'replacement': ''},
-        {'why': 'HTML entities left (&amp;, &nbsp;, &quot; as a quote, numeric ones) are spaces',
-         'pattern': '&([a-z]+|#[0-9]+|#x[0-9a-f]+);', 'replacement': ' '},
+        {'why': 'HTML entities left (&amp;, &nbsp;, &quot; as a quote, numeric ones) are spaces;'
+                ' only named entities that listings use, so "salt&pepper;" keeps its pepper',
+         'pattern': '&(' ~ html_entities ~ '|#[0-9]+|#x[0-9a-f]+);', 'replacement': ' '},
         {'why': 'punctuation, symbols, emoji and control characters become spaces, except - . / % ° + #',
          'pattern': '((?![-./%°+#])[[:punct:][:cntrl:]\u200d\ufe0e\ufe0f\u20e3])+', 'replacement': ' '},
         {'why': 'and those stay only where they carry meaning: a decimal point or slash between digits'

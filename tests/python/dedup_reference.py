@@ -41,7 +41,8 @@ def clean(text: str | None) -> str | None:
     text = unicodedata.normalize("NFKC", text).lower().replace("\u2044", "/")
     for entity, character in (("quot|#34", '"'), ("apos|#39", "'"), ("amp|#38", "&")):
         text = re.sub(f"&({entity});", character, text)
-    text = re.sub(r"&(lt|gt|nbsp|#[0-9]+|#x[0-9a-f]+);", " ", text)
+    named = "lt|gt|nbsp|ndash|mdash|hellip|laquo|raquo|reg|trade|copy"
+    text = re.sub(rf"&({named}|#[0-9]+|#x[0-9a-f]+);", " ", text)
     text = re.sub(r"([0-9])\s*(\"|”|″|′′|''|inches|inch)" + ALNUM_AFTER, r"\1 inch", text)
     text = re.sub(r"([0-9])\s*°\s*([cf])" + ALNUM_AFTER, r"\1 °\2", text)
     text = re.sub(r"([0-9])\s*°", r"\1 °", text)
