@@ -34,6 +34,7 @@ IDENTIFIER_RULE = "names reach SQL, so they must match ^[a-z][a-z0-9_]*$"
 MODALITIES = ("text", "image")
 TEXT_VARIANTS = ("raw", "clean", "clean_no_boilerplate")
 RETRIEVAL_SEARCHES = ("auto", "hnsw", "exact")
+SECTION_CAP_AUTO = "auto"
 CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz", ".ckpt")
 
 
@@ -77,6 +78,26 @@ def _number(value: Any) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _rule("it must be a number")
     return float(value)
+
+
+def _number_at_least(minimum: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        number = _number(value)
+        if not number >= minimum:  # NaN too
+            raise _rule(f"it must be a number of at least {minimum:g}")
+        return number
+
+    return check
+
+
+def _section_cap(value: Any) -> int | str | None:
+    """A positive integer, `auto` (derived from the section sizes in SQL) or null."""
+    if value is None or value == SECTION_CAP_AUTO:
+        return value
+    try:
+        return _integer(1)(value)
+    except PydanticCustomError:
+        raise _rule(f"use a positive integer, {SECTION_CAP_AUTO} or null") from None
 
 
 def _boolean(value: Any) -> bool:
@@ -206,7 +227,10 @@ class EvalConfig:
     search: str
     dedup: bool  # sample one product per duplicate group
     section_min: int  # sections with fewer eligible products are reported, not sampled
-    section_cap: int | None  # at most this many products per section
+    # at most this many products per section; "auto": section_cap_factor times the
+    # median section size, derived in SQL (macros/eval_sample.sql) from the sample's sections
+    section_cap: int | str | None
+    section_cap_factor: float
     exact_search_max_gallery: int
 
     @property
@@ -259,7 +283,8 @@ class ProjectVars(BaseModel):
     exact_search_max_gallery: PositiveInt
     eval_dedup: Bool
     eval_section_min: PositiveInt
-    eval_section_cap: OptionalPositiveInt
+    eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
+    eval_section_cap_factor: Annotated[float, BeforeValidator(_number_at_least(1))]
 
     text_max_words: PositiveInt
     text_strip_store_name: Bool
@@ -565,6 +590,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             dedup=model.eval_dedup,
             section_min=model.eval_section_min,
             section_cap=model.eval_section_cap,
+            section_cap_factor=model.eval_section_cap_factor,
             exact_search_max_gallery=model.exact_search_max_gallery,
         ),
         products_relation=model.products_relation,

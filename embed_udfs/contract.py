@@ -77,6 +77,28 @@ EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empt
 RUNS = Relation("metrics", "dim_runs")  # baseline: which runs exist
 METRIC_DELTAS = Relation("metrics", "fct_metric_deltas")  # report (optional block)
 
+# Marts the report and scorecard show when dbt has built them (optional blocks, no
+# enforced contract: the report only reads columns it names and skips a missing mart),
+# and those the scorecard points a reader to.
+SIMILARITY_HISTOGRAMS = Relation("metrics", "fct_similarity_histograms")
+SPACE_COMPARISONS = Relation("metrics", "fct_space_comparisons")
+METRIC_HISTORY = Relation("metrics", "fct_metric_history")
+RERANK_UPLIFT = Relation("metrics", "fct_rerank_uplift")
+RETRIEVAL_RANKS = Relation("metrics", "fct_retrieval_ranks")
+REJECTED_INPUTS = Relation("metrics", "fct_rejected_inputs")
+PIPELINE_STEPS = Relation("metrics", "fct_pipeline_steps")
+
+MARTS_REPORTED: tuple[Relation, ...] = (
+    SIMILARITY_HISTOGRAMS,
+    SPACE_COMPARISONS,
+    METRIC_HISTORY,
+    RERANK_UPLIFT,
+    RETRIEVAL_RANKS,
+    REJECTED_INPUTS,
+    PIPELINE_STEPS,
+    METRIC_DELTAS,
+)
+
 MODELS_READ: tuple[Relation, ...] = (
     SPACE_INPUTS,
     LABEL_VECTORS,

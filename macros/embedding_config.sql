@@ -108,6 +108,16 @@
             {%- set ns.problem = embedding_config_integer_problem("vars." ~ name, embedding_config_var(overrides, name), minimum) -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- set section_cap = embedding_config_var(overrides, 'eval_section_cap') -%}
+    {%- if not ns.problem and section_cap is not none and section_cap != 'auto'
+          and embedding_config_integer_problem('vars.eval_section_cap', section_cap, 1) -%}
+        {%- set ns.problem = "vars.eval_section_cap is " ~ embedding_config_shown(section_cap) ~ "; use a positive integer, auto or null." -%}
+    {%- endif -%}
+    {%- set cap_factor = embedding_config_var(overrides, 'eval_section_cap_factor') -%}
+    {%- set factor_digits = cap_factor is string and modules.re.fullmatch('[0-9]+([.][0-9]*)?', cap_factor.strip()) is not none -%}
+    {%- if not ns.problem and not ((factor_digits or (cap_factor is number and cap_factor is not boolean)) and (cap_factor | float) >= 1) -%}
+        {%- set ns.problem = "vars.eval_section_cap_factor is " ~ embedding_config_shown(cap_factor) ~ "; it must be a number of at least 1." -%}
+    {%- endif -%}
     {%- set k_values = embedding_config_var(overrides, 'eval_k_values') -%}
     {%- if not ns.problem and (k_values is string or k_values is mapping or k_values is not iterable) -%}
         {%- set ns.problem = "vars.eval_k_values is " ~ embedding_config_shown(k_values) ~ "; it must be a list." -%}

@@ -10,11 +10,14 @@
     section's 2nd, ...) until vars.eval_sample_size. A section with fewer
     eligible products than vars.eval_section_min is left out and reported as
     too small; a section takes at most vars.eval_section_cap products (null:
-    no cap). -#}
+    no cap; auto: vars.eval_section_cap_factor times the median eligible size
+    of the sections that meet the minimum, so only a section far larger than
+    the typical one is capped). -#}
 {% macro sampled_candidates(eligibility, ineligible_reason) %}
 {%- set seed = var('eval_seed') %}
 {%- set section_min = var('eval_section_min', 3) %}
 {%- set section_cap = var('eval_section_cap', none) %}
+{%- set section_cap_factor = var('eval_section_cap_factor', 5) %}
 {%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'stg_catalog__products' %}
 
 with
@@ -52,16 +55,32 @@ sections as (
     group by collection_section
 ),
 
+-- the cap in force for this sample: a number, derived from the section sizes (auto), or none
+section_cap as (
+    select
+        {%- if section_cap == 'auto' %}
+        ceil(
+            {{ section_cap_factor | float }} * percentile_cont(0.5) within group (order by section_n_eligible)
+        )::int as section_cap
+    from sections
+    where section_n_eligible >= {{ section_min }}
+        {%- else %}
+        {{ section_cap | int if section_cap is not none else 'null' }}::int as section_cap
+        {%- endif %}
+),
+
 shuffled as (
     select
         checked.*,
         sections.section_n_eligible,
+        section_cap.section_cap,
         row_number() over (
             partition by checked.collection_section, checked.is_eligible
             order by md5(checked.product_id || ':{{ seed }}'), checked.product_id
         ) as shuffled_rank
     from checked
     inner join sections on checked.collection_section = sections.collection_section
+    cross join section_cap
 ),
 
 screened as (
@@ -71,9 +90,7 @@ screened as (
         case
             when not is_eligible then '{{ ineligible_reason }}'
             when section_n_eligible < {{ section_min }} then 'section too small: fewer eligible products than eval_section_min'
-            {%- if section_cap is not none %}
-            when shuffled_rank > {{ section_cap }} then 'section capped: beyond eval_section_cap'
-            {%- endif %}
+            when shuffled_rank > section_cap then 'section capped: beyond eval_section_cap'
         end as screened_out_reason
     from shuffled
 ),
@@ -104,6 +121,7 @@ final as (
         collection_section,
         is_eligible,
         section_n_eligible,
+        section_cap,
         section_rank,
         sample_rank,
         coalesce(sample_rank <= {{ var('eval_sample_size') }}, false) as is_sampled,

@@ -1,14 +1,21 @@
 {#- Text recipes: what a text space feeds its model, every rule in SQL.
 
     raw                   "product_name. product_description."
-    clean                 raw, then clean_text (NFKC, lowercase, HTML entities,
-                          punctuation and emoji removed, whitespace collapsed)
-    clean_no_boilerplate  clean, then the boilerplate phrases of
-                          seeds/boilerplate_phrases.csv, the store and hype
-                          tokens of seeds/noise_tokens.csv and the product's
-                          own store_name removed as whole words
+    clean                 raw, then clean_text (macros/clean_text.sql: NFKC,
+                          lowercase, HTML entities, punctuation and emoji
+                          removed, numbers, units and names like c++ kept)
+    clean_no_boilerplate  each field cleaned, then removed as whole words:
+                          the boilerplate phrases and patterns of
+                          seeds/boilerplate_phrases.csv and the noise tokens
+                          of seeds/noise_tokens.csv of scope `anywhere`, from
+                          every field; those of scope `description` from
+                          every field but product_name (so "Premium
+                          Collection" keeps its "premium"); and, with
+                          vars.text_strip_store_name, the product's own
+                          store_name (which removes a brand from the name
+                          when store_name holds brands: see README)
 
-    The seeds are compiled into two regular expressions by
+    The seeds are compiled into regular expressions by
     int_noise_patterns_compiled; models that strip noise cross join its one
     row and pass its columns, and the store-name column, to product_text. -#}
 
@@ -30,26 +37,53 @@
 
 {#- The SQL expression for one recipe over the given product fields. The
     clean_no_boilerplate recipe removes matches of the `boilerplate_pattern`
-    and `noise_pattern` expressions (int_noise_patterns_compiled's columns)
-    and, with vars.text_strip_store_name, of the `store_name` expression. -#}
-{% macro product_text(variant, fields, boilerplate_pattern, noise_pattern, store_name) -%}
+    and `noise_pattern` expressions from every field, of
+    `description_noise_pattern` from every field but product_name
+    (int_noise_patterns_compiled's columns) and, with
+    vars.text_strip_store_name, of the `store_name` expression. -#}
+{% macro product_text(variant, fields, boilerplate_pattern, noise_pattern, description_noise_pattern, store_name) -%}
     {%- if variant == 'raw' -%}
         {{ raw_product_text(fields) }}
     {%- elif variant == 'clean' -%}
         {{ clean_text(raw_product_text(fields)) }}
     {%- elif variant == 'clean_no_boilerplate' -%}
-        {{ strip_noise(clean_text(raw_product_text(fields)), boilerplate_pattern, noise_pattern, store_name) }}
+        {{ strip_noise(cleaned_fields(fields, description_noise_pattern), boilerplate_pattern, noise_pattern, store_name) }}
     {%- else -%}
         {%- do checked_text_variant(variant, 'text_variant') -%}
     {%- endif -%}
 {%- endmacro %}
 
 
+{#- Each field cleaned on its own and joined by spaces (the words of
+    clean_text over the raw recipe, in the same order), with matches of the
+    description-only noise removed from every field but the product's name. -#}
+{% macro cleaned_fields(fields, description_noise_pattern) -%}
+    nullif(
+        concat_ws(
+            ' ',
+            {%- for field in fields %}
+            {%- if field == 'product_name' %}
+            {{ clean_text(product_column(field)) }}{{ "," if not loop.last }}
+            {%- else %}
+            regexp_replace(
+                {{ clean_text(product_column(field)) }},
+                coalesce({{ description_noise_pattern }}, '^$'), ' ', 'g'
+            ){{ "," if not loop.last }}
+            {%- endif %}
+            {%- endfor %}
+        ),
+        ''
+    )
+{%- endmacro %}
+
+
 {#- Remove boilerplate phrases, noise tokens and the store's own name from
-    cleaned text, as whole words (\m and \M are word boundaries), then
-    collapse whitespace. Cleaned text holds only letters, digits and single
-    spaces, and so do the cleaned seed phrases: no regex escaping is needed.
-    '^$' stands for "nothing to remove": it matches no non-empty text. -#}
+    cleaned text as whole words: cleaned text is words separated by single
+    spaces, so a match must start at the start or after a space
+    ((?<![^ ])) and end at the end or before one ((?![^ ])); \m and \M would
+    not do, since a word may now end in "+" (c++) or hold a "." (2.0). The
+    store name is cleaned like the text and its "." and "+" escaped. '^$'
+    stands for "nothing to remove": it matches no non-empty text. -#}
 {% macro strip_noise(cleaned, boilerplate_pattern, noise_pattern, store_name) -%}
     nullif(
         trim(
@@ -65,7 +99,7 @@
                         coalesce({{ noise_pattern }}, '^$'), ' ', 'g'
                     ),
                 {%- if var('text_strip_store_name', true) %}
-                    coalesce('\m' || {{ clean_text(store_name) }} || '\M', '^$'), ' ', 'g'
+                    coalesce({{ whole_words_pattern(regex_escaped(clean_text(store_name))) }}, '^$'), ' ', 'g'
                 ),
                 {%- endif %}
                 '[[:space:]]+', ' ', 'g'
@@ -73,6 +107,13 @@
         ),
         ''
     )
+{%- endmacro %}
+
+
+{#- A regular expression (SQL expression) matched only as whole words of
+    cleaned text: at the start or after a space, and at the end or before one. -#}
+{% macro whole_words_pattern(alternatives) -%}
+    ('(?<![^ ])(' || {{ alternatives }} || ')(?![^ ])')
 {%- endmacro %}
 
 

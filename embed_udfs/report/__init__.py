@@ -189,14 +189,20 @@ def random_weight_notice(config: ProjectConfig) -> str | None:
     )
 
 
+WHERE_TO_LOOK = (
+    (contract.RETRIEVAL_METRICS, "R@K, MRR, n, 95% CI by section"),
+    (contract.EMBEDDING_GAPS, "cosine and squared-euclidean gaps per section"),
+    (contract.RETRIEVAL_RANKS, "the positive's rank for every query"),
+    (contract.REJECTED_INPUTS, "inputs and vectors refused, with the reason"),
+    (contract.PIPELINE_STEPS, "rows cleaning, dedup and sampling removed, why"),
+    (contract.LABEL_METRICS, "1-NN, silhouette, ARI/NMI per text space"),
+    (contract.SPACE_COMPARISONS, "does text space A beat B? paired bootstrap"),
+)
+
+
 def where_to_look(uri: str) -> str:
-    return (
-        f"Connect: psql '{uri}'\n"
-        "Tables:  metrics.fct_retrieval_metrics  (R@K, MRR, n, 95% CI by section)\n"
-        "         metrics.fct_embedding_gaps     (cosine and squared-euclidean gaps per section)\n"
-        "         metrics.fct_retrieval_ranks    (the positive's rank for every query)\n"
-        "         metrics.fct_rejected_inputs    (inputs and vectors refused, with the reason)\n"
-        "         metrics.fct_pipeline_steps     (rows cleaning, dedup and sampling removed, why)\n"
-        "         metrics.fct_label_metrics      (1-NN, silhouette, ARI/NMI per text space)\n"
-        "         metrics.fct_space_comparisons  (does text space A beat B? paired bootstrap)"
-    )
+    lines = [
+        f"{'Tables:' if i == 0 else '':<9}{str(relation):<31}({what})"
+        for i, (relation, what) in enumerate(WHERE_TO_LOOK)
+    ]
+    return f"Connect: psql '{uri}'\n" + "\n".join(lines)

@@ -92,9 +92,9 @@ def write_report(conn: psycopg.Connection, config: ProjectConfig, path: Path) ->
 
 def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
     """The whole page as a string."""
-    if not _exists(conn, "metrics.fct_retrieval_metrics"):
+    if not _exists(conn, contract.RETRIEVAL_METRICS):
         raise EmbedUdfsError(
-            "metrics.fct_retrieval_metrics does not exist in this database, so there is nothing "
+            f"{contract.RETRIEVAL_METRICS} does not exist in this database, so there is nothing "
             "to report. Build the metrics first: `embed-udfs refresh` (or `embed-udfs demo run`)."
         )
     blocks = [
@@ -103,7 +103,7 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
         ("similarity", "Positive vs negative similarity", _similarity(conn)),
         ("labels", "Label structure per text space", _labels(conn)),
         ("comparisons", "Space comparisons", _comparisons(conn)),
-        ("rerank", "Rerank uplift", _generic(conn, "metrics.fct_rerank_uplift", RERANK_LEAD)),
+        ("rerank", "Rerank uplift", _generic(conn, contract.RERANK_UPLIFT, RERANK_LEAD)),
         ("history", "Metric history", _history(conn, config)),
         (
             "deltas",
@@ -141,9 +141,17 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
 # ---------------------------------------------------------------- helpers
 
 
-def _exists(conn: psycopg.Connection, relation: str) -> bool:
+def _exists(conn: psycopg.Connection, relation: contract.Relation) -> bool:
     """Whether dbt has built the relation (marts added later are optional blocks)."""
-    return contract.exists(conn, contract.parse_relation(relation))
+    return contract.exists(conn, relation)
+
+
+def _query(
+    conn: psycopg.Connection, template: str, relation: contract.Relation, params: Any = None
+) -> list[tuple]:
+    """Rows of `template` with its one `{}` filled by the relation's quoted name."""
+    query = sql.SQL(template).format(relation.identifier)
+    return conn.execute(query, params).fetchall()
 
 
 def _cell(value: Any) -> str:
@@ -200,11 +208,13 @@ def _ci(low: float | None, high: float | None) -> str | None:
 
 
 def _retrieval(conn: psycopg.Connection) -> str:
-    rows = conn.execute(
+    rows = _query(
+        conn,
         "select pair, direction, section, k, value, ci_low, ci_high, n "
-        "from metrics.fct_retrieval_metrics where metric like 'recall_at_%' "
-        "order by pair, direction, section, k"
-    ).fetchall()
+        "from {} where metric like 'recall_at_%' "
+        "order by pair, direction, section, k",
+        contract.RETRIEVAL_METRICS,
+    )
     if not rows:
         from embed_udfs.report import empty_sample_reasons
 
@@ -284,10 +294,12 @@ def _retrieval(conn: psycopg.Connection) -> str:
 
 
 def _curves(conn: psycopg.Connection) -> str:
-    rows = conn.execute(
-        "select pair, direction, k, value, ci_low, ci_high, n from metrics.fct_retrieval_metrics "
-        "where metric like 'recall_at_%' and section = 'ALL' order by pair, direction, k"
-    ).fetchall()
+    rows = _query(
+        conn,
+        "select pair, direction, k, value, ci_low, ci_high, n from {} "
+        "where metric like 'recall_at_%' and section = 'ALL' order by pair, direction, k",
+        contract.RETRIEVAL_METRICS,
+    )
     if not rows:
         return ""
     k_values = sorted({row[2] for row in rows})
@@ -349,20 +361,23 @@ def _curves(conn: psycopg.Connection) -> str:
 
 
 def _similarity(conn: psycopg.Connection) -> str:
-    if not _exists(conn, "metrics.fct_similarity_histograms"):
+    if not _exists(conn, contract.SIMILARITY_HISTOGRAMS):
         return ""
-    rows = conn.execute(
+    rows = _query(
+        conn,
         "select pair, bin_low, bin_high, positive_count, negative_count, positive_share, "
-        "negative_share, negatives_method from metrics.fct_similarity_histograms "
-        "order by pair, bin"
-    ).fetchall()
+        "negative_share, negatives_method from {} order by pair, bin",
+        contract.SIMILARITY_HISTOGRAMS,
+    )
     if not rows:
         return ""
     gaps: dict[str, dict[str, float]] = defaultdict(dict)
-    if _exists(conn, "metrics.fct_embedding_gaps"):
-        for pair, metric, value in conn.execute(
-            "select pair, metric, value from metrics.fct_embedding_gaps where section = 'ALL'"
-        ).fetchall():
+    if _exists(conn, contract.EMBEDDING_GAPS):
+        for pair, metric, value in _query(
+            conn,
+            "select pair, metric, value from {} where section = 'ALL'",
+            contract.EMBEDDING_GAPS,
+        ):
             gaps[pair][metric] = value
     by_pair: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
@@ -371,7 +386,7 @@ def _similarity(conn: psycopg.Connection) -> str:
         '<p class="lead">Cosine similarity of positive pairs (a product\'s text and its own '
         "image) against negative pairs (its text and other products' images), as shares of each "
         "group so both show despite N − 1 negatives per positive. Well-separated humps mean "
-        "good retrieval; the bins come from metrics.fct_similarity_histograms, so a BI tool can "
+        f"good retrieval; the bins come from {contract.SIMILARITY_HISTOGRAMS}, so a BI tool can "
         "draw the same.</p><div class=grid>"
     ]
     for pair, bins in sorted(by_pair.items()):
@@ -421,12 +436,14 @@ LABEL_TITLES = {
 
 
 def _labels(conn: psycopg.Connection) -> str:
-    if not _exists(conn, "metrics.fct_label_metrics"):
+    if not _exists(conn, contract.LABEL_METRICS):
         return ""
-    rows = conn.execute(
-        "select space, metric, reduction, value, ci_low, ci_high, n from metrics.fct_label_metrics "
-        "where section = 'ALL' order by metric, reduction, space"
-    ).fetchall()
+    rows = _query(
+        conn,
+        "select space, metric, reduction, value, ci_low, ci_high, n from {} "
+        "where section = 'ALL' order by metric, reduction, space",
+        contract.LABEL_METRICS,
+    )
     if not rows:
         return ""
     figures: dict[str, dict[str, dict[str, tuple]]] = defaultdict(lambda: defaultdict(dict))
@@ -484,13 +501,15 @@ def _reduction_order(reduction: str) -> tuple[int, int]:
 
 
 def _comparisons(conn: psycopg.Connection) -> str:
-    if not _exists(conn, "metrics.fct_space_comparisons"):
+    if not _exists(conn, contract.SPACE_COMPARISONS):
         return ""
-    rows = conn.execute(
+    rows = _query(
+        conn,
         "select metric, reduction, space_a, space_b, difference, ci_low, ci_high, a_beats_b, "
-        "n_a, n_b from metrics.fct_space_comparisons where section = 'ALL' and space_a < space_b "
-        "order by metric, reduction, space_a, space_b"
-    ).fetchall()
+        "n_a, n_b from {} where section = 'ALL' and space_a < space_b "
+        "order by metric, reduction, space_a, space_b",
+        contract.SPACE_COMPARISONS,
+    )
     if not rows:
         return ""
     by_metric: dict[str, list[tuple]] = defaultdict(list)
@@ -538,19 +557,21 @@ def _comparisons(conn: psycopg.Connection) -> str:
 
 
 def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
-    if not _exists(conn, "metrics.fct_metric_history"):
+    if not _exists(conn, contract.METRIC_HISTORY):
         return ""
     k_values = config.eval.k_values
     k = 10 if 10 in k_values else max(k_values)
     metric = f"recall_at_{k}"
     rows = conn.execute(
-        "with runs as (select run_id, min(run_started_at) as started "
-        "from metrics.fct_metric_history group by run_id order by started desc limit %s) "
-        "select runs.run_id, runs.started, history.pair, history.direction, history.value, "
-        "history.ci_low, history.ci_high, history.n from metrics.fct_metric_history as history "
-        "inner join runs on runs.run_id = history.run_id "
-        "where history.family = 'retrieval' and history.section = 'ALL' and history.metric = %s "
-        "order by runs.started, history.pair, history.direction",
+        sql.SQL(
+            "with runs as (select run_id, min(run_started_at) as started "
+            "from {history} group by run_id order by started desc limit %s) "
+            "select runs.run_id, runs.started, history.pair, history.direction, history.value, "
+            "history.ci_low, history.ci_high, history.n from {history} as history "
+            "inner join runs on runs.run_id = history.run_id "
+            "where history.family = 'retrieval' and history.section = 'ALL' "
+            "and history.metric = %s order by runs.started, history.pair, history.direction"
+        ).format(history=contract.METRIC_HISTORY.identifier),
         (HISTORY_RUNS, metric),
     ).fetchall()
     if not rows:
@@ -595,7 +616,7 @@ def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
         ],
     )
     return (
-        f'<p class="lead">Every refresh appends its figures to metrics.fct_metric_history; here '
+        f'<p class="lead">Every refresh appends its figures to {contract.METRIC_HISTORY}; here '
         f"R@{k} over ALL sections per pair and direction, with Wilson 95% whiskers.</p>"
         "<div class=grid>"
         + _figure(
@@ -616,11 +637,11 @@ def _delta(current: tuple | None, reference: tuple | None) -> float | None:
 
 RERANK_LEAD = (
     "Reranking the first-stage candidates: the uplift in each metric against retrieval alone, "
-    "as metrics.fct_rerank_uplift holds it."
+    f"as {contract.RERANK_UPLIFT} holds it."
 )
 DELTAS_LEAD = (
     "Each metric of the latest run against the pinned baseline and the previous comparable run, "
-    "with the interval of the difference and a verdict, as metrics.fct_metric_deltas holds it."
+    f"with the interval of the difference and a verdict, as {contract.METRIC_DELTAS} holds it."
 )
 DELTAS_COLUMNS = (
     "reference",
@@ -642,7 +663,7 @@ DELTAS_COLUMNS = (
 
 def _deltas(conn: psycopg.Connection) -> str:
     """The overall (ALL) rows of fct_metric_deltas, baseline first; moved metrics on top."""
-    if not _exists(conn, str(contract.METRIC_DELTAS)):
+    if not _exists(conn, contract.METRIC_DELTAS):
         return ""
     rows = conn.execute(
         sql.SQL(
@@ -662,12 +683,14 @@ def _deltas(conn: psycopg.Connection) -> str:
     )
 
 
-def _generic(conn: psycopg.Connection, relation: str, lead: str) -> str:
+def _generic(conn: psycopg.Connection, relation: contract.Relation, lead: str) -> str:
     """A relation this report does not chart: shown as a table when it has rows
     (dbt builds the rerank marts empty when no reranker is configured)."""
     if not _exists(conn, relation):
         return ""
-    cursor = conn.execute(f"select * from {relation} limit {GENERIC_ROW_LIMIT + 1}")  # noqa: S608
+    cursor = conn.execute(
+        sql.SQL("select * from {} limit %s").format(relation.identifier), (GENERIC_ROW_LIMIT + 1,)
+    )
     headers = [column.name for column in cursor.description or []]
     rows = cursor.fetchall()
     keep = [i for i, h in enumerate(headers) if h != "computed_at"]

@@ -2,7 +2,7 @@
     recipe (fields, variant, prompt, truncated to the space's max_words) or
     the image URI. embed-udfs backfill reads this table, so every text rule
     lives here in SQL (recipes: macros/text_recipes.sql). -#}
-{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'products.store_name'] %}
+{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
 
 with
 

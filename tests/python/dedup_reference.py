@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
-_ENTITY = re.compile(r"&(amp|quot|apos|lt|gt|nbsp|#[0-9]+);")
+VULGAR_FRACTIONS = "¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞↉"
+ALNUM_AFTER = r"(?![^\W_])"  # not followed by a letter or digit
+# the marks cleaning keeps, each only in its place (README, Text recipes)
+KEPT_MARKS = "-./%°+#"
+FORMAT_CHARACTERS = "\u200d\ufe0e\ufe0f\u20e3"  # emoji joiners, variation selectors, keycap
 
 
 def raw_text(fields: Sequence[str | None]) -> str | None:
@@ -23,31 +27,74 @@ def raw_text(fields: Sequence[str | None]) -> str | None:
     return " ".join(parts) or None
 
 
+def _is_removed(ch: str) -> bool:
+    """Punctuation, symbols (emoji), control and emoji-format characters."""
+    category = unicodedata.category(ch)
+    return category[0] in "PS" or category == "Cc" or ch in FORMAT_CHARACTERS
+
+
 def clean(text: str | None) -> str | None:
-    """NFKC, lowercase, HTML entities, anything not a letter/digit/space, whitespace."""
+    """The clean recipe as the README states it, rule by rule."""
     if text is None:
         return None
-    text = _ENTITY.sub(" ", unicodedata.normalize("NFKC", text).lower())
-    text = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text)
+    text = re.sub(f"([0-9])([{VULGAR_FRACTIONS}])", r"\1 \2", text)
+    text = unicodedata.normalize("NFKC", text).lower().replace("\u2044", "/")
+    for entity, character in (("quot|#34", '"'), ("apos|#39", "'"), ("amp|#38", "&")):
+        text = re.sub(f"&({entity});", character, text)
+    named = "lt|gt|nbsp|ndash|mdash|hellip|laquo|raquo|reg|trade|copy"
+    text = re.sub(rf"&({named}|#[0-9]+|#x[0-9a-f]+);", " ", text)
+    text = re.sub(r"([0-9])\s*(\"|”|″|′′|''|inches|inch)" + ALNUM_AFTER, r"\1 inch", text)
+    text = re.sub(r"([0-9])\s*°\s*([cf])" + ALNUM_AFTER, r"\1 °\2", text)
+    text = re.sub(r"([0-9])\s*°", r"\1 °", text)
+    text = re.sub(r"(?<![^\W_])−(?=[0-9])", "-", text)
+    text = re.sub(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))", "", text)
+    text = re.sub(r"(?<=[^\W\d_])['’ʼ](?=[^\W\d_])", "", text)
+    text = "".join(" " if _is_removed(ch) and ch not in KEPT_MARKS else ch for ch in text)
+    text = re.sub(r"(?<![0-9])[./]|[./](?![0-9])", " ", text)
+    text = re.sub(r"(?<=[^\W_])-|-(?![0-9])", " ", text)
+    text = re.sub(r"(?<![0-9])%", " ", text)
+    text = re.sub(r"(?<![0-9] )°", " ", text)
+    text = re.sub(r"(?<![^\W\d_])(?<!\+)\++|\++(?=[^\W_])|(?<![^\W\d_])#+|#+(?=[^\W_])", " ", text)
     return " ".join(text.split()) or None
 
 
-def seed_terms(name: str, column: str) -> list[str]:
+def seed_rows(name: str) -> list[dict[str, str]]:
     with (SEEDS / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
-        return [row[column] for row in csv.DictReader(handle)]
+        return list(csv.DictReader(handle))
+
+
+def seed_terms(name: str, column: str) -> list[str]:
+    return [row[column] for row in seed_rows(name)]
+
+
+def _whole_words(alternatives: Iterable[str]) -> str | None:
+    ordered = sorted(set(alternatives), key=len, reverse=True)
+    return r"(?<!\S)(?:" + "|".join(ordered) + r")(?!\S)" if ordered else None
+
+
+def _literal(terms: Iterable[str | None]) -> list[str]:
+    return [re.escape(c) for c in (clean(t) for t in terms) if c]
 
 
 def strip_noise(
-    cleaned: str | None, phrases: Iterable[str], tokens: Iterable[str], store: str | None
+    cleaned: str | None,
+    phrases: Iterable[str],
+    tokens: Iterable[str],
+    store: str | None,
+    patterns: Iterable[str] = (),
 ) -> str | None:
-    """Remove cleaned phrases, then tokens, then the store name, as whole words."""
+    """Remove cleaned phrases (and regex patterns), then tokens, then the store name,
+    as whole words of the cleaned text."""
     if cleaned is None:
         return None
     text = cleaned
-    for terms in (phrases, tokens, [store] if store else []):
-        words = sorted({c for c in (clean(t) for t in terms) if c}, key=len, reverse=True)
-        if words:
-            pattern = r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)"
+    for alternatives in (
+        [*_literal(phrases), *patterns],
+        _literal(tokens),
+        _literal([store] if store else []),
+    ):
+        pattern = _whole_words(alternatives)
+        if pattern:
             text = re.sub(pattern, " ", text)
     return " ".join(text.split()) or None
 
@@ -55,11 +102,22 @@ def strip_noise(
 def clean_no_boilerplate(
     name: str | None, description: str | None, store: str | None
 ) -> str | None:
+    """Noise of scope `description` leaves the description only; the rest leaves both."""
+    phrases = seed_rows("boilerplate_phrases")
+    tokens = seed_rows("noise_tokens")
+    description_only = _whole_words(
+        _literal(t["token"] for t in tokens if t["scope"] == "description")
+    )
+    described = clean(description)
+    if described and description_only:
+        described = re.sub(description_only, " ", described)
+    joined = " ".join(f for f in (clean(name), described) if f)
     return strip_noise(
-        clean(raw_text([name, description])),
-        seed_terms("boilerplate_phrases", "phrase"),
-        seed_terms("noise_tokens", "token"),
+        " ".join(joined.split()) or None,
+        [p["phrase"] for p in phrases if p["match"] == "phrase"],
+        [t["token"] for t in tokens if t["scope"] == "anywhere"],
         store,
+        patterns=[p["phrase"] for p in phrases if p["match"] == "pattern"],
     )
 
 

@@ -90,6 +90,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "vars.eval_seed is -1; it must be a non-negative integer.",
     ),
     (
+        "section cap given as a word other than auto",
+        {"eval_section_cap": "half"},
+        "vars.eval_section_cap is 'half'; use a positive integer, auto or null.",
+    ),
+    (
+        "a zero section cap",
+        {"eval_section_cap": 0},
+        "vars.eval_section_cap is 0; use a positive integer, auto or null.",
+    ),
+    (
+        "a section cap factor below 1 (auto would cap every section below the median)",
+        {"eval_section_cap_factor": 0.5},
+        "vars.eval_section_cap_factor is 0.5; it must be a number of at least 1.",
+    ),
+    (
         "K not below the sample size",
         {"eval_sample_size": 50, "eval_k_values": [1, 50], "hnsw_ef_search": 100},
         "vars.eval_k_values: the largest K (50) is not below vars.eval_sample_size (50); a "

@@ -4,6 +4,8 @@ enforced contract that an exposure names, and every table it writes is a dbt sou
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
@@ -51,3 +53,23 @@ def test_the_models_python_reads_have_enforced_contracts_and_exposures(manifest)
         node = models[relation.schema, relation.name]
         assert node["config"]["contract"]["enforced"], f"{relation} has no enforced contract"
         assert node["unique_id"] in exposed, f"no exposure names {relation}"
+
+
+def test_the_marts_the_report_reads_are_dbt_models(manifest):
+    models = {
+        (node["schema"], node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    for relation in contract.MARTS_REPORTED:
+        assert (relation.schema, relation.name) in models, f"{relation} is not a dbt model"
+
+
+RELATION_NAME = r"\b(?:metrics|intermediate|catalog|embeddings)\.\w+"
+
+
+def test_the_report_names_relations_only_through_the_contract():
+    report = Path(contract.__file__).parent / "report"
+    for source in sorted(report.glob("*.py")):
+        named = re.findall(RELATION_NAME, source.read_text())
+        assert not named, f"{source.name} names {named}; name them in embed_udfs/contract.py"

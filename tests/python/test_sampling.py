@@ -140,3 +140,90 @@ def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fail
     with connection(db) as conn:
         card = report.scorecard(conn, config)
     assert reason in card and "configure vars.embed_pairs" not in card
+
+
+# A small skewed catalog like a real marketplace sample: one section holds 71%, ten
+# sections hold one or two products (below the minimum of 3), 9% have no section.
+SKEWED_SIZES = {"toys": 710, None: 90, "bags": 40, "lamps": 35, "books": 28, "rugs": 24}
+SKEWED_SIZES |= {"mugs": 20, "hats": 16, "pens": 12, "cups": 10}
+SKEWED_SIZES |= {f"tiny{i}": 1 + i % 2 for i in range(10)}
+
+
+def _plant_sections(db, dbt_vars: dict, sizes: dict[str | None, int]) -> dict[str, str]:
+    sections = [section for section, size in sizes.items() for _ in range(size)]
+    products = [(f"P{i:05d}", section) for i, section in enumerate(sections)]
+    vectors = np.random.default_rng(4).normal(size=(len(products), 4))
+    plant(db, config_for(dbt_vars), products, {"t": vectors, "i": vectors})
+    return {product: section or "unknown" for product, section in products}
+
+
+def _default_cap_vars() -> dict:
+    """The project's own sampling defaults (eval_section_cap: auto, its factor, the
+    minimum of 3 and N = 5,000), with planted spaces."""
+    return planted_config(
+        [planted_space("t", "text", 4), planted_space("i", "image", 4)],
+        [{"name": "planted", "text_space": "t", "image_space": "i"}],
+    )
+
+
+def test_auto_cap_balances_a_small_skewed_catalog(db, tmp_path):
+    dbt_vars = _default_cap_vars()
+    config = config_for(dbt_vars)
+    assert config.eval.section_cap == "auto"
+    assert config.eval.sample_size > sum(SKEWED_SIZES.values())  # round robin alone cannot help
+    catalog = _plant_sections(db, dbt_vars, SKEWED_SIZES)
+    dbt_build(db, dbt_vars, tmp_path, "+int_eval_sample", "+int_label_sample")
+
+    sizes = np.array(list(Counter(catalog.values()).values()))
+    kept = sizes[sizes >= config.eval.section_min]
+    cap = int(np.ceil(config.eval.section_cap_factor * np.median(kept)))
+    assert cap == 5 * (28 + 24) // 2  # the median of the ten kept sections is (28 + 24) / 2
+
+    expected = round_robin_sample(catalog, config.eval.seed, config.eval.sample_size, 3, cap)
+    assert _sample(db) == sorted(expected)
+    counts = dict(
+        query(
+            db, "select collection_section, count(*) from intermediate.int_eval_sample group by 1"
+        )
+    )
+    assert counts["toys"] == cap and counts["unknown"] == 90 and counts["bags"] == 40
+    # the one cap in force is on every candidate row, for both samples
+    for candidates in ("intermediate.int_eval_candidates", "intermediate.int_label_candidates"):
+        assert query(db, f"select distinct section_cap from {candidates}") == [(cap,)]
+    labelled = query(db, "select product_id from intermediate.int_label_sample order by 1")
+    assert [p for (p,) in labelled] == sorted(expected)
+    shares = np.array([min(n, cap) for n in kept]) / sum(min(n, cap) for n in kept)
+    assert shares.max() < 0.5  # no longer dominated (it held 71% of the catalog)
+
+
+def test_auto_cap_does_not_bind_on_the_demo_catalogs_shares(db, tmp_path):
+    """The demo's Zipf-like sections (largest 25%, median 7%) are left as they are, so
+    its figures do not depend on the cap; an explicit null cap gives the same sample."""
+    from embed_udfs.demo.catalog import NULL_SECTION_SHARE, SECTION_SHARES
+
+    n = 2400
+    sizes: dict[str | None, int] = {s: round(n * share) for s, share in SECTION_SHARES.items()}
+    sizes[None] = round(n * NULL_SECTION_SHARE)
+    counts = np.array(list(sizes.values()))
+    assert counts.max() < 5 * np.median(counts)
+    dbt_vars = _default_cap_vars()
+    catalog = _plant_sections(db, dbt_vars, sizes)
+    dbt_build(db, dbt_vars, tmp_path, "+int_eval_sample")
+    capped = query(
+        db,
+        "select count(*) from intermediate.int_eval_candidates "
+        "where exclusion_reason = 'section capped: beyond eval_section_cap'",
+    )
+    assert capped == [(0,)]
+    assert _sample(db) == sorted(catalog)
+    dbt_build(
+        db,
+        {**dbt_vars, "eval_section_cap": None},
+        tmp_path,
+        "int_eval_candidates",
+        "int_eval_sample",
+    )
+    assert _sample(db) == sorted(catalog)
+    assert query(db, "select distinct section_cap from intermediate.int_eval_candidates") == [
+        (None,)
+    ]

@@ -5,15 +5,18 @@ way by dbt and by embed_udfs.config."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, planted_config, planted_space, query
 from dedup_reference import clean, clean_no_boilerplate, raw_text
+from psycopg import sql
 
 from embed_udfs import demo
 from embed_udfs.config import TEXT_VARIANTS
-from embed_udfs.db import connection
+from embed_udfs.db import admin_connect, connection, drop_database, ensure_database
 from embed_udfs.errors import ConfigError, DbtError
+from embed_udfs.store import PRODUCTS_DDL
 
 
 def test_text_variants_are_the_same_in_dbt_and_python():
@@ -82,3 +85,47 @@ def test_bad_recipe_settings_are_refused_by_dbt_and_python(db, tmp_path):
         config_for(two)
     with pytest.raises(DbtError, match="near_duplicates: true"):
         dbt_build(db, two, tmp_path, "int_dedup_vectors")
+
+
+LOCALE_LISTINGS = [
+    ("1", "Сумка кожаная 2.5 л — ХИТ", "Été: crème brûlée, Ærø. 高品质 革のバッグ 3/4", None),
+    ("2", 'Chest Freezer −20°C, 8.625" wide', "C++ & C# for Rubik's fans — #1 pick", "Shop4U"),
+    ("3", "حقيبة جلدية ١٢٣", "हिन्दी किताब. Νέο μοντέλο!", None),
+]
+
+
+def test_cleaning_does_not_depend_on_the_database_locale(server, tmp_path):
+    """In a database whose locale is libc "C", [[:alpha:]] and lower() know ASCII only;
+    the cleaning rules run under pg_c_utf8, so non-Latin text is cleaned as anywhere."""
+    settings = server.for_database(f"embed_metrics_test_c_{uuid.uuid4().hex[:8]}")
+    with admin_connect(server, "postgres") as admin:
+        admin.execute(
+            sql.SQL(
+                "create database {} owner {} template template0 encoding 'UTF8' "
+                "locale_provider libc locale 'C'"
+            ).format(sql.Identifier(settings.dbname), sql.Identifier(settings.user))
+        )
+    try:
+        ensure_database(settings)
+        with connection(settings, autocommit=True) as conn:
+            # the trap this guards against is really there in this database
+            assert conn.execute("select 'Ж' ~ '[[:alpha:]]', lower('Ж')").fetchone() == (False, "Ж")
+            conn.execute(PRODUCTS_DDL)
+            for row in LOCALE_LISTINGS:
+                conn.execute(
+                    "insert into catalog.products (product_id, product_name, "
+                    "product_description, store_name) values (%s, %s, %s, %s)",
+                    row,
+                )
+        dbt_build(settings, {}, tmp_path, "+int_product_texts_cleaned")
+        rows = dict(
+            query(
+                settings,
+                "select product_id, text_clean from intermediate.int_product_texts_cleaned",
+            )
+        )
+    finally:
+        drop_database(settings)
+    for product_id, name, description, _ in LOCALE_LISTINGS:
+        assert rows[product_id] == clean(raw_text([name, description])), product_id
+    assert rows["1"].startswith("сумка кожаная 2.5 л хит été crème brûlée ærø")

@@ -2,7 +2,7 @@
     product_description): what each cleaning step leaves, and how many words
     each step removed. The dedup step compares vars.dedup_text_variant. -#}
 {%- set fields = ['product_name', 'product_description'] %}
-{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'products.store_name'] %}
+{%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
 
 with
 
@@ -19,11 +19,29 @@ recipes as (
         products.product_id,
         products.collection_section,
         products.store_name,
+        {{ clean_text('products.product_name') }} as clean_name,
+        {{ clean_text('products.store_name') }} as clean_store_name,
         {{ product_text('raw', fields, *noise) }} as text_raw,
         {{ product_text('clean', fields, *noise) }} as text_clean,
         {{ product_text('clean_no_boilerplate', fields, *noise) }} as text_clean_no_boilerplate
     from products
     cross join patterns
+),
+
+-- a store name inside the product's own name is likely a brand (tests/assert_store_name_is_not_a_brand.sql)
+checked as (
+    select
+        product_id,
+        collection_section,
+        store_name,
+        case
+            when clean_store_name is not null and clean_name is not null
+                then clean_name ~ {{ whole_words_pattern(regex_escaped('clean_store_name')) }}
+        end as is_store_name_in_name,
+        text_raw,
+        text_clean,
+        text_clean_no_boilerplate
+    from recipes
 ),
 
 final as (
@@ -34,7 +52,7 @@ final as (
         {%- endfor %}
         coalesce({{ word_count('text_clean') }}, 0)
         - coalesce({{ word_count('text_clean_no_boilerplate') }}, 0) as n_noise_words_removed
-    from recipes
+    from checked
 )
 
 select * from final
