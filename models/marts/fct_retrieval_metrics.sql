@@ -43,11 +43,7 @@ final as (
     select
         summary.*,
         {{ sql_string(search_method) }}::text as search_method,
-        {%- if search_method == 'hnsw' %}
-        index_bias.bias as index_bias,
-        {%- else %}
-        null::float8 as index_bias,
-        {%- endif %}
+        case when {{ sql_string(search_method) }} = 'hnsw' then index_bias.bias end as index_bias,
         now() as computed_at
     from summary
     left join index_bias
