@@ -65,8 +65,10 @@
     vars.ann_target_recall on the current eval vectors. For each of the
     direction's pairs, up to vars.ann_tuning_queries queries (the tune job's
     sample rule) search the gallery's HNSW index on int_eval_vectors at the
-    tuned ef_search, and their top 10 is compared with the exact top 10 (a
-    sequential scan: the distance plus 0 is no index's expression). One row
+    tuned ef_search (through the tune job's function ann_index.top_ids, which
+    plans its search with sequential scans off: a test's own SELECT is planned
+    before it could set that), and their top 10 is compared with the exact top
+    10 (a sequential scan: the distance plus 0 is no index's expression). One row
     per pair whose neighbour recall@10 fell below the target: re-run
     `embed-udfs tune`. No rows when the direction is untuned. -#}
 {% macro ann_tuned_recall_shortfalls(direction) %}
@@ -76,12 +78,6 @@
     {{ empty_relation({'pair': 'text', 'ef_search': 'integer', 'neighbour_recall_at_10': 'float8'}) }}
 {%- else %}
 with
-
-settings as materialized (
-    select
-        set_config('hnsw.ef_search', '{{ ef }}', true) as ef_search,
-        set_config('enable_seqscan', 'off', true) as seqscan
-),
 
 {% for d in searched %}
 queries_{{ loop.index }} as (
@@ -107,18 +103,11 @@ recall_{{ loop.index }} as (
             / cardinality(exact.ids)
         ) as neighbour_recall_at_10
     from queries_{{ loop.index }} as queries
-    cross join settings
     cross join lateral (
-        select array_agg(listed.product_id) as ids
-        from (
-            select gallery.product_id
-            from {{ ref('int_eval_vectors') }} as gallery
-            where
-                gallery.space = {{ sql_string(d.gallery.name) }}
-                and settings.ef_search is not null
-            order by gallery.embedding::vector({{ d.gallery.dim }}) <=> queries.embedding
-            limit 10
-        ) as listed
+        select ann_index.top_ids(
+            '{{ ref('int_eval_vectors') }}'::regclass, {{ sql_string(d.gallery.name) }},
+            {{ d.gallery.dim }}, queries.embedding, {{ ef }}, 10
+        ) as ids
     ) as found
     cross join lateral (
         select array_agg(listed.product_id) as ids

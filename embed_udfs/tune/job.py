@@ -343,6 +343,7 @@ def space_targets(conn: psycopg.Connection, config: ProjectConfig, ann: AnnConfi
         )
     schema = sql.Identifier(contract.ANN_INDEX_SCHEMA)
     conn.execute(sql.SQL("create schema if not exists {}").format(schema))
+    probe.create_top_ids(conn, contract.ANN_INDEX_SCHEMA)
     built: dict[str, str] = {}
     targets = []
     for pair in config.pairs:

@@ -213,3 +213,37 @@ def grid(method: str, values: Sequence[int], iterative_scans: Sequence[str]) -> 
     """The settings tried on an index of this method (modes it lacks are skipped)."""
     modes = [m for m in iterative_scans if m in ITERATIVE_MODES[method]] or ["off"]
     return [Setting(KNOBS[method], value, mode) for mode in modes for value in values]
+
+
+# For dbt's check that the tuned setting still holds (macro ann_tuned_recall_shortfalls):
+# a query's top k in one space of an (index, space)-partitioned vectors table through
+# its HNSW index at ef_search. A dbt test is a single SELECT, planned before it runs,
+# so it cannot switch off sequential scans for its own plan; this function plans its
+# search when called, with them off, and puts both settings back.
+TOP_IDS_FUNCTION = """
+create or replace function {schema}.top_ids(
+    p_relation regclass, p_space text, p_dim integer, p_query vector, p_ef integer, p_k integer
+) returns text[]
+language plpgsql as $top$
+declare
+    seqscan text := current_setting('enable_seqscan');
+    ef text := coalesce(current_setting('hnsw.ef_search', true), '40');
+    ids text[];
+begin
+    perform set_config('enable_seqscan', 'off', true);
+    perform set_config('hnsw.ef_search', p_ef::text, true);
+    execute format(
+        'select array_agg(product_id) from (select product_id from %s where space = %L '
+        'order by embedding::vector(%s) <=> $1 limit %s) as listed',
+        p_relation, p_space, p_dim, p_k
+    ) into ids using p_query;
+    perform set_config('enable_seqscan', seqscan, true);
+    perform set_config('hnsw.ef_search', ef, true);
+    return ids;
+end
+$top$
+"""
+
+
+def create_top_ids(conn: psycopg.Connection, schema: str) -> None:
+    conn.execute(sql.SQL(TOP_IDS_FUNCTION).format(schema=sql.Identifier(schema)))
