@@ -111,6 +111,7 @@ class TargetSummary:
     queries: int = 0
     points: list[Point] = field(default_factory=list)
     exact_p50_ms: float = 0.0
+    exact_figures: dict[str, float] = field(default_factory=dict)
     chosen: Point | None = None
     target_recall: float = 0.99
     bias_at_10: float | None = None
@@ -212,6 +213,7 @@ def _measure(
     exact_figures = (
         curve.retrieval_figures(exact_lists, positives, k_values) if target.with_positives else {}
     )
+    summary.exact_figures = exact_figures
     rows: list[tuple[Any, ...]] = []
 
     def row(
