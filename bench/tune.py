@@ -2,7 +2,7 @@
 the recall/latency curve of every gallery and the job's run time, each index latency
 as a ratio to the exact sequential scan timed in the same run.
 
-    python bench/tune.py [--sizes 20000] [--dim 512] [--demo]
+    python bench/tune.py [--sizes 20000] [--dim 512] [--ef-search 50,100,...] [--demo]
 
 --demo tunes the galleries of the project's own database, as `embed-udfs demo run`
 leaves it (run that first).
@@ -19,7 +19,7 @@ from _scratch import PROJECT_DIR, machine, plant, scratch_database
 from embed_udfs.config import load_config
 from embed_udfs.db import resolve_settings
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.tune.job import TuneSummary, tune
+from embed_udfs.tune.job import TuneOptions, TuneSummary, tune
 
 SECTIONS = 10
 
@@ -63,7 +63,7 @@ def print_curves(summary: TuneSummary) -> None:
         print("  " + target.line().splitlines()[0])
 
 
-def bench_planted(n: int, dim: int, queries: int) -> None:
+def bench_planted(n: int, dim: int, queries: int, grid: tuple[int, ...] | None) -> None:
     sections, texts, images = planted(n, dim)
     space = {"modality": "text", "backend": "open_clip", "family": "bench", "model": "planted"}
     dbt_vars = {
@@ -89,7 +89,7 @@ def bench_planted(n: int, dim: int, queries: int) -> None:
         for step in (["seed"], ["run", "--select", "+int_ann_tuning_vectors"]):
             run_dbt(step, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=target, quiet=True)
         started = time.perf_counter()
-        summary = tune(settings, config)
+        summary = tune(settings, config, TuneOptions(ef_search_grid=grid))
         seconds = time.perf_counter() - started
     print(f"\n== planted N = {n}, {dim}-d, {queries} queries per gallery ==")
     print_curves(summary)
@@ -116,11 +116,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[20000])
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--ef-search",
+        type=lambda text: tuple(int(v) for v in text.split(",")),
+        help="the planted space's grid, e.g. 50,100,200,400,800,1600 (default the project's)",
+    )
     parser.add_argument("--demo", action="store_true", help="also tune the demo's database")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     for n in args.sizes:
-        bench_planted(n, args.dim, args.queries)
+        bench_planted(n, args.dim, args.queries, args.ef_search)
     if args.demo:
         bench_demo()
 
