@@ -404,22 +404,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         iterative_scans=tuple(args.iterative_scan) if args.iterative_scan else None,
         queries=args.queries,
     )
-    settings = ctx.settings()
-    if args.relation is None and not args.no_dbt:
-        from embed_udfs.dbt_runner import run_dbt
-
-        log.info("dbt: the galleries (intermediate.int_ann_tuning_vectors)")
-        run_dbt(
-            ["build", "--select", "+int_ann_tuning_vectors"]
-            + ["--resource-type", "model", "--resource-type", "seed"],
-            settings,
-            ctx.project_dir,
-            dbt_vars=ctx.vars,
-        )
     summary = tune(
-        settings,
+        ctx.settings(),
         ctx.config,
         options,
+        dbt_vars=None if args.no_dbt else ctx.vars,
         relation=args.relation,
         column=args.column,
         id_column=args.id_column,

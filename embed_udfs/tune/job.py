@@ -581,15 +581,28 @@ def tune(
     config: ProjectConfig,
     options: TuneOptions | None = None,
     *,
+    dbt_vars: dict[str, Any] | None = None,
     relation: str | None = None,
     column: str | None = None,
     id_column: str | None = None,
     index: str | None = None,
 ) -> TuneSummary:
-    """Measure the curve of every configured gallery, or of one user relation."""
+    """Measure the curve of every configured gallery, or of one user relation. With
+    dbt_vars (a dict, maybe empty), dbt first builds the galleries it reads."""
     started = time.perf_counter()
     ann = (options or TuneOptions()).apply(config.ann)
     depth = list_depth(config)
+    if relation is None and dbt_vars is not None:
+        from embed_udfs.dbt_runner import run_dbt
+
+        log.info("dbt: the galleries (%s)", contract.ANN_TUNING_VECTORS)
+        run_dbt(
+            ["build", "--select", f"+{contract.ANN_TUNING_VECTORS.name}"]
+            + ["--resource-type", "model", "--resource-type", "seed"],
+            settings,
+            config.project_dir,
+            dbt_vars=dbt_vars,
+        )
     with connect(settings, application_name="embed-udfs tune") as conn:
         store.bootstrap(conn, config)
         if relation is None:
