@@ -197,3 +197,20 @@ def test_bad_relations_are_refused_with_what_to_do(shop, db, capsys, monkeypatch
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: shop.notes has no pgvector column")
     assert "Traceback" not in err
+
+
+def test_iterative_scan_modes_are_measured_beside_the_plain_scan(shop, db):
+    _index(db, "items", "vector_cosine_ops")
+    modes = ("off", "relaxed_order", "strict_order")
+    summary = tune(db, shop, TuneOptions(iterative_scans=modes), relation="shop.items")
+    rows = query(
+        db,
+        "select iterative_scan, search_value, value from embeddings.ann_tuning "
+        "where target = 'shop.items.embedding' and metric = 'neighbour_recall' and k = 10",
+    )
+    assert {(mode, ef) for mode, ef, _ in rows} == {(m, ef) for m in modes for ef in GRID}
+    assert all(0 < value <= 1 for *_, value in rows)
+    # the tuned setting is a plain scan's: that is what the pre_hook sets
+    assert summary.targets[0].chosen.setting.iterative_scan == "off"
+    with pytest.raises(ConfigError, match="not one of pgvector's"):
+        tune(db, shop, TuneOptions(iterative_scans=("sideways",)), relation="shop.items")
