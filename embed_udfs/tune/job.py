@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 DIRECTIONS = ("text_to_image", "image_to_text")
+EF_SEARCH_MAX = 1000  # pgvector refuses hnsw.ef_search above this
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ def check_ann(ann: AnnConfig) -> AnnConfig:
     ):
         if not values or any(v < 1 for v in values):
             raise ConfigError(f"vars.{name} is {list(values)}; list positive integers.")
+    high = [v for v in ann.ef_search_grid if v > EF_SEARCH_MAX]
+    if high:
+        raise ConfigError(
+            f"vars.ann_ef_search_grid has {', '.join(map(str, high))}, above {EF_SEARCH_MAX}, the "
+            "largest hnsw.ef_search pgvector accepts. If recall@10 still falls short at "
+            f"{EF_SEARCH_MAX}, rebuild the index with a larger m or ef_construction."
+        )
     return replace(
         ann,
         ef_search_grid=tuple(sorted(set(ann.ef_search_grid))),

@@ -186,6 +186,8 @@ def test_bad_relations_are_refused_with_what_to_do(shop, db, capsys, monkeypatch
     _index(db, "items", "vector_cosine_ops")
     with pytest.raises(GridBelowDepth, match="below 10"):
         tune(db, shop, TuneOptions(ef_search_grid=(4, 64)), relation="shop.items")
+    with pytest.raises(ConfigError, match="above 1000, the largest hnsw.ef_search"):
+        tune(db, shop, TuneOptions(ef_search_grid=(64, 1600)), relation="shop.items")
     for bad in (0.0, -1.0, 1.01):
         with pytest.raises(ConfigError, match=r"number in \(0, 1\]"):
             tune(db, shop, TuneOptions(target_recall=bad), relation="shop.items")
