@@ -136,7 +136,9 @@ class TargetSummary:
             text = f"{head}: no setting reaches recall@{RECALL_K} {self.target_recall:g}"
             if best is not None:
                 text += (
-                    f" (best {best.recall[RECALL_K]:.4f} at {best.setting.label()}); widen the grid"
+                    f" (best {best.recall[RECALL_K]:.4f} at {best.setting.label()}); widen the "
+                    f"grid (ef_search up to {EF_SEARCH_MAX}) or rebuild the index with a "
+                    "larger m or ef_construction"
                 )
         else:
             c = self.chosen
