@@ -33,6 +33,7 @@ Typical use:
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
   embed-udfs rerank            rescore each query's stage-1 candidates with the configured rerankers
+  embed-udfs tune              recall/latency curve of the HNSW index per gallery (or --relation)
   embed-udfs report            print the per-section scorecard
   embed-udfs baseline set latest   pin a run; metrics.fct_metric_deltas compares later runs to it
   embed-udfs report --html report.html   the same and more as plots, in one offline HTML file
@@ -168,11 +169,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.demo_command == "load":
         print(f"loaded {count} products into catalog.products")
         return 0
+    # the demo shows every gallery's tuning curve (metrics.fct_ann_tuning)
+    ctx.vars.setdefault("ann_tuning", True)
     if "rerankers" not in ctx.vars:
-        from embed_udfs.config import load_config
-
         ctx.vars["rerankers"] = demo_training.demo_rerankers()
-        ctx.config = load_config(ctx.project_dir, overrides=ctx.vars)
+    from embed_udfs.config import load_config
+
+    ctx.config = load_config(ctx.project_dir, overrides=ctx.vars)
     from embed_udfs.runs import run_vars
 
     ctx.vars = run_vars(ctx.project_dir, ctx.vars, "demo")
@@ -373,6 +376,88 @@ replacing the space's earlier rows. dbt then scores them against the sections
 examples:
   embed-udfs cluster
   embed-udfs --vars '{label_pca_dims: [32, none]}' cluster --space minilm_text
+"""
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 64,100,200"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one value, e.g. 64,100,200")
+    return values
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from embed_udfs.tune.job import TuneOptions, tune
+
+    ctx = _Context(args)
+    if args.relation is None and (args.column or args.id_column or args.index):
+        raise EmbedUdfsError("--column, --id-column and --index go with --relation SCHEMA.TABLE.")
+    options = TuneOptions(
+        target_recall=args.target_recall,
+        ef_search_grid=args.ef_search,
+        probes_grid=args.probes,
+        iterative_scans=tuple(args.iterative_scan) if args.iterative_scan else None,
+        queries=args.queries,
+    )
+    summary = tune(
+        ctx.settings(),
+        ctx.config,
+        options,
+        dbt_vars=None if args.no_dbt else ctx.vars,
+        relation=args.relation,
+        column=args.column,
+        id_column=args.id_column,
+        index=args.index,
+    )
+    for line in summary.lines():
+        print(line)
+    chosen = sum(t.chosen is not None for t in summary.targets)
+    print(
+        f"tune: {len(summary.targets)} target(s), {chosen} with a setting that meets the "
+        f"target, in {summary.seconds:.1f} s; the curve is in embeddings.ann_tuning "
+        "(metrics.fct_ann_tuning after `dbt build` or `embed-udfs refresh`)"
+    )
+    return 0
+
+
+TUNE_EPILOG = """How good is the approximate search, and what does it cost? For each
+configured pair and direction, the gallery's eval vectors are copied into
+schema ann_index with the project's HNSW index (vector_cosine_ops, m=16,
+ef_construction=64), a deterministic sample of the other space's vectors
+(vars.ann_tuning_queries) searches it at every hnsw.ef_search in
+vars.ann_ef_search_grid (and each mode of vars.ann_iterative_scans), and each
+list is compared with the exact list from a sequential scan:
+
+  neighbour recall@10   share of the exact top 10 the index returned
+  recall/mrr bias       R@K and MRR read from the index's lists minus the
+                        same from the exact lists (what the index path of
+                        metrics.fct_retrieval_metrics overstates)
+  latency p50/p95       per query, timed inside the database
+
+The cheapest ef_search whose recall@10 meets vars.ann_target_recall is the
+tuned one: when the metrics search through the index (retrieval_search: hnsw,
+or auto above exact_search_max_gallery) their pre_hook uses it. Values below
+max(largest K, 10) are refused: an HNSW scan returns at most ef_search rows.
+
+--relation SCHEMA.TABLE measures your own serving index instead (HNSW: the
+ef_search grid; IVFFlat: vars.ann_probes_grid), with queries sampled from the
+table itself, and checks that its operator class orders like the cosine
+distance the evaluation uses and that the vectors are unit length (on the
+sample), saying what a mismatch costs. It only reads your table.
+Results: embeddings.ann_tuning; dbt keeps them as metrics.fct_ann_tuning, one
+row per setting, the chosen one marked (analyses/ann_tuning_curve.sql prints it).
+
+examples:
+  embed-udfs tune
+  embed-udfs tune --ef-search 40,80,160 --target-recall 0.95
+  embed-udfs tune --relation public.items --column embedding
+  embed-udfs tune --relation public.items --column embedding --index items_embedding_idx \
+      --iterative-scan off --iterative-scan relaxed_order
 """
 
 
@@ -679,6 +764,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not rebuild the candidates first (dbt build --select +int_rerank_candidates)",
     )
     rerank.set_defaults(func=cmd_rerank)
+
+    tune = _command(
+        commands,
+        "tune",
+        help="measure the ANN index's recall/latency curve against exact search, per gallery",
+    )
+    tune.formatter_class = argparse.RawDescriptionHelpFormatter
+    tune.epilog = TUNE_EPILOG
+    tune.add_argument(
+        "--relation",
+        metavar="SCHEMA.TABLE",
+        help="tune your own table's HNSW or IVFFlat index instead of the configured galleries",
+    )
+    tune.add_argument(
+        "--column", help="with --relation: the vector column (default: its only one)"
+    )
+    tune.add_argument(
+        "--id-column",
+        help="with --relation: a row id for the lists (default: a one-column primary key, "
+        "else ctid)",
+    )
+    tune.add_argument(
+        "--index", help="with --relation: the index to tune, when the column has several"
+    )
+    tune.add_argument(
+        "--ef-search",
+        type=_int_list,
+        metavar="N,N,...",
+        help="hnsw.ef_search values to try (default vars.ann_ef_search_grid)",
+    )
+    tune.add_argument(
+        "--probes",
+        type=_int_list,
+        metavar="N,N,...",
+        help="ivfflat.probes values to try (default vars.ann_probes_grid)",
+    )
+    tune.add_argument(
+        "--iterative-scan",
+        action="append",
+        choices=["off", "relaxed_order", "strict_order"],
+        help="pgvector iterative scan modes to try (repeatable; default vars.ann_iterative_scans)",
+    )
+    tune.add_argument(
+        "--target-recall",
+        type=float,
+        help="neighbour recall@10 the chosen setting must reach, in (0, 1] "
+        "(default vars.ann_target_recall)",
+    )
+    tune.add_argument(
+        "--queries", type=int, help="queries per gallery (default vars.ann_tuning_queries)"
+    )
+    tune.add_argument(
+        "--no-dbt",
+        action="store_true",
+        help="do not rebuild the galleries first (dbt build --select +int_ann_tuning_vectors)",
+    )
+    tune.set_defaults(func=cmd_tune)
 
     report = _command(
         commands, "report", help="print the per-section scorecard, or write the HTML report"

@@ -35,6 +35,7 @@ MODALITIES = ("text", "image")
 TEXT_VARIANTS = ("raw", "clean", "clean_no_boilerplate")
 RETRIEVAL_SEARCHES = ("auto", "hnsw", "exact")
 SECTION_CAP_AUTO = "auto"
+ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")  # pgvector's hnsw.iterative_scan
 CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz", ".ckpt")
 
 
@@ -162,6 +163,13 @@ def _list(value: Any) -> Any:
     return value
 
 
+def _target_recall(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number <= 1:
+        raise _rule("it must be a number in (0, 1], e.g. 0.99 (neighbour recall@10)")
+    return number
+
+
 def _pca_dims(value: Any) -> Any:
     items = _list(value)
     if not items:
@@ -239,6 +247,21 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AnnConfig:
+    """ANN tuning (`embed-udfs tune`): the settings tried against exact lists, how many
+    queries each gallery gets, and the neighbour recall@10 the tuned setting must reach.
+    Whether a grid value is below the largest K is checked when the tuning runs, so an
+    unused grid never stops a refresh."""
+
+    tuning: bool  # refresh runs the tune job
+    target_recall: float
+    ef_search_grid: tuple[int, ...]
+    probes_grid: tuple[int, ...]
+    iterative_scans: tuple[str, ...]
+    queries: int
+
+
+@dataclass(frozen=True)
 class LabelConfig:
     """Label structure (how well text spaces separate collection_section): the PCA
     sizes and KMeans seeds of `embed-udfs cluster`, and the bootstrap behind the
@@ -297,6 +320,16 @@ class ProjectVars(BaseModel):
     label_kmeans_seeds: Annotated[tuple[NonNegativeInt, ...], BeforeValidator(_list)]
     bootstrap_replicates: Annotated[int, BeforeValidator(_integer(2, 16000))]
     bootstrap_seed: NonNegativeInt
+
+    ann_tuning: Bool
+    ann_target_recall: Annotated[float, BeforeValidator(_target_recall)]
+    ann_ef_search_grid: Annotated[tuple[PositiveInt, ...], BeforeValidator(_list)]
+    ann_probes_grid: Annotated[tuple[PositiveInt, ...], BeforeValidator(_list)]
+    ann_iterative_scans: Annotated[
+        tuple[Annotated[str, BeforeValidator(_one_of(ITERATIVE_SCANS))], ...],
+        BeforeValidator(_list),
+    ]
+    ann_tuning_queries: PositiveInt
 
     embed_spaces: Annotated[tuple[SpaceConfig, ...], BeforeValidator(_list)]
     embed_pairs: Annotated[tuple[PairConfig, ...], BeforeValidator(_list)]
@@ -421,6 +454,7 @@ class ProjectConfig:
     dedup: DedupConfig
     text_max_words: int
     text_strip_store_name: bool
+    ann: AnnConfig
     ingest: IngestLimits = dataclasses.field(default_factory=IngestLimits)
 
     def space(self, name: str) -> SpaceConfig:
@@ -611,4 +645,12 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
         ),
         text_max_words=model.text_max_words,
         text_strip_store_name=model.text_strip_store_name,
+        ann=AnnConfig(
+            tuning=model.ann_tuning,
+            target_recall=model.ann_target_recall,
+            ef_search_grid=tuple(sorted(set(model.ann_ef_search_grid))),
+            probes_grid=tuple(sorted(set(model.ann_probes_grid))),
+            iterative_scans=tuple(dict.fromkeys(model.ann_iterative_scans)) or ("off",),
+            queries=model.ann_tuning_queries,
+        ),
     )

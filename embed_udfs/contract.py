@@ -76,6 +76,7 @@ RERANK_CANDIDATES = Relation("intermediate", "int_rerank_candidates")  # rerank:
 EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empty samples, why
 RUNS = Relation("metrics", "dim_runs")  # baseline: which runs exist
 METRIC_DELTAS = Relation("metrics", "fct_metric_deltas")  # report (optional block)
+ANN_TUNING_VECTORS = Relation("intermediate", "int_ann_tuning_vectors")  # tune: the galleries
 
 # Marts the report and scorecard show when dbt has built them (optional blocks, no
 # enforced contract: the report only reads columns it names and skips a missing mart),
@@ -108,6 +109,7 @@ MODELS_READ: tuple[Relation, ...] = (
     RERANK_CANDIDATES,
     EVAL_SAMPLE_SIZES,
     RUNS,
+    ANN_TUNING_VECTORS,
 )
 
 # Tables Python writes and dbt reads as sources.
@@ -145,3 +147,11 @@ def backfill_claims(config: ProjectConfig) -> Relation:
 def baseline(config: ProjectConfig) -> Relation:
     """The pinned baseline run of fct_metric_deltas (source runs.baseline), beside the vectors."""
     return Relation(VECTORS.resolve(config).schema, "baseline")
+
+
+# `embed-udfs tune` writes the recall/latency curve beside the vectors, and builds its
+# own copies of the galleries, with their HNSW indexes, in a schema of its own.
+ANN_TUNING = ConfiguredRelation(
+    "vectors_relation", lambda c: f"{c.vectors_relation.rpartition('.')[0]}.ann_tuning"
+)
+ANN_INDEX_SCHEMA = "ann_index"

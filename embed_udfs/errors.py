@@ -30,3 +30,19 @@ class DbtError(EmbedUdfsError):
 
 class ClusterError(EmbedUdfsError):
     """PCA + KMeans of the label sample cannot run (no sample yet, an image space, ...)."""
+
+
+class TuneError(EmbedUdfsError):
+    """`embed-udfs tune` cannot measure an index (no vector column, no index, ...)."""
+
+
+class NotAVectorColumn(TuneError):
+    """The relation or column given to `tune --relation` holds no pgvector vectors."""
+
+
+class NoAnnIndex(TuneError):
+    """The column has no HNSW or IVFFlat index to tune (or several, and none was named)."""
+
+
+class GridBelowDepth(ConfigError):
+    """A search setting in the tuning grid cannot return the lists the metrics need."""

@@ -150,3 +150,13 @@ def _register_rerank() -> None:
 
 
 _register_rerank()
+
+
+def _register_tune() -> None:
+    # imported here: the tune module imports this one for JobSummary
+    from embed_udfs.tune.job import TuneJob
+
+    register_job(TuneJob())
+
+
+_register_tune()

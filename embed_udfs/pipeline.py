@@ -64,6 +64,10 @@ def refresh(
             if job.name == "backfill" and not backfill:
                 log.info("skipping the backfill: the vectors stay as they are")
                 continue
+            if job.name == "tune" and not config.ann.tuning:
+                # before its inputs are built: an off job costs the refresh nothing
+                log.info("skipping the ANN tuning: vars.ann_tuning is false")
+                continue
             if job.reads not in built:
                 log.info("dbt: %s reads %s", job.name, job.reads)
                 # models and seeds only: the tests run in the final build, once every job has run

@@ -185,6 +185,9 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
     from embed_udfs.rerank import store as rerank_store  # what `embed-udfs rerank` writes
 
     rerank_store.bootstrap(conn, config)
+    from embed_udfs.tune import store as tune_store  # what `embed-udfs tune` writes
+
+    tune_store.bootstrap(conn, config)
     conn.commit()
 
 

@@ -118,6 +118,9 @@
     {%- if not ns.problem and not ((factor_digits or (cap_factor is number and cap_factor is not boolean)) and (cap_factor | float) >= 1) -%}
         {%- set ns.problem = "vars.eval_section_cap_factor is " ~ embedding_config_shown(cap_factor) ~ "; it must be a number of at least 1." -%}
     {%- endif -%}
+    {%- if not ns.problem -%}
+        {%- set ns.problem = embedding_config_target_recall_problem(embedding_config_var(overrides, 'ann_target_recall')) -%}
+    {%- endif -%}
     {%- set k_values = embedding_config_var(overrides, 'eval_k_values') -%}
     {%- if not ns.problem and (k_values is string or k_values is mapping or k_values is not iterable) -%}
         {%- set ns.problem = "vars.eval_k_values is " ~ embedding_config_shown(k_values) ~ "; it must be a list." -%}
@@ -299,6 +302,20 @@
     {%- set digits = value is string and modules.re.fullmatch('-?[0-9]+', value.strip()) is not none -%}
     {%- if not (digits or (value is integer and value is not boolean)) or (value | int) < minimum -%}
         {{ return(where ~ " is " ~ embedding_config_shown(value) ~ "; " ~ expected ~ ".") }}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}
+
+
+{#- vars.ann_target_recall (fct_ann_tuning, the tuned ef_search): a number in (0, 1]. -#}
+{% macro embedding_config_target_recall_problem(value) %}
+    {%- set where = "vars.ann_target_recall is " ~ embedding_config_shown(value) -%}
+    {%- set decimal = value is string and modules.re.fullmatch('\\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\\s*', value) is not none -%}
+    {%- if not (decimal or (value is number and value is not boolean)) -%}
+        {{ return(where ~ "; it must be a number.") }}
+    {%- endif -%}
+    {%- if not (0 < (value | float) <= 1) -%}
+        {{ return(where ~ "; it must be a number in (0, 1], e.g. 0.99 (neighbour recall@10).") }}
     {%- endif -%}
     {{ return('') }}
 {% endmacro %}

@@ -117,7 +117,7 @@
     land), so the walk's page ranges hold that space's rows only and no
     row is detoasted. -#}
 {% macro retrieval_search_settings(gallery, direction) -%}
-    {{ set_ef_search() }}
+    {{ set_ef_search(direction) }}
     {%- if exact_search() %}
     {#- the walk's per-query scans run in the leader (bench/exact_ranks.py measured it so) #}
     {{ exact_search_settings(workers=0) }}

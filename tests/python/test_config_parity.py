@@ -166,6 +166,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "vars.embed_pairs[0]: pair 'p' retrieves across model families: 't' is 'minilm' and "
         "'i' is 'planted'.",
     ),
+    (
+        "target recall of zero",
+        {"ann_target_recall": 0},
+        "vars.ann_target_recall is 0; it must be a number in (0, 1], e.g. 0.99 (neighbour "
+        "recall@10).",
+    ),
+    (
+        "target recall above one",
+        {"ann_target_recall": "1.5"},
+        "vars.ann_target_recall is '1.5'; it must be a number in (0, 1]",
+    ),
+    (
+        "target recall given as a word",
+        {"ann_target_recall": "high"},
+        "vars.ann_target_recall is 'high'; it must be a number.",
+    ),
 ]
 
 TEXT_FIELD_CASE = (

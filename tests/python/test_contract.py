@@ -30,6 +30,7 @@ def test_the_tables_python_writes_are_dbt_sources(manifest):
         contract.VECTORS,
         contract.BACKFILL_ERRORS,
         contract.CLUSTER_ASSIGNMENTS,
+        contract.ANN_TUNING,
     ):
         relation = written.resolve(config)
         assert (relation.schema, relation.name) in sources, written

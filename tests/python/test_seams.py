@@ -91,12 +91,12 @@ class _Job:
 
 
 def test_jobs_run_in_dependency_order_and_a_missing_dependency_is_named():
-    assert [job.name for job in jobs.jobs()] == ["backfill", "cluster", "rerank"]
+    assert [job.name for job in jobs.jobs()] == ["backfill", "cluster", "rerank", "tune"]
     jobs.register_job(_Job("report_extra", after=("tune_extra",)))
     jobs.register_job(_Job("tune_extra", after=("backfill",)))
     try:
         assert [job.name for job in jobs.jobs()] == [
-            "backfill", "cluster", "rerank", "tune_extra", "report_extra"
+            "backfill", "cluster", "rerank", "tune", "tune_extra", "report_extra"
         ]
         jobs.register_job(_Job("orphan", after=("never_registered",)))
         with pytest.raises(ConfigError, match="never_registered"):
@@ -104,5 +104,5 @@ def test_jobs_run_in_dependency_order_and_a_missing_dependency_is_named():
     finally:
         for name in ("report_extra", "tune_extra", "orphan"):
             jobs.unregister_job(name)
-    assert [job.name for job in jobs.jobs()] == ["backfill", "cluster", "rerank"]
+    assert [job.name for job in jobs.jobs()] == ["backfill", "cluster", "rerank", "tune"]
     assert jobs.JobSummary("x", ("a", "b")).line() == "x: a; b"
