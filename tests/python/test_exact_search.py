@@ -138,8 +138,16 @@ FORMULATIONS: dict[str, Render] = {
     "lateral, no bound": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 0)],
     "merge": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 1, 1)],
     "merge, one block": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 512, 1)],
-    "walk": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1)],
-    "walk, one block": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 128)],
+    "blocked": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k)],
+    # blocks of one row; a sample of 20 rows bounds loosely, so many pairs reach the sort
+    "blocked, one-row blocks": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1, 20)],
+    # the bound from exactly max(K) rows: ties at the bound must survive it
+    "blocked, max(K) sample": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 64, k)],
+    "blocked, gallery as a subquery": lambda q, g, k: [
+        macros().exact_neighbours(f"(select * from {q})", f"(select * from {g})", DIM, k, 16)
+    ],
+    "walk": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 1)],
+    "walk, one block": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 128)],
     "function": lambda q, g, k: [
         macros().exact_search_function(f"exact_top_k_{g}", g, DIM, k, 25),
         macros().exact_neighbours_parallel(q, g, f"exact_top_k_{g}", DIM, k),
