@@ -215,8 +215,12 @@ def compare(
     ids: list[str],
     ranks: dict[str, np.ndarray],
     lists: dict[str, np.ndarray],
-) -> tuple[int, int, float]:
-    """Queries whose rank differs from numpy, queries whose list differs, and R@10."""
+    spaces: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[int, int, float, float]:
+    """Queries whose rank differs from numpy, queries whose list differs, R@10,
+    and the largest float64 similarity gap between the items a differing list
+    has where numpy's has others (pgvector sums in float32: items closer than
+    about 1e-7 may tie or swap)."""
     by_id = {product_id: i for i, product_id in enumerate(ids)}
     with connection(settings) as conn:
         got_ranks = conn.execute(
@@ -233,11 +237,20 @@ def compare(
         (rank or 0) != (r if (r := int(ranks[d][by_id[p]])) <= MAX_K else 0)
         for d, p, rank in got_ranks
     )
-    bad_lists = sum(
-        [by_id[x] for x in listed] != list(lists[d][by_id[p]]) for d, p, listed in got_lists
-    )
+    bad_lists, gap = 0, 0.0
+    for d, p, listed in got_lists:
+        got, want = np.array([by_id[x] for x in listed]), lists[d][by_id[p]]
+        if len(got) != len(want) or (got != want).any():
+            bad_lists += 1
+            queries, gallery = spaces[d]
+            q = queries[by_id[p]].astype(np.float64)
+            if len(got) == len(want):
+                sims = gallery[np.concatenate([got, want])].astype(np.float64) @ q
+                gap = max(gap, float(np.abs(sims[: len(got)] - sims[len(got) :]).max()))
+            else:
+                gap = 2.0
     hits = sum(rank is not None and rank <= 10 for _, _, rank in got_ranks)
-    return bad_ranks, bad_lists, hits / len(got_ranks)
+    return bad_ranks, bad_lists, hits / len(got_ranks), gap
 
 
 def bench_size(
@@ -301,7 +314,13 @@ def bench_size(
         for step in (["seed"], ["run", "--select", "+int_eval_sample"]):
             run_dbt(step, settings, PROJECT_DIR, dbt_vars=dbt_vars, target_path=target, quiet=True)
         t = dbt_stages(settings, dbt_vars, target)
-        bad_ranks, bad_lists, r10 = compare(settings, ids, np_ranks, np_lists)
+        bad_ranks, bad_lists, r10, gap = compare(
+            settings,
+            ids,
+            np_ranks,
+            np_lists,
+            {"text_to_image": (texts, images), "image_to_text": (images, texts)},
+        )
         lines.append(
             f"N={n:>6} {search:>5}: eval_vectors {t['int_eval_vectors']:6.1f}s"
             f"  ranks {t['ranks']:7.1f}s (cpu {t['ranks_cpu']:7.1f}s)"
@@ -311,7 +330,7 @@ def bench_size(
             f" / numpy ranks+lists {t['ranks'] / np_wall:5.2f}x"
             f" (cpu {t['ranks_cpu'] / np_cpu:5.2f}x)"
             f" | R@10 {r10:.4f}; ranks unlike numpy {bad_ranks}, lists unlike numpy {bad_lists}"
-            f" of {2 * n}"
+            f" of {2 * n}" + (f" (largest similarity gap {gap:.1e})" if bad_lists else "")
         )
         print(lines[-1], flush=True)
 
