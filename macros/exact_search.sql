@@ -84,7 +84,7 @@ exact_gallery as materialized (
 exact_sample_stride as (
     select
         {%- if sample_rows is none %}
-        greatest(1, floor(count(*) / greatest(2 * sqrt({{ max_k }} * count(*)), {{ max_k }} * count(*) / 400.0)))::integer
+        greatest(1, floor(count(*) / greatest(1, 2 * sqrt({{ max_k }} * count(*)), {{ max_k }} * count(*) / 400.0)))::integer
         {%- else %}
         greatest(1, count(*) / {{ sample_rows }})::integer
         {%- endif %} as stride

@@ -126,6 +126,7 @@ def planted_db(db: ConnectionSettings) -> Iterator[tuple[ConnectionSettings, lis
         conn.execute("create extension if not exists vector")
         _load(conn, sections, spaces, N)
         _load(conn, sections, spaces, 7)  # a gallery smaller than max(K)
+        _load(conn, sections, spaces, 0)  # no gallery at all
         conn.commit()
     yield db, sections, spaces
 
@@ -209,3 +210,13 @@ def test_neighbours_and_ranks_match_numpy(
         twins = [int(r["neighbour_product_id"][1:]) for r in by_query[5]]
         if 6 in twins:  # the positive's twin ties with it and sorts after it
             assert twins.index(6) == twins.index(5) + 1
+
+
+def test_an_empty_gallery_lists_nothing(planted_db) -> None:
+    """No vectors in the gallery space (an empty sample): no rows, no error."""
+    settings, _, _ = planted_db
+    with connection(settings) as conn:
+        conn.execute(macros().exact_search_settings())
+        rows = conn.execute(macros().exact_neighbours("eval_text_150", "eval_image_0", DIM, MAX_K))
+        assert rows.fetchall() == []
+        conn.rollback()
