@@ -39,7 +39,7 @@
     2. Scan. The gallery, as arrays of block_rows vectors, is walked one
        block at a time; each block meets every query before the next block
        is read, so it is read from cache (a nested loop whose inner side is
-       the whole gallery streams it from memory for every query: 1.7x the
+       the whole gallery streams it from memory for every query: 1.6x the
        time per pair at N = 20,000). A pair is kept when its distance is at
        or below the query's bound; the rest are dropped where computed.
     3. List. One sort of the kept pairs by (query, distance, gallery
