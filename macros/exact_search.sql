@@ -1,70 +1,212 @@
 {#- Exact top-max(K) neighbours and the positive's rank for every query of
     one retrieval direction, with no index and no approximation.
 
-    exact_neighbours(queries, gallery, dim, max_k, block_pages=128)
+    exact_neighbours(queries, gallery, dim, max_k, block_rows=256, sample_rows=none)
 
     The exact path of nearest_neighbours (the retrieval neighbour lists)
     calls this; the other macros here are the alternatives measured.
 
     queries: a relation or parenthesised subquery with product_id,
         collection_section and embedding (the query space's vectors).
-    gallery: a TABLE with the same columns holding the gallery space's
-        vectors and nothing else (it is read by heap page ranges). The
-        positive of a query is the gallery row with its product_id; a query
-        without one is dropped (as the inner join of today's ranks does).
+    gallery: a relation or parenthesised subquery with the same columns
+        holding the gallery space's vectors and nothing else. The positive of
+        a query is the gallery row with its product_id; a query without one
+        is dropped (it has no positive to rank).
     dim: the spaces' dimension (vectors are cast to vector(dim)).
-    max_k: how many neighbours to list, the largest K.
-    block_pages: heap pages read per step (3 rows of 512-d per page; 128
-        pages, 1 MB, measured fastest at 20,000 against 512 and 1,024).
+    max_k: how many neighbours to list.
+    block_rows: gallery vectors per block (256 x 512-d is 0.5 MB, which stays
+        in a core's 2 MB L2 cache while every query meets it).
+    sample_rows: gallery rows that bound each query's max(K)-th distance
+        (none: the rule below).
 
-    One row per (query, neighbour_rank), neighbour_rank 1..min(max(K), N)
-    ordered by cosine distance, ties by neighbour_product_id:
+    One row per (query, neighbour_rank), neighbour_rank 1..min(max_k, N)
+    ordered by distance, ties by neighbour_product_id:
         query_product_id, collection_section (the query's), neighbour_rank,
         neighbour_product_id, neighbour_section, distance (cosine distance,
         float8), is_positive, positive_distance, positive_rank
     positive_rank = 1 + gallery items strictly closer than the positive, null
-    when max(K) or more are strictly closer. It is read off the list itself
-    (fewer than max(K) strictly closer items are all in the list), so the
-    two always agree. The columns are those of int_retrieval_neighbours less
-    the pair/direction/space labels and is_duplicate_of_positive, which the
-    calling model adds.
+    when max_k or more are strictly closer. It is read off the list itself
+    (fewer than max_k strictly closer items are all in it), so the two always
+    agree; no query needs a count of its own.
 
-    How: a recursive walk over the gallery's heap, one block of pages per
-    step (a TID range scan). Each step compares every query with that block
-    and merges it into the query's best max(K) so far (distances and ids,
-    sorted, carried as arrays); a block's row is looked at further only when
-    it is at or below the query's current max(K)-th distance, a bound that
-    tightens as the walk goes. Every query meets one block before the next is
-    read, so the block stays in the CPU cache instead of each query
-    streaming the whole gallery from memory (measured: 0.3 us per row from a
-    cached block, 1.4 us from a 40 MB table).
+    How, in three set-based steps and no per-query sort of the gallery:
+    1. Bound. Any max_k real gallery items bound a query's max_k-th distance
+       from above. Each query takes its max_k-th distance among an evenly
+       spread sample of the gallery (every stride-th product id), a top-N
+       sort over sample_rows rows: greatest(2 sqrt(max_k N), max_k N / 400)
+       rows, which balances the sample's cost against the rows the bound lets
+       through (about max_k N / sample_rows per query, at most 400).
+    2. Scan. The gallery, as arrays of block_rows vectors, is walked one
+       block at a time; each block meets every query before the next block
+       is read, so it is read from cache (a nested loop whose inner side is
+       the whole gallery streams it from memory for every query: 1.6x the
+       time per pair at N = 20,000). A pair is kept when its distance is at
+       or below the query's bound; the rest are dropped where computed.
+    3. List. One sort of the kept pairs by (query, distance, gallery
+       position) keeps each query's first max_k. Queries and gallery items
+       are numbered (gallery items in product_id order) so that the sort
+       compares integers and ties still fall to the product id.
 
     Why it is exact:
-    - Order by negative inner product `<#>`; distance = 1 + (a <#> b) =
+    - Order by negative inner product `<#>`: distance = 1 + (a <#> b) =
       1 - a.b. For unit vectors that is the cosine distance and the cosine
-      order, without two norms per pair. Hard precondition: both spaces'
+      order, without two norms per pair. HARD PRECONDITION: both spaces'
       vectors are L2-normalised (store.write_vectors normalises every vector
-      it writes; int_vectors_validated rejects norms off 1).
+      it writes; int_vectors_validated rejects norms off 1). On vectors of
+      other lengths this order is not the cosine order.
+    - The bound is the distance of real items, and rows AT the bound are
+      kept, so no item of a query's top max_k (ties included) is dropped.
     - The positive's distance and every neighbour's come from the same
-      operator on the same two vectors, so an item exactly as far as the
-      positive (an identical vector) is never strictly closer.
-    - Rows at the current max(K)-th distance are kept, and the merge orders
-      by (distance, product_id), so ties are never cut wrongly.
+      operator on the same two vectors (the query's vector on the right), so
+      an item exactly as far as the positive is never strictly closer.
     - pgvector sums in float32: two items whose true distances differ by
       less than about 1e-7 can come out tied (then ordered by product_id) or
-      swapped, against a float64 computation. Measured: 29 of 40,000 lists
-      and 1 of 40,000 ranks at N = 20,000, every one such a near tie.
+      swapped, against a float64 computation (bench/RESULTS.md).
 
-    Requirements (speed, not correctness):
-    - pre_hook: {{ exact_search_settings() }} (work_mem for the materialised
-      queries and each step's rows; parallel workers for the function form).
-    - The gallery table's rows stored inline: embedding typed vector(dim),
-      STORAGE PLAIN and toast_tuple_target = 8160 (see index_vectors_by_space),
-      one table per space (a table filtered by space reads every space's
-      pages). Run both directions as separate models so dbt's two threads
-      use both cores.
-    - bench/exact_ranks.py measures this and the alternatives below. -#}
-{% macro exact_neighbours(queries, gallery, dim, max_k, block_pages=128) %}
+    Requirements (speed, not correctness): pre_hook {{ exact_search_settings() }}
+    (work_mem for the sort of kept pairs: about 50 bytes a pair, about 400
+    pairs a query at most). Run the two directions as separate models, so
+    that dbt's two threads use both cores. bench/exact_ranks.py measures this
+    against the alternatives below. -#}
+{% macro exact_neighbours(queries, gallery, dim, max_k, block_rows=256, sample_rows=none) %}
+{%- set vec = 'vector(' ~ dim ~ ')' %}
+with
+
+exact_gallery as materialized (
+    select
+        (row_number() over (order by gallery.product_id))::integer as gid,
+        gallery.product_id,
+        gallery.collection_section,
+        gallery.embedding::{{ vec }} as embedding
+    from {{ gallery }} as gallery
+),
+
+exact_sample_stride as (
+    select
+        {%- if sample_rows is none %}
+        greatest(1, floor(count(*) / greatest(1, 2 * sqrt({{ max_k }} * count(*)), {{ max_k }} * count(*) / 400.0)))::integer
+        {%- else %}
+        greatest(1, count(*) / {{ sample_rows }})::integer
+        {%- endif %} as stride
+    from exact_gallery
+),
+
+exact_sample as materialized (
+    select exact_gallery.embedding
+    from exact_gallery
+    cross join exact_sample_stride
+    where exact_gallery.gid % exact_sample_stride.stride = 0
+),
+
+exact_blocks as materialized (
+    select
+        array_agg(gid order by gid) as gids,
+        array_agg(embedding order by gid) as embeddings
+    from exact_gallery
+    group by (gid - 1) / {{ block_rows }}
+),
+
+exact_queries as materialized (
+    select
+        (row_number() over ())::integer as qid,
+        queries.product_id,
+        queries.collection_section,
+        queries.embedding::{{ vec }} as embedding,
+        positives.embedding <#> queries.embedding::{{ vec }} as positive_nip
+    from {{ queries }} as queries
+    inner join exact_gallery as positives on queries.product_id = positives.product_id
+),
+
+exact_bounds as materialized (
+    select
+        exact_queries.qid,
+        exact_queries.embedding,
+        (
+            -- fewer than max_k rows bound nothing: keep every row then
+            select case when count(*) < {{ max_k }} then 'Infinity'::float8 else max(nearest.nip) end
+            from (
+                select exact_sample.embedding <#> exact_queries.embedding as nip
+                from exact_sample
+                order by nip
+                limit {{ max_k }}
+            ) as nearest
+        ) as nip_bound
+    from exact_queries
+),
+
+exact_kept as (
+    select kept.*
+    from exact_blocks
+    cross join lateral (
+        -- offset 0 keeps the block's unnest inside: every query meets this block before the next
+        select
+            exact_bounds.qid,
+            block.gid,
+            block.embedding <#> exact_bounds.embedding as nip
+        from exact_bounds
+        cross join (
+            -- set-returning functions keep this subquery whole: one unnest of the block
+            select
+                unnest(exact_blocks.gids) as gid,
+                unnest(exact_blocks.embeddings) as embedding
+        ) as block
+        where block.embedding <#> exact_bounds.embedding <= exact_bounds.nip_bound
+        offset 0
+    ) as kept
+),
+
+exact_ranked as (
+    select
+        exact_kept.*,
+        row_number() over (partition by exact_kept.qid order by exact_kept.nip, exact_kept.gid) as neighbour_rank
+    from exact_kept
+),
+
+exact_lists as (
+    select
+        exact_ranked.*,
+        count(*) filter (where exact_ranked.nip < exact_queries.positive_nip)
+            over (partition by exact_ranked.qid) as n_closer
+    from exact_ranked
+    inner join exact_queries on exact_ranked.qid = exact_queries.qid
+    where exact_ranked.neighbour_rank <= {{ max_k }}
+)
+
+select
+    exact_queries.product_id as query_product_id,
+    exact_queries.collection_section,
+    exact_lists.neighbour_rank::integer as neighbour_rank,
+    neighbours.product_id as neighbour_product_id,
+    neighbours.collection_section as neighbour_section,
+    1 + exact_lists.nip as distance,
+    neighbours.product_id = exact_queries.product_id as is_positive,
+    1 + exact_queries.positive_nip as positive_distance,
+    case when exact_lists.n_closer < {{ max_k }} then exact_lists.n_closer + 1 end::integer as positive_rank
+from exact_lists
+inner join exact_queries on exact_lists.qid = exact_queries.qid
+inner join exact_gallery as neighbours on exact_lists.gid = neighbours.gid
+{% endmacro %}
+
+
+{#- pre_hook for a model that calls these macros: memory for the merge sort
+    and the materialised queries, and parallel workers (the planner's default
+    costs see one cheap outer scan and would run everything in the leader). -#}
+{% macro exact_search_settings(workers=2, work_mem='256MB') -%}
+    set local work_mem = '{{ work_mem }}';
+    set local max_parallel_workers_per_gather = {{ workers }};
+    set local parallel_setup_cost = 0;
+    set local parallel_tuple_cost = 0;
+    set local min_parallel_table_scan_size = 0;
+{%- endmacro %}
+
+
+{#- The previous exact formulation: a recursive walk over the gallery's heap,
+    one block of pages (a TID range scan) per step, carrying each query's best
+    max(K) as sorted arrays and merging every block into them per query. Same
+    rows as exact_neighbours; about 2x its CPU time (each step's per-query
+    merge and heap reads cost more than the distances). `gallery` must be a
+    TABLE holding one space, stored inline. Kept for bench/exact_ranks.py. -#}
+{% macro exact_neighbours_walk(queries, gallery, dim, max_k, block_pages=128) %}
 {%- set vec = 'vector(' ~ dim ~ ')' %}
 with recursive
 
@@ -169,19 +311,9 @@ inner join {{ gallery }} as neighbours on exact_lists.neighbour_product_id = nei
 {% endmacro %}
 
 
-{#- pre_hook for a model that calls these macros: memory for the merge sort
-    and the materialised queries, and parallel workers (the planner's default
-    costs see one cheap outer scan and would run everything in the leader). -#}
-{% macro exact_search_settings(workers=2, work_mem='256MB') -%}
-    set local work_mem = '{{ work_mem }}';
-    set local max_parallel_workers_per_gather = {{ workers }};
-    set local parallel_setup_cost = 0;
-    set local parallel_tuple_cost = 0;
-    set local min_parallel_table_scan_size = 0;
-{%- endmacro %}
 
 
-{#- The same walk without recursion: each query's max(K)-th distance is
+{#- The walk's blocks without recursion: each query's max(K)-th distance is
     bounded by its max(K)-th among the first sample_blocks blocks' rows (any
     max(K) real items bound it from above; rows at the bound are kept, so
     ties are never cut); then every (block, query) keeps at most max(K) rows

@@ -39,8 +39,10 @@
 {#- Whether neighbour lists come from every gallery item (exact) or the
     HNSW index. retrieval_search: auto is exact, never optimistic, while the
     sample actually drawn (intermediate.int_eval_sample) is at most
-    exact_search_max_gallery products; hnsw beyond. -#}
-{% macro exact_search() %}
+    exact_search_max_gallery products (and at most `cap`, where a caller's
+    exact path costs more than the retrieval lists' blocked search); hnsw
+    beyond. -#}
+{% macro exact_search(cap=none) %}
     {%- set mode = var('retrieval_search', 'auto') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}
         {{ exceptions.raise_compiler_error(
@@ -48,7 +50,8 @@
         ) }}
     {%- endif -%}
     {%- if mode == 'auto' -%}
-        {{ return(drawn_sample_size() <= var('exact_search_max_gallery', 10000) | int) }}
+        {%- set limit = var('exact_search_max_gallery', 50000) | int -%}
+        {{ return(drawn_sample_size() <= ([limit, cap] | min if cap else limit)) }}
     {%- endif -%}
     {{ return(mode == 'exact') }}
 {% endmacro %}

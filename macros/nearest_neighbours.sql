@@ -1,28 +1,26 @@
 {#- For each row of `queries` (columns product_id, collection_section,
     query_embedding, a vector of the gallery space's dimension, and the
-    `carry` columns, passed through), its top
-    neighbour_depth() gallery items of `gallery_space` in `gallery` (a
-    relation of space, product_id, collection_section, embedding rows):
-    neighbour_rank 1..depth by cosine distance, then neighbour_product_id.
-    The depth is max(K), or vars.rerank_candidates when rerankers need a
-    longer list (macro neighbour_depth); ranks stay cut at max(K).
+    `carry` columns, passed through), its top `depth` gallery items of
+    `gallery_space` in `gallery` (a relation of space, product_id,
+    collection_section, embedding rows): neighbour_rank 1..depth by cosine
+    distance, then neighbour_product_id. The depth is neighbour_depth(pair,
+    direction): max(K), or vars.rerank_candidates for a pair and direction
+    that a reranker rescores; ranks stay cut at max(K).
 
-    exact: macro exact_neighbours (macros/exact_search.sql), a walk over
-    the gallery a block of heap pages at a time that keeps each query's
-    best depth items and drops rows beyond them. It reads the gallery
-    space's copy in a temporary table (exact_gallery_table) that the
-    model's pre_hook retrieval_search_settings(gallery, direction) builds:
-    one space per table, rows stored inline. A query whose product has no vector in the
-    gallery space gets no list (it has no positive to rank).
+    exact: macro exact_neighbours (macros/exact_search.sql), every query
+    against every gallery item of the space, a block of gallery vectors at a
+    time, keeping the pairs within a per-query bound and sorting those. A
+    query whose product has no vector in the gallery space gets no list (it
+    has no positive to rank).
     Hard precondition: both spaces' vectors are unit length (store
     normalises what it writes, int_vectors_validated rejects norms off 1).
-    The walk orders by negative inner product `<#>`, which for unit vectors
-    is the cosine order without two norms per pair; the listed distance is
-    then `<=>`, the operator fct_retrieval_ranks uses for the positive, so
-    an item exactly as far as the positive (an identical vector, the
-    positive itself) is never counted strictly closer. The two operators
-    round differently in float32: two items within about 1e-7 of each other
-    can swap, as against a float64 computation (bench/RESULTS.md).
+    The search orders by negative inner product `<#>`, which for unit
+    vectors is the cosine order without two norms per pair; the listed
+    distance is then `<=>`, the operator fct_retrieval_ranks uses for the
+    positive, so an item exactly as far as the positive (an identical
+    vector, the positive itself) is never counted strictly closer. The two
+    operators round differently in float32: two items within about 1e-7 of
+    each other can swap, as against a float64 computation (bench/RESULTS.md).
 
     hnsw: one lateral scan of the space's partial HNSW index per query; the
     index returns at most hnsw.ef_search items (the set_ef_search pre_hook
@@ -31,12 +29,14 @@
     relation itself, not a CTE, for the planner to use the index. In a dbt
     unit test (no hooks, fixtures as CTEs) exact is the same lateral scan
     with a full sort by (distance, neighbour_product_id). -#}
-{% macro nearest_neighbours(queries, gallery, gallery_space, carry=[]) %}
+{% macro nearest_neighbours(queries, gallery, gallery_space, carry=[], depth=none) %}
 {%- set dim = gallery_space.dim %}
+{%- set depth = depth or max_k() %}
 {#- a dbt unit test runs no hooks and reads fixtures as CTEs: it gets the
     plain per-query sort below, the same list on its few rows #}
 {%- if exact_search() and model.resource_type != 'unit_test' %}
-{%- set gallery_table = exact_gallery_table(gallery_space) %}
+{%- set gallery_rows = '(select product_id, collection_section, embedding from ' ~ gallery
+    ~ ' where space = ' ~ sql_string(gallery_space.name) ~ ')' %}
     select
         listed.query_product_id,
         listed.collection_section,
@@ -58,14 +58,17 @@
             {%- endfor %}
             exact.neighbour_product_id,
             exact.neighbour_section,
-            items.embedding <=> queries.query_embedding as distance
+            items.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
         from (
             {{- exact_neighbours(
                 '(select product_id, collection_section, query_embedding as embedding from ' ~ queries ~ ')',
-                gallery_table, dim, neighbour_depth()) | indent(12) }}
+                gallery_rows, dim, depth) | indent(12) }}
         ) as exact
         inner join {{ queries }} as queries on exact.query_product_id = queries.product_id
-        inner join {{ gallery_table }} as items on exact.neighbour_product_id = items.product_id
+        inner join {{ gallery }} as items
+            on
+                exact.neighbour_product_id = items.product_id
+                and items.space = {{ sql_string(gallery_space.name) }}
     ) as listed
 {%- else %}
     select
@@ -95,47 +98,125 @@
             {%- else %}
             order by items.embedding::vector({{ dim }}) <=> queries.query_embedding
             {%- endif %}
-            limit {{ neighbour_depth() }}
+            limit {{ depth }}
         ) as listed
     ) as nearest
 {%- endif %}
 {% endmacro %}
 
 
-{#- The exact path's copy of one gallery space: a temporary table, dropped
-    at the end of the model's transaction. -#}
-{% macro exact_gallery_table(space) -%}
-    pg_temp.exact_gallery_{{ space.name }}
-{%- endmacro %}
-
-
 {#- pre_hook of the models that search, for one direction (text_to_image or
-    image_to_text) of every pair: hnsw.ef_search for the index path; on the
-    exact path, exact_search_settings and each gallery space's vectors from
-    `gallery` copied into their own temporary table, typed vector(dim) and
-    stored inline (toast_tuple_target, STORAGE PLAIN set before the rows
-    land), so the walk's page ranges hold that space's rows only and no
-    row is detoasted. -#}
-{% macro retrieval_search_settings(gallery, direction) -%}
+    image_to_text): hnsw.ef_search for the index path (the tuned one when
+    `embed-udfs tune` measured it);
+    on the exact path, exact_search_settings (memory for the sort of the
+    pairs within each query's bound: about 400 pairs a query at most, some
+    50 bytes each, so 1 GB covers 50,000 queries without spilling; the
+    search runs in the leader: CTE scans are not parallel). -#}
+{% macro retrieval_search_settings(direction) -%}
     {{ set_ef_search(direction) }}
     {%- if exact_search() %}
-    {#- the walk's per-query scans run in the leader (bench/exact_ranks.py measured it so) #}
-    {{ exact_search_settings(workers=0) }}
-    {%- for space in retrieval_directions() | selectattr('direction', 'equalto', direction)
-        | map(attribute='gallery') | unique(attribute='name') %}
-    {%- set table = exact_gallery_table(space) %}
-    drop table if exists {{ table }};
-    create temporary table {{ table }} (
-        product_id text,
-        collection_section text,
-        embedding vector({{ space.dim }})
-    ) with (toast_tuple_target = 8160) on commit drop;
-    alter table {{ table }} alter column embedding set storage plain;
-    insert into {{ table }}
-    select product_id, collection_section, embedding::vector({{ space.dim }})
-    from {{ gallery }}
-    where space = {{ sql_string(space.name) }};
-    analyze {{ table }};
-    {%- endfor %}
+    {{ exact_search_settings(workers=0, work_mem='1GB') }}
     {%- endif %}
 {%- endmacro %}
+
+
+{#- The body of int_text_to_image_neighbours and int_image_to_text_neighbours
+    (direction: text_to_image or image_to_text): for every pair, each
+    query's top neighbour_depth(pair, direction) gallery items (macro
+    nearest_neighbours), with the columns of int_retrieval_neighbours. One
+    model per direction, so that dbt runs the two searches concurrently. -#}
+{% macro retrieval_neighbours(direction) %}
+{%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list %}
+
+with
+
+groups as (
+    select * from {{ ref('int_duplicate_groups') }}
+),
+
+sampled as (
+    select * from {{ ref('int_eval_sample') }}
+),
+
+-- for each sampled product that shares its duplicate group with other
+-- sampled products, those products (none when vars.eval_dedup keeps one
+-- product per group): a list item among them is a duplicate of the positive
+sampled_groups as (
+    select
+        sampled.product_id,
+        groups.duplicate_group_id
+    from sampled
+    inner join groups on sampled.product_id = groups.product_id
+),
+
+duplicate_sets as (
+    select
+        own.product_id,
+        array_agg(other.product_id order by other.product_id) as duplicate_ids
+    from sampled_groups as own
+    inner join sampled_groups as other
+        on
+            own.duplicate_group_id = other.duplicate_group_id
+            and own.product_id <> other.product_id
+    group by own.product_id
+),
+
+{% for d in directions %}
+    queries_{{ loop.index }} as (
+        select
+            queries.product_id,
+            queries.collection_section,
+            queries.embedding::vector({{ d.query.dim }}) as query_embedding,
+            duplicate_sets.duplicate_ids
+        from {{ ref('int_eval_vectors') }} as queries
+        left join duplicate_sets on queries.product_id = duplicate_sets.product_id
+        where queries.space = {{ sql_string(d.query.name) }}
+    ),
+
+    neighbours_{{ loop.index }} as (
+        {{- nearest_neighbours(
+            'queries_' ~ loop.index, ref('int_eval_vectors'), d.gallery, ['duplicate_ids'],
+            neighbour_depth(d.pair, d.direction)) }}
+    ),
+
+{% endfor %}
+listed as (
+    {%- for d in directions %}
+        select
+            {{ sql_string(d.pair) }}::text as pair,
+            {{ sql_string(d.direction) }}::text as direction,
+            {{ sql_string(d.query.name) }}::text as query_space,
+            {{ sql_string(d.gallery.name) }}::text as gallery_space,
+            *
+        from neighbours_{{ loop.index }}
+        {{ "union all" if not loop.last }}
+    {%- endfor %}
+    {%- if not directions %}
+    {{ empty_relation({
+        'pair': 'text', 'direction': 'text', 'query_space': 'text', 'gallery_space': 'text',
+        'query_product_id': 'text', 'collection_section': 'text', 'duplicate_ids': 'text[]',
+        'neighbour_rank': 'bigint', 'neighbour_product_id': 'text', 'neighbour_section': 'text',
+        'distance': 'float8'
+    }) }}
+    {%- endif %}
+),
+
+final as (
+    select
+        pair,
+        direction,
+        query_space,
+        gallery_space,
+        query_product_id,
+        collection_section,
+        neighbour_rank::integer as neighbour_rank,
+        neighbour_product_id,
+        neighbour_section,
+        distance::float8 as distance,
+        neighbour_product_id = query_product_id as is_positive,
+        coalesce(neighbour_product_id = any(duplicate_ids), false) as is_duplicate_of_positive
+    from listed
+)
+
+select * from final
+{% endmacro %}

@@ -92,16 +92,18 @@
 {% endmacro %}
 
 
-{#- How deep each query's neighbour list goes: max(K), or rerank_candidates
-    when rerankers are configured and need more. -#}
-{#- How deep the neighbour lists go: max(K), or rerank_candidates when
-    rerankers are configured (they are validated on run start and by
+{#- How deep the neighbour lists of one pair and direction go:
+    vars.rerank_candidates when a reranker rescores them and that is more
+    than max(K), max(K) otherwise, so pairs without a reranker pay for no
+    longer list. Rerankers are validated on run start and by
     int_rerank_candidates; this reads only the var, so that unit tests which
-    override the pairs still compile). -#}
-{% macro neighbour_depth() %}
-    {%- if var('rerankers', []) -%}
-        {{ return([max_k(), rerank_candidates()] | max) }}
-    {%- endif -%}
+    override the pairs still compile. -#}
+{% macro neighbour_depth(pair, direction) %}
+    {%- for r in var('rerankers', []) or [] -%}
+        {%- if pair in (r.get('pairs') or []) and direction in (r.get('directions') or ['text_to_image', 'image_to_text']) -%}
+            {{ return([max_k(), rerank_candidates()] | max) }}
+        {%- endif -%}
+    {%- endfor -%}
     {{ return(max_k()) }}
 {% endmacro %}
 

@@ -126,6 +126,7 @@ def planted_db(db: ConnectionSettings) -> Iterator[tuple[ConnectionSettings, lis
         conn.execute("create extension if not exists vector")
         _load(conn, sections, spaces, N)
         _load(conn, sections, spaces, 7)  # a gallery smaller than max(K)
+        _load(conn, sections, spaces, 0)  # no gallery at all
         conn.commit()
     yield db, sections, spaces
 
@@ -138,8 +139,16 @@ FORMULATIONS: dict[str, Render] = {
     "lateral, no bound": lambda q, g, k: [macros().exact_neighbours_per_query(q, g, DIM, k, 0)],
     "merge": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 1, 1)],
     "merge, one block": lambda q, g, k: [macros().exact_neighbours_merge(q, g, DIM, k, 512, 1)],
-    "walk": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1)],
-    "walk, one block": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 128)],
+    "blocked": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k)],
+    # blocks of one row; a sample of 20 rows bounds loosely, so many pairs reach the sort
+    "blocked, one-row blocks": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 1, 20)],
+    # the bound from exactly max(K) rows: ties at the bound must survive it
+    "blocked, max(K) sample": lambda q, g, k: [macros().exact_neighbours(q, g, DIM, k, 64, k)],
+    "blocked, gallery as a subquery": lambda q, g, k: [
+        macros().exact_neighbours(f"(select * from {q})", f"(select * from {g})", DIM, k, 16)
+    ],
+    "walk": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 1)],
+    "walk, one block": lambda q, g, k: [macros().exact_neighbours_walk(q, g, DIM, k, 128)],
     "function": lambda q, g, k: [
         macros().exact_search_function(f"exact_top_k_{g}", g, DIM, k, 25),
         macros().exact_neighbours_parallel(q, g, f"exact_top_k_{g}", DIM, k),
@@ -201,3 +210,13 @@ def test_neighbours_and_ranks_match_numpy(
         twins = [int(r["neighbour_product_id"][1:]) for r in by_query[5]]
         if 6 in twins:  # the positive's twin ties with it and sorts after it
             assert twins.index(6) == twins.index(5) + 1
+
+
+def test_an_empty_gallery_lists_nothing(planted_db) -> None:
+    """No vectors in the gallery space (an empty sample): no rows, no error."""
+    settings, _, _ = planted_db
+    with connection(settings) as conn:
+        conn.execute(macros().exact_search_settings())
+        rows = conn.execute(macros().exact_neighbours("eval_text_150", "eval_image_0", DIM, MAX_K))
+        assert rows.fetchall() == []
+        conn.rollback()

@@ -8,7 +8,8 @@
     hnsw asks the space's HNSW index (approximate: a missed neighbour can
     change the answer; the group filter applies to its ef_search
     candidates); exact scans every product (ties broken by product_id);
-    auto is exact up to vars.exact_search_max_gallery products. -#}
+    auto is exact up to vars.exact_search_max_gallery products, and at most
+    10,000: this exact path scans the gallery once per query. -#}
 
 with
 
@@ -19,7 +20,7 @@ vectors as (
 neighbours as (
     {%- for name in label_space_names() %}
         {%- set dim = embedding_space(name).dim %}
-        {%- if exact_search() %}
+        {%- if exact_search(cap=10000) %}
             {%- set nearest_first = 'distance asc, candidates.product_id asc' %}
         {%- else %}
             {#- the bare distance expression, so that the HNSW index serves it #}
