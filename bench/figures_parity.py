@@ -10,6 +10,12 @@ cluster assignments) is the template. Each revision gets a copy of that database
 pairs, taken from this tree's dbt_project.yml, so that every revision scores the
 same vectors. WORKTREE is the working tree as it is. The figures are compared as
 Postgres prints them (bench/compare_figures.py): equal text is equal bits.
+
+--same-samples removes, in every copy, the products without a vector in every
+configured space (the demo's failed images), so that the label sample, drawn on
+the text spaces alone since samples per purpose, holds the same products as the
+retrieval sample the label metrics used before: every revision then scores the
+same products.
 """
 
 from __future__ import annotations
@@ -76,6 +82,18 @@ def copy_database(template: ConnectionSettings, name: str) -> ConnectionSettings
     return copy
 
 
+def keep_complete_products(settings: ConnectionSettings, spaces: list[str]) -> int:
+    """Delete the products that lack a vector in any of `spaces`; return how many."""
+    with admin_connect(settings, settings.dbname) as conn:
+        deleted = conn.execute(
+            "delete from catalog.products as p where (select count(distinct v.space) "
+            "from embeddings.vectors as v where v.product_id = p.product_id::text "
+            "and v.space = any(%s)) < %s",
+            (spaces, len(spaces)),
+        ).rowcount
+    return deleted
+
+
 def build(project: Path, settings: ConnectionSettings, dbt_vars: dict) -> None:
     env = dict(
         os.environ,
@@ -102,6 +120,11 @@ def main() -> None:
     )
     parser.add_argument("revisions", nargs="+", help=f"git revisions, or {WORKTREE}")
     parser.add_argument("--keep", action="store_true", help="keep the database copies")
+    parser.add_argument(
+        "--same-samples",
+        action="store_true",
+        help="drop the products without a vector in every space from each copy",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -115,6 +138,10 @@ def main() -> None:
     for index, revision in enumerate(args.revisions):
         project = checkout(revision)
         settings = copy_database(template, f"figures_parity_{index}")
+        if args.same_samples:
+            spaces = [space["name"] for space in dbt_vars["embed_spaces"]]
+            removed = keep_complete_products(settings, spaces)
+            log.info("%s: removed %d products without a vector in every space", revision, removed)
         log.info("%s: building %s in %s", revision, ", ".join(MARTS), settings.dbname)
         try:
             build(project, settings, dbt_vars)
