@@ -344,13 +344,14 @@ def test_exact_nn1_never_answers_from_the_index(db, labelled):
 def test_label_figures_do_not_depend_on_row_order(db, labelled, tmp_path):
     """pgvector sums vectors in single precision, so a sum's last bits follow
     the order of its rows. Every sum behind the silhouettes and the bootstrap
-    runs in product_id order: the label sample stored in reverse order gives
-    bit-identical figures."""
+    runs in product_id order (the chance level's sum in section order): the
+    label sample stored in reverse order gives bit-identical figures."""
 
     def figures() -> list[tuple]:
         return query(
             db,
-            "select space, metric, reduction, section, value::text, standard_error::text "
+            "select space, metric, reduction, section, value::text, standard_error::text, "
+            "chance_level::text, kappa::text "
             "from metrics.fct_label_metrics where metric in ('silhouette_cosine', 'nn1_accuracy') "
             "order by 1, 2, 3, 4",
         )
