@@ -20,7 +20,7 @@ from pathlib import Path
 from psycopg import sql
 
 from embed_udfs.config import find_project_dir
-from embed_udfs.db import connection, resolve_settings
+from embed_udfs.db import ConnectionSettings, connection, resolve_settings
 
 MARTS = {
     "fct_retrieval_metrics": ["pair", "direction", "section", "metric"],
@@ -29,9 +29,11 @@ MARTS = {
 }
 
 
-def dump(out: Path) -> None:
+def dump(out: Path, settings: ConnectionSettings | None = None) -> None:
+    """Write each mart of `settings`' database (default: the project's) to out/<mart>.csv."""
     out.mkdir(parents=True, exist_ok=True)
-    settings = resolve_settings(find_project_dir(Path(__file__).parent))
+    if settings is None:
+        settings = resolve_settings(find_project_dir(Path(__file__).parent))
     with connection(settings) as conn:
         for mart, keys in MARTS.items():
             cursor = conn.execute(

@@ -4,7 +4,9 @@
     (product_id, is_eligible) over every product; `ineligible_reason` is the
     exclusion_reason of the products it rules out.
     Candidates are one representative per duplicate group
-    (int_products_deduped) when vars.eval_dedup is true, else every product.
+    (int_products_deduped) when vars.eval_dedup is true, else every product
+    (int_duplicate_groups); either way each carries its duplicate group and
+    whether its section is missing, through to the samples.
     Each section's eligible products are shuffled by a hash seeded with
     vars.eval_seed and taken round robin (every section's 1st, then every
     section's 2nd, ...) until vars.eval_sample_size. A section with fewer
@@ -18,7 +20,7 @@
 {%- set section_min = var('eval_section_min', 3) %}
 {%- set section_cap = var('eval_section_cap', none) %}
 {%- set section_cap_factor = var('eval_section_cap_factor', 5) %}
-{%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'stg_catalog__products' %}
+{%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'int_duplicate_groups' %}
 
 with
 
@@ -30,7 +32,9 @@ products as (
 candidates as (
     select
         product_id,
-        collection_section
+        collection_section,
+        is_section_missing,
+        duplicate_group_id
     from products
 ),
 
@@ -42,6 +46,8 @@ checked as (
     select
         candidates.product_id,
         candidates.collection_section,
+        candidates.is_section_missing,
+        candidates.duplicate_group_id,
         eligibility.is_eligible
     from candidates
     inner join eligibility on candidates.product_id = eligibility.product_id
@@ -119,6 +125,8 @@ final as (
     select
         product_id,
         collection_section,
+        is_section_missing,
+        duplicate_group_id,
         is_eligible,
         section_n_eligible,
         section_cap,
@@ -130,6 +138,83 @@ final as (
             case when sample_rank > {{ var('eval_sample_size') }} then 'sample full: beyond eval_sample_size' end
         ) as exclusion_reason
     from ranked
+)
+
+select * from final
+{% endmacro %}
+
+
+{#- The products with a valid vector in every one of `spaces` (none when the
+    list is empty), one row each. -#}
+{% macro products_with_valid_vectors(spaces) %}
+    select product_id
+    from {{ ref('int_vectors_validated') }}
+    where
+        is_valid
+        and {{ in_list('space', spaces) }}
+    group by product_id
+    having count(distinct space) = {{ spaces | length }}
+{% endmacro %}
+
+
+{#- A sample: the sampled rows of `candidates` (int_eval_candidates or
+    int_label_candidates), with what later models need of each product. -#}
+{% macro sampled_rows(candidates) %}
+with
+
+candidates as (
+    select * from {{ candidates }}
+),
+
+final as (
+    select
+        product_id,
+        collection_section,
+        is_section_missing,
+        duplicate_group_id,
+        section_rank,
+        sample_rank
+    from candidates
+    where is_sampled
+)
+
+select * from final
+{% endmacro %}
+
+
+{#- A sample's vectors: one row per (space, product) of `sample` for each
+    of `spaces` where the product has a valid vector, with its section and
+    duplicate group, for storing inline and indexing per space. With
+    product_order, the rows are written in product_id order, each product's
+    spaces in the order they are configured. -#}
+{% macro sample_vectors(sample, spaces, where='true', product_order=false) %}
+with
+
+sample as (
+    select * from {{ sample }}
+    where {{ where }}
+),
+
+valid_vectors as (
+    select * from {{ ref('int_vectors_validated') }}
+    where is_valid
+),
+
+final as (
+    select
+        valid_vectors.space,
+        sample.product_id,
+        sample.collection_section,
+        sample.duplicate_group_id,
+        valid_vectors.embedding
+    from sample
+    inner join valid_vectors on sample.product_id = valid_vectors.product_id
+    where {{ in_list('valid_vectors.space', spaces) }}
+    {%- if product_order and spaces %}
+    order by
+        sample.product_id,
+        array_position(array[{% for space in spaces %}{{ sql_string(space) }}{{ ", " if not loop.last }}{% endfor %}]::text[], valid_vectors.space)
+    {%- endif %}
 )
 
 select * from final

@@ -5,7 +5,7 @@
 
 -- both inputs stay in the DAG, whichever vars.eval_dedup picks:
 -- depends_on: {{ ref('int_products_deduped') }}
--- depends_on: {{ ref('stg_catalog__products') }}
+-- depends_on: {{ ref('int_duplicate_groups') }}
 
 {%- set eligibility %}
     -- one row per product; is_evaluable: a valid vector in every paired space

@@ -26,6 +26,7 @@ from sklearn.metrics import (
 )
 
 from embed_udfs.cluster import cluster_spaces, plan_reductions
+from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ClusterError, DbtError
 
@@ -313,6 +314,60 @@ def test_hnsw_nn1_agrees_with_exact(db, labelled, tmp_path):
     agree = sum(exact[k] == approximate[k] for k in exact)
     assert agree >= 0.99 * len(exact)
     dbt_build(db, labelled["vars"], tmp_path, "int_label_neighbours")
+
+
+def test_exact_nn1_never_answers_from_the_index(db, labelled):
+    """An HNSW scan returns at most ef_search rows, so an exact search that the
+    planner let the index serve (an index scan under an incremental sort on
+    distance, product_id) would be approximate. With index scans preferred and
+    ef_search at 2, the compiled exact search still plans no index and equals
+    numpy's brute force."""
+    models = labelled["target"] / "target" / "compiled" / "embed_metrics" / "models"
+    compiled = (models / "intermediate" / "labels" / "int_label_neighbours.sql").read_text()
+    with connection(db) as conn:
+        conn.execute("set enable_seqscan = off")
+        conn.execute("set hnsw.ef_search = 2")
+        plan = "\n".join(row[0] for row in conn.execute("explain " + compiled))
+        assert "Index Scan" not in plan, plan
+        rows = conn.execute(
+            f"select space, product_id, neighbour_distance from ({compiled}) as neighbours"
+        ).fetchall()
+    got = {(space, product_id): distance for space, product_id, distance in rows}
+    for space in SPACES:
+        ids, _, vectors = _sample(db, space)
+        sims = unit(vectors) @ unit(vectors).T
+        np.fill_diagonal(sims, -np.inf)
+        distances = np.array([got[space, i] for i in ids])
+        np.testing.assert_allclose(1 - distances, sims.max(axis=1), atol=1e-6)
+
+
+def test_label_figures_do_not_depend_on_row_order(db, labelled, tmp_path):
+    """pgvector sums vectors in single precision, so a sum's last bits follow
+    the order of its rows. Every sum behind the silhouettes and the bootstrap
+    runs in product_id order (the chance level's sum in section order): the
+    label sample stored in reverse order gives bit-identical figures."""
+
+    def figures() -> list[tuple]:
+        return query(
+            db,
+            "select space, metric, reduction, section, value::text, standard_error::text, "
+            "chance_level::text, kappa::text "
+            "from metrics.fct_label_metrics where metric in ('silhouette_cosine', 'nn1_accuracy') "
+            "order by 1, 2, 3, 4",
+        )
+
+    before = figures()
+    with connection(db) as conn:
+        conn.execute(
+            "create temp table reversed as select * from intermediate.int_label_vectors "
+            "order by product_id desc, space desc"
+        )
+        conn.execute("truncate intermediate.int_label_vectors")
+        conn.execute("insert into intermediate.int_label_vectors select * from reversed")
+        conn.commit()
+    models = ["int_label_neighbours", "int_label_silhouettes", "int_label_replicates"]
+    dbt_build(db, labelled["vars"], tmp_path, *models, "fct_label_metrics")
+    assert figures() == before
 
 
 def test_ari_and_nmi_match_sklearn_per_run(db, labelled):

@@ -19,11 +19,6 @@ pairs as (
     select * from {{ ref('int_duplicate_pairs') }}
 ),
 
-valid_vectors as (
-    select * from {{ ref('int_vectors_validated') }}
-    where is_valid
-),
-
 edges as (
     select
         product_id,
@@ -84,11 +79,7 @@ links as (
 
 evaluable as (
     {%- if spaces %}
-        select product_id
-        from valid_vectors
-        where {{ in_list('space', spaces) }}
-        group by product_id
-        having count(distinct space) = {{ spaces | length }}
+        {{ products_with_valid_vectors(spaces) }}
     {%- else %}
         select product_id from products
     {%- endif %}
@@ -98,6 +89,7 @@ grouped as (
     select
         products.product_id,
         products.collection_section,
+        products.is_section_missing,
         coalesce(components.duplicate_group_id, products.product_id) as duplicate_group_id,
         coalesce(components.group_size, 1)::integer as group_size,
         evaluable.product_id is not null as is_evaluable,
@@ -123,6 +115,7 @@ final as (
     select
         product_id,
         collection_section,
+        is_section_missing,
         duplicate_group_id,
         group_size,
         product_id = representative_id as is_representative,

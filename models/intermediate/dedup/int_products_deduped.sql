@@ -12,6 +12,7 @@ final as (
     select
         product_id,
         collection_section,
+        is_section_missing,
         duplicate_group_id,
         group_size
     from groups

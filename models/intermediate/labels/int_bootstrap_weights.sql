@@ -1,36 +1,4 @@
-{#- Poisson bootstrap weights: for every product of the label sample, its
-    multiplicity in each of B resamples, as a vector(B) of Poisson(1) draws
-    (the Poisson bootstrap, which approximates resampling N products with
-    replacement). Each draw comes from md5(bootstrap_seed, product_id,
-    replicate), so it is deterministic, and a product keeps its weights when
-    other products join or leave the sample. Every space and metric uses the
-    same weights, which makes comparisons between spaces paired. -#}
-{%- set replicates = bootstrap_replicates() %}
-
-with
-
-products as (
-    select distinct product_id
-    from {{ ref('int_label_vectors') }}
-),
-
-draws as (
-    select
-        products.product_id,
-        replicate,
-        {{ poisson_one(hash_uniform(
-            "'" ~ var('bootstrap_seed', 42) ~ ":' || products.product_id || ':' || replicate"
-        )) }} as multiplicity
-    from products
-    cross join generate_series(1, {{ replicates }}) as replicate
-),
-
-final as (
-    select
-        product_id,
-        array_agg(multiplicity::real order by replicate)::vector({{ replicates }}) as weights
-    from draws
-    group by product_id
-)
-
-select * from final
+{#- Poisson bootstrap weights of every product of the label sample
+    (macros/label_metrics.sql: the same draws as int_rerank_bootstrap_weights,
+    so a product has the same weights in every space and metric). -#}
+{{ poisson_bootstrap_weights(ref('int_label_vectors')) }}

@@ -11,22 +11,16 @@
 
 -- both inputs stay in the DAG, whichever vars.eval_dedup picks:
 -- depends_on: {{ ref('int_products_deduped') }}
--- depends_on: {{ ref('stg_catalog__products') }}
+-- depends_on: {{ ref('int_duplicate_groups') }}
 
 {%- set eligibility %}
+    -- one row per product; eligible: a valid vector in every text space
     select
         products.product_id,
         complete.product_id is not null as is_eligible
-    from {{ ref('stg_catalog__products') }} as products
-    left join (
-        select product_id
-        from {{ ref('int_vectors_validated') }}
-        where
-            is_valid
-            and {{ in_list('space', spaces) if spaces else 'false' }}
-        group by product_id
-        having count(distinct space) = {{ spaces | length }}
-    ) as complete on products.product_id = complete.product_id
+    from {{ ref('int_duplicate_groups') }} as products
+    left join ({{ products_with_valid_vectors(spaces) }}) as complete
+        on products.product_id = complete.product_id
 {%- endset %}
 
 {{ sampled_candidates(eligibility, 'no valid vector in every text space') }}

@@ -7,9 +7,12 @@
     excluded: a copy of the product would be a free hit. retrieval_search:
     hnsw asks the space's HNSW index (approximate: a missed neighbour can
     change the answer; the group filter applies to its ef_search
-    candidates); exact scans every product (ties broken by product_id);
-    auto is exact up to vars.exact_search_max_gallery products, and at most
-    10,000: this exact path scans the gallery once per query. -#}
+    candidates); exact compares every product of the space, from a copy of
+    that space's rows that has no index (an index scan under an incremental
+    sort on (distance, product_id) would be approximate), ties broken by
+    product_id; auto is exact up to vars.exact_search_max_gallery products,
+    and at most 10,000: this exact path compares every pair. -#}
+{%- set exact = exact_search(cap=10000) %}
 
 with
 
@@ -17,14 +20,34 @@ vectors as (
     select * from {{ ref('int_label_vectors') }}
 ),
 
+{%- if exact %}
+    {%- for name in label_space_names() %}
+
+        space_{{ loop.index }} as materialized (
+            select
+                space,
+                product_id,
+                collection_section,
+                duplicate_group_id,
+                embedding
+            from vectors
+            where space = {{ sql_string(name) }}
+        ),
+    {%- endfor %}
+{%- endif %}
+
 neighbours as (
     {%- for name in label_space_names() %}
         {%- set dim = embedding_space(name).dim %}
-        {%- if exact_search(cap=10000) %}
+        {%- if exact %}
+            {%- set candidates = 'space_' ~ loop.index %}
+            {%- set distance = 'candidates.embedding <=> queries.embedding' %}
             {%- set nearest_first = 'distance asc, candidates.product_id asc' %}
         {%- else %}
+            {%- set candidates = ref('int_label_vectors') %}
             {#- the bare distance expression, so that the HNSW index serves it #}
-            {%- set nearest_first = 'candidates.embedding::vector(' ~ dim ~ ') <=> queries.embedding::vector(' ~ dim ~ ')' %}
+            {%- set distance = 'candidates.embedding::vector(' ~ dim ~ ') <=> queries.embedding::vector(' ~ dim ~ ')' %}
+            {%- set nearest_first = distance %}
         {%- endif %}
         select
             queries.space,
@@ -39,8 +62,8 @@ neighbours as (
                 select
                     candidates.product_id,
                     candidates.collection_section,
-                    candidates.embedding::vector({{ dim }}) <=> queries.embedding::vector({{ dim }}) as distance
-                from {{ ref('int_label_vectors') }} as candidates
+                    {{ distance }} as distance
+                from {{ candidates }} as candidates
                 where
                     candidates.space = {{ sql_string(name) }}
                     and candidates.duplicate_group_id <> queries.duplicate_group_id

@@ -64,10 +64,13 @@ product_sums as (
         case when grouping(product_figures.collection_section) = 1 then 'ALL' else product_figures.collection_section end
             as section,
         count(*) as n_products,
-        sum(product_figures.value) as value_sum,
+        -- floating-point sums depend on their order: product_id order, whatever the plan
+        sum(product_figures.value order by product_figures.product_id) as value_sum,
         sum(weights.weights) as weight_sums,
-        sum(weights.weights * array_fill(product_figures.value::real, array[{{ replicates }}])::vector)
-            as weighted_value_sums
+        sum(
+            weights.weights * array_fill(product_figures.value::real, array[{{ replicates }}])::vector
+            order by product_figures.product_id
+        ) as weighted_value_sums
     from product_figures
     inner join weights on product_figures.product_id = weights.product_id
     group by grouping sets (

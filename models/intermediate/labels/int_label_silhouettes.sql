@@ -4,7 +4,10 @@
     b the smallest mean distance to another section's products; 0 when the
     product is alone in its section (as scikit-learn). Mean distances are
     exact and O(N x sections): for unit vectors the mean of 1 - x.y over a
-    section is 1 - x.(sum of the section's vectors) / n. -#}
+    section is 1 - x.(sum of the section's vectors) / n. pgvector sums
+    vectors in single precision, so the order of the rows changes the last
+    bits: the sums run in product_id order, whatever order the rows are
+    stored in. -#}
 
 with
 
@@ -22,7 +25,7 @@ section_sums as (
         space,
         collection_section,
         count(*) as n_members,
-        sum(unit_embedding) as embedding_sum
+        sum(unit_embedding order by product_id) as embedding_sum
     from vectors
     group by space, collection_section
 ),

@@ -1,7 +1,9 @@
 {#- Stage 1 of two-stage retrieval: for every reranker and each (pair,
     direction) it rescores, each query's top vars.rerank_candidates gallery
     items from the pair's own space (int_retrieval_neighbours), with their
-    stage-1 rank and distance. `embed-udfs rerank` scores these rows. -#}
+    stage-1 rank and distance, and the query's section (carried from the
+    neighbour lists, so the marts need no rejoin to the sample).
+    `embed-udfs rerank` scores these rows. -#}
 {%- set targets = rerankers() %}
 {%- set depth = rerank_candidates() %}
 
@@ -34,6 +36,7 @@ final as (
         neighbours.pair,
         neighbours.direction,
         neighbours.query_product_id,
+        neighbours.collection_section,
         neighbours.neighbour_product_id as candidate_product_id,
         neighbours.neighbour_rank as stage1_rank,
         neighbours.distance as stage1_distance,

@@ -84,7 +84,8 @@ chance_levels as (
     select
         space,
         'ALL' as section,
-        sum(share * share) as chance_level
+        -- in section order, so that the last bit does not follow the plan
+        sum(share * share order by section) as chance_level
     from section_shares
     group by space
 ),

@@ -17,10 +17,6 @@ scores as (
     select * from {{ ref('stg_rerank__scores') }}
 ),
 
-sample as (
-    select * from {{ ref('int_eval_sample') }}
-),
-
 scored as (
     select
         candidates.*,
@@ -51,6 +47,7 @@ per_query as (
         pair,
         direction,
         query_product_id,
+        collection_section,
         count(*)::integer as n_candidates,
         count(score)::integer as n_scored,
         bool_or(is_positive) as is_positive_retrieved,
@@ -69,7 +66,7 @@ per_query as (
         end as scored_dedup_tolerant_rank,
         max(positive_score) as positive_score
     from scored
-    group by reranker, pair, direction, query_product_id
+    group by reranker, pair, direction, query_product_id, collection_section
 ),
 
 final as (
@@ -78,7 +75,7 @@ final as (
         per_query.pair,
         per_query.direction,
         per_query.query_product_id,
-        sample.collection_section,
+        per_query.collection_section,
         per_query.n_candidates,
         per_query.n_scored,
         per_query.n_scored = per_query.n_candidates as is_reranked,
@@ -95,7 +92,6 @@ final as (
         )::integer as stage2_dedup_tolerant_rank,
         per_query.positive_score
     from per_query
-    inner join sample on per_query.query_product_id = sample.product_id
 )
 
 select * from final
