@@ -156,16 +156,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from embed_udfs.demo import training as demo_training
 
     ctx = _Context(args)
-    settings = ctx.settings()
     image_dir = ctx.project_dir / ".embed_metrics" / "demo_images"
     products = demo.generate_catalog(image_dir, n_products=args.products, seed=args.seed)
-    with connection(settings) as conn:
-        count = demo.load_catalog(conn, products)
-    log.info("loaded %d demo products into catalog.products (images in %s)", count, image_dir)
-    # The demo's CLIP spaces load these checkpoints; a cached one is reused.
+    if args.demo_command != "train":
+        settings = ctx.settings()
+        with connection(settings) as conn:
+            count = demo.load_catalog(conn, products)
+        log.info("loaded %d demo products into catalog.products (images in %s)", count, image_dir)
+    # The demo's CLIP spaces load these checkpoints; a cached one is reused. The demo
+    # catalog is drawn even for `train`: the training catalog must not overlap it.
     print("demo models (trained on a separate synthetic catalog):")
     for trained in demo_training.ensure_demo_models(ctx.project_dir, products):
         print("  " + trained.line())
+    if args.demo_command == "train":
+        return 0
     if args.demo_command == "load":
         print(f"loaded {count} products into catalog.products")
         return 0
@@ -588,11 +592,15 @@ def build_parser() -> argparse.ArgumentParser:
     reader_drop.add_argument("name")
     db.set_defaults(func=cmd_db)
 
-    demo = _command(commands, "demo", help="the demo catalog: load it, or load and run everything")
+    demo = _command(
+        commands, "demo", help="the demo: train its models, load its catalog, or run everything"
+    )
     demo.add_argument(
         "demo_command",
-        choices=["load", "run"],
-        help="load: write the demo products and images; run: load, then refresh and report",
+        choices=["train", "load", "run"],
+        help="train: only train (or find cached) the demo's CLIP-style models, which the "
+        "default configuration's CLIP spaces load; load: train them and write the demo "
+        "products and images; run: load, then refresh and report",
     )
     demo.add_argument("--products", type=int, default=2400, help="catalog size (default 2400)")
     demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")

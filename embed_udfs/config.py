@@ -586,6 +586,12 @@ def show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else str(value)
 
 
+def _names_checkpoint_file(pretrained: str) -> bool:
+    """A pretrained value that is a file path, not an open_clip tag or a hub/dir model."""
+    looks_like_path = "/" in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES)
+    return looks_like_path and not pretrained.startswith(("hf-hub:", "local-dir:"))
+
+
 def _checkpoint_path(pretrained: str | None, project_dir: Path) -> str | None:
     """A relative checkpoint path read against the project dir, so it works from any cwd.
 
@@ -593,12 +599,41 @@ def _checkpoint_path(pretrained: str | None, project_dir: Path) -> str | None:
     """
     if pretrained is None:
         return None
-    looks_like_path = "/" in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES)
-    if not looks_like_path or pretrained.startswith(("hf-hub:", "local-dir:")):
+    if not _names_checkpoint_file(pretrained):
         return pretrained
     if Path(pretrained).is_absolute():
         return pretrained
     return str(project_dir / pretrained)
+
+
+def require_checkpoints(config: ProjectConfig, spaces: Sequence[str] | None = None) -> None:
+    """Refuse, before any work, spaces whose pretrained names a checkpoint file that is
+    not there; every missing file is named at once."""
+    chosen = [s for s in config.spaces if spaces is None or s.name in spaces]
+    missing = [
+        space
+        for space in chosen
+        if space.pretrained is not None
+        and _names_checkpoint_file(space.pretrained)
+        and not os.path.isfile(space.pretrained)
+    ]
+    if not missing:
+        return
+    demo_dir = config.project_dir / ".embed_metrics" / "demo_models"
+    lines = [f"  {space.name}: {space.pretrained}" for space in missing]
+    hint = "Fix pretrained (absolute, or relative to the project directory), or remove the space."
+    if any(Path(space.pretrained or "").parent == demo_dir for space in missing):
+        hint = (
+            "Those are the demo's CLIP-style models: `embed-udfs demo train` trains them "
+            "(about 2 minutes of CPU, cached), or replace the spaces with your own model "
+            "(README: Demo models). " + hint
+        )
+    raise ConfigError(
+        "checkpoint files named by vars.embed_spaces do not exist:\n"
+        + "\n".join(lines)
+        + "\n"
+        + hint
+    )
 
 
 def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:

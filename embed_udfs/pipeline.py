@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from embed_udfs import contract, publish, store
-from embed_udfs.config import ProjectConfig, check_text_fields
+from embed_udfs.config import ProjectConfig, check_text_fields, require_checkpoints
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import EmbedUdfsError
@@ -53,6 +53,8 @@ def refresh(
     """Run the pipeline end to end, publish the tested marts; return what each job did."""
     for name in spaces or ():
         config.space(name)  # an unknown name is refused before any work
+    if backfill:
+        require_checkpoints(config, spaces)
     check_products(settings, config)
     options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces, workers=workers)
     staged_vars = {**(dbt_vars or {}), **publish.STAGING_VARS}

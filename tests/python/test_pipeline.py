@@ -11,9 +11,10 @@ from psycopg import sql
 
 from embed_udfs import contract, demo, report
 from embed_udfs.backfill import backfill_space
-from embed_udfs.config import load_config
+from embed_udfs.config import load_config, require_checkpoints
 from embed_udfs.contract import Relation
 from embed_udfs.db import connection
+from embed_udfs.errors import ConfigError
 from embed_udfs.jobs import JobSummary, register_job, unregister_job
 from embed_udfs.pipeline import refresh
 
@@ -144,3 +145,26 @@ def test_scorecard_lists_every_pair_and_the_notice_only_for_random_weights(db, d
     random = replace(config, spaces=(replace(config.space("clip_image"), pretrained=None),))
     notice = report.random_weight_notice(random)
     assert notice and "RANDOM weights" in notice and "clip_image" in notice
+
+
+def test_missing_checkpoints_are_refused_before_any_work(db, tmp_path):
+    config = load_config(PROJECT_DIR)
+    demo_dir = config.project_dir / ".embed_metrics" / "demo_models"
+    gone = {
+        "clip_text": str(demo_dir / "not_trained_yet.pt"),
+        "clip_image": str(tmp_path / "elsewhere" / "weights.bin"),
+    }
+    spaces = tuple(
+        replace(space, pretrained=gone.get(space.name, space.pretrained))
+        for space in config.spaces
+    )
+    relations = "select count(*) from pg_class where relkind in ('r', 'v', 'm')"
+    before = query(db, relations)
+    with pytest.raises(ConfigError) as refused:
+        refresh(db, replace(config, spaces=spaces))
+    message = str(refused.value)
+    assert all(f"{name}: {path}" in message for name, path in gone.items())
+    assert "embed-udfs demo train" in message  # one of them is a demo model
+    assert query(db, relations) == before
+    # the backfill of other spaces only is not held up by them
+    require_checkpoints(replace(config, spaces=spaces), ["minilm_text"])
