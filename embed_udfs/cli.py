@@ -221,17 +221,22 @@ def _refresh_and_report(
 ) -> int:
     from embed_udfs import report
     from embed_udfs.db import connection
+    from embed_udfs.errors import EmptySampleError
     from embed_udfs.pipeline import refresh
     from embed_udfs.rerank.report import rerank_scorecard
 
-    summaries = refresh(
-        settings,
-        ctx.config,
-        dbt_vars=ctx.vars,
-        backfill=backfill,
-        spaces=spaces,
-        workers=workers,
-    )
+    empty: EmptySampleError | None = None
+    try:
+        summaries = refresh(
+            settings,
+            ctx.config,
+            dbt_vars=ctx.vars,
+            backfill=backfill,
+            spaces=spaces,
+            workers=workers,
+        )
+    except EmptySampleError as exc:  # the rest is published: show it, then fail
+        empty, summaries = exc, exc.summaries
     for summary in summaries:
         print(f"{summary.job}:")
         for line in summary.lines:
@@ -245,6 +250,9 @@ def _refresh_and_report(
         print("\n" + notice)
     print("\n" + report.where_to_look(settings.uri))
     print("\nHTML report: " + str(_write_html(ctx, settings, DEFAULT_HTML_REPORT)))
+    if empty is not None:
+        print(f"error: {empty}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -155,3 +155,8 @@ ANN_TUNING = ConfiguredRelation(
     "vectors_relation", lambda c: f"{c.vectors_relation.rpartition('.')[0]}.ann_tuning"
 )
 ANN_INDEX_SCHEMA = "ann_index"
+
+# The dbt test that fails when a configured pair or text space has an empty sample.
+# The refresh still publishes what was built when it is the only failure: an empty
+# sample leaves rows out; it makes no other figure wrong.
+EMPTY_SAMPLE_TEST = "test.embed_metrics.assert_eval_samples_not_empty"

@@ -55,17 +55,20 @@ def run_dbt(
                 os.environ[key] = value
     if result.success:
         return result
-    raise DbtError(_failure_message(args, result))
-
-
-def _failure_message(args: Sequence[str], result: Any) -> str:
-    failed = []
+    failed, skipped = [], 0
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
         if status in ("error", "fail", "runtime error"):
-            failed.append(f"  {node_result.node.unique_id}: {node_result.message}")
-    detail = "\n".join(failed) if failed else f"  {result.exception}"
-    return (
+            failed.append((node_result.node.unique_id, node_result.message))
+        skipped += status == "skipped"
+    detail = (
+        "\n".join(f"  {node}: {message}" for node, message in failed)
+        if failed
+        else f"  {result.exception}"
+    )
+    raise DbtError(
         f"`dbt {' '.join(args)}` failed:\n{detail}\n"
-        "See the dbt log above (or logs/dbt.log) for the SQL that ran."
+        "See the dbt log above (or logs/dbt.log) for the SQL that ran.",
+        failed_nodes=tuple(node for node, _ in failed) if not result.exception else (),
+        skipped=skipped,
     )

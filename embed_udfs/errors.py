@@ -3,6 +3,10 @@
 The CLI prints these without a traceback; anything else is a bug.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class EmbedUdfsError(Exception):
     """Base class for every error meant for the user, not the developer."""
@@ -25,7 +29,22 @@ class EncoderError(EmbedUdfsError):
 
 
 class DbtError(EmbedUdfsError):
-    """A dbt command failed."""
+    """A dbt command failed; failed_nodes are the unique ids that errored or failed,
+    skipped how many nodes dbt skipped because of them."""
+
+    def __init__(self, message: str, failed_nodes: tuple[str, ...] = (), skipped: int = 0):
+        super().__init__(message)
+        self.failed_nodes = failed_nodes
+        self.skipped = skipped
+
+
+class EmptySampleError(EmbedUdfsError):
+    """The build failed only because a configured pair or space has an empty sample;
+    everything else was built, tested and published (summaries: what the jobs did)."""
+
+    def __init__(self, message: str, summaries: list[Any]):
+        super().__init__(message)
+        self.summaries = summaries
 
 
 class ClusterError(EmbedUdfsError):

@@ -17,7 +17,7 @@ from embed_udfs import contract, publish, store
 from embed_udfs.config import ProjectConfig, check_text_fields, require_checkpoints
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.errors import DbtError, EmbedUdfsError, EmptySampleError
 from embed_udfs.jobs import JobOptions, JobSummary, jobs
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,17 @@ def refresh(
             run_dbt(["parse"], settings, config.project_dir, dbt_vars=staged_vars)
         publish.carry_history(settings, publish.incremental_marts(config.project_dir))
         log.info("dbt: build metrics and tests in %s", publish.STAGING)
-        run_dbt(["build"], settings, config.project_dir, dbt_vars=staged_vars)
+        try:
+            run_dbt(["build"], settings, config.project_dir, dbt_vars=staged_vars)
+        except DbtError as exc:
+            if exc.failed_nodes != (contract.EMPTY_SAMPLE_TEST,) or exc.skipped:
+                raise
+            publish.publish(settings)
+            raise EmptySampleError(
+                f"{exc}\nEvery other model was built and every other test passed, so the "
+                "metrics that could be computed (the label metrics of text spaces among "
+                "them) are published. Fix what emptied the sample and run the refresh again.",
+                summaries,
+            ) from exc
         publish.publish(settings)
     return summaries

@@ -14,7 +14,8 @@ from dedup_reference import round_robin_sample
 
 from embed_udfs import report
 from embed_udfs.db import connection
-from embed_udfs.errors import DbtError
+from embed_udfs.errors import DbtError, EmptySampleError
+from embed_udfs.pipeline import refresh
 
 SECTION_SIZES = {"shoes": 6000, "dresses": 3000, "bags": 1500, "lamps": 900, "rugs": 590, "odd": 12}
 SECTION_MIN = 20
@@ -140,6 +141,31 @@ def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fail
     with connection(db) as conn:
         card = report.scorecard(conn, config)
     assert reason in card and "configure vars.embed_pairs" not in card
+
+
+def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_label_metrics(db):
+    """The same catalog through the whole refresh: the build fails on the empty
+    sample alone, so everything else (the text space's label metrics) is
+    published, and the error says why the sample is empty."""
+    dbt_vars = planted_config(
+        [planted_space("t", "text", 4), planted_space("i", "image", 4)],
+        [{"name": "planted", "text_space": "t", "image_space": "i"}],
+        retrieval_search="exact",
+        eval_section_min=3,
+    )
+    config = config_for(dbt_vars)
+    products = [(f"P{i:02d}", f"s{i % 3}") for i in range(30)]
+    plant(db, config, products, {"t": np.random.default_rng(5).normal(size=(30, 4))})
+    with pytest.raises(EmptySampleError, match="retrieval sample for planted is empty") as failed:
+        refresh(db, config, dbt_vars=dbt_vars, backfill=False)
+    assert [summary.job for summary in failed.value.summaries] == ["cluster", "rerank"]
+    published = query(
+        db,
+        "select metric, n from metrics.fct_label_metrics "
+        "where space = 't' and section = 'ALL' and metric = 'nn1_accuracy'",
+    )
+    assert published == [("nn1_accuracy", 30)]
+    assert query(db, "select count(*) from metrics.fct_retrieval_metrics") == [(0,)]
 
 
 # A small skewed catalog like a real marketplace sample: one section holds 71%, ten
