@@ -269,7 +269,7 @@ def _write_html(ctx: _Context, settings, path: Path) -> Path:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from embed_udfs.backfill import BackfillOptions, Shard, backfill_space
+    from embed_udfs.backfill import BackfillOptions, HostHealth, Shard, backfill_space
 
     ctx = _Context(args)
     names = args.space or [s.name for s in ctx.config.spaces]
@@ -291,8 +291,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.reason and not args.retry_errors:
         raise EmbedUdfsError("--reason only narrows --retry-errors; add --retry-errors.")
     settings = ctx.settings()
+    hosts = HostHealth(ctx.config.ingest)  # a host found dead is skipped by the later spaces
     for space in spaces:
-        summary = backfill_space(settings, ctx.config, space, options)
+        summary = backfill_space(settings, ctx.config, space, options, hosts=hosts)
         if args.dry_run:
             print(
                 f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "

@@ -6,11 +6,12 @@ to backfill_errors with the reason.
 
 from embed_udfs.backfill.plan import Shard, WorkItem, input_hash, recipe_ref
 from embed_udfs.backfill.runner import BackfillOptions, BackfillSummary, backfill_space
-from embed_udfs.backfill.sources import decode_image, read_image_bytes
+from embed_udfs.backfill.sources import HostHealth, decode_image, read_image_bytes
 
 __all__ = [
     "BackfillOptions",
     "BackfillSummary",
+    "HostHealth",
     "Shard",
     "WorkItem",
     "backfill_space",

@@ -4,7 +4,7 @@ images (no database needed), and a forward pass that survives CUDA OOM."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,9 +45,10 @@ class ImageDataset:
         transform: Callable,
         recipe: str,
         limits: IngestLimits = DEFAULT_LIMITS,
+        failing_hosts: Mapping[str, int] | None = None,
     ):
         self.items, self.transform, self.recipe = items, transform, recipe
-        self.fetcher = Fetcher(limits)
+        self.fetcher = Fetcher(limits, failing_hosts)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -251,28 +251,61 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
+class HostHealth:
+    """Transient failures in a row per remote host, over one run of several spaces.
+
+    A decode worker counts for itself while a space runs; the runner folds each
+    batch's outcome in here, and the next space's Fetcher starts from it, so a
+    dead host is learned once per run, not once per image space.
+    """
+
+    def __init__(self, limits: IngestLimits = DEFAULT_LIMITS):
+        self.limit = limits.image_host_failures
+        self._failures: Counter[str] = Counter()
+
+    def record(self, uri: str, *, ok: bool, transient: bool = False) -> None:
+        """One read's outcome: a success clears the host's count, a transient failure adds one."""
+        host = host_of(uri)
+        if not host:
+            return
+        if ok:
+            self._failures[host] = 0
+        elif transient:
+            # Rows skipped untried count too; the cap keeps the figure a count of tries.
+            self._failures[host] = min(self._failures[host] + 1, self.limit)
+
+    def failing(self) -> dict[str, int]:
+        """host -> transient failures in a row, for hosts with any."""
+        return {host: n for host, n in self._failures.items() if n}
+
+
 class Fetcher:
     """Reads many images at once: a bounded thread pool with at most
     image_fetch_per_host reads to one host, and a host with
     image_host_failures transient failures since its last success is not
     asked again in this run (its rows are recorded as transient failures, so
-    the next run tries them)."""
+    the next run tries them). `failing` carries the counts of earlier spaces
+    of the run (HostHealth.failing)."""
 
-    def __init__(self, limits: IngestLimits = DEFAULT_LIMITS):
+    def __init__(
+        self, limits: IngestLimits = DEFAULT_LIMITS, failing: Mapping[str, int] | None = None
+    ):
         self.limits = limits
+        self.failing = dict(failing or {})
         self._setup()
 
     def _setup(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._failures: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter(self.failing)
 
     def __getstate__(self) -> dict:
-        return {"limits": self.limits}  # threads and locks stay in the process that made them
+        # threads and locks stay in the process that made them
+        return {"limits": self.limits, "failing": self.failing}
 
     def __setstate__(self, state: dict) -> None:
-        self.limits = state["limits"]
+        self.limits, self.failing = state["limits"], state["failing"]
         self._setup()
 
     def read_all(self, uris: Sequence[str]) -> list[bytes | ReadFailure]:

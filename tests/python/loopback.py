@@ -41,6 +41,7 @@ class LoopbackImages:
         self.sent: Counter[str] = Counter()  # body bytes sent per path
         self.active: Counter[str] = Counter()  # requests in progress per path
         self.peak: Counter[str] = Counter()  # most requests in progress at once per path
+        self.requests: Counter[str] = Counter()  # requests received per path
         self.lock = threading.Lock()
         self._httpd: http.server.ThreadingHTTPServer | None = None
 
@@ -55,6 +56,7 @@ class LoopbackImages:
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 kind = self.path.split("?")[0].rsplit("/", 1)[-1]
                 with outer.lock:
+                    outer.requests[kind] += 1
                     outer.active[kind] += 1
                     outer.peak[kind] = max(outer.peak[kind], outer.active[kind])
                 try:

@@ -22,6 +22,7 @@ from embed_udfs.backfill.sources import (
     TOO_LARGE,
     UNREACHABLE,
     Fetcher,
+    HostHealth,
     ReadFailure,
     decode_image,
     read_image_bytes,
@@ -169,6 +170,25 @@ def test_fetcher_bounds_each_host_and_skips_a_dead_one():
     assert all(isinstance(r, ReadFailure) and r.transient for r in results)
     skipped = [r for r in results if "not tried" in r.detail]
     assert len(skipped) >= 40 - limits.image_host_failures - limits.image_fetch_per_host
+
+
+def test_a_host_found_dead_in_one_space_is_not_asked_again_in_the_next():
+    limits = IngestLimits(image_fetch_per_host=2, image_host_failures=3)
+    hosts = HostHealth(limits)
+    with LoopbackImages() as server:
+        hosts.record(server.url("/ok.png"), ok=True)
+        for i in range(5):  # what the runner saw of the first space: transient failures
+            hosts.record(server.url(f"/hang.png?i={i}"), ok=False, transient=True)
+        assert hosts.failing() == {server.url("").split("//")[1]: 3}  # capped at the limit
+        later = Fetcher(limits, hosts.failing())
+        results = later.read_all([server.url(f"/hang.png?j={i}") for i in range(6)])
+        assert server.requests["hang.png"] == 0
+    assert all(isinstance(r, ReadFailure) and r.transient for r in results)
+    assert all("not tried" in r.detail for r in results if isinstance(r, ReadFailure))
+    # a permanent failure says nothing of the host, and a success clears it
+    hosts.record("http://other.example/a.png", ok=False, transient=False)
+    hosts.record(server.url("/ok.png"), ok=True)
+    assert hosts.failing() == {}
 
 
 def test_retry_call_backs_off_until_the_deadline():

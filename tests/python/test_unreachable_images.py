@@ -21,6 +21,7 @@ from embed_udfs import cli, store
 from embed_udfs.backfill import BackfillOptions, backfill_space
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
+from embed_udfs.jobs import BackfillJob, JobOptions
 
 LIMITS = {
     "image_download_deadline_s": 2.5,
@@ -171,3 +172,28 @@ def test_chunks_commit_when_full_or_old(db, images, tmp_path):
         assert summary.embedded == 6
         # one chunk of 1,000 never fills: it commits at the end, or as each batch comes
         assert fewest <= len(commits) <= most and sum(commits) == 6
+
+
+def test_a_refresh_learns_a_dead_host_once_not_once_per_image_space(
+    db, images, tmp_path, demo_models
+):
+    overrides = {**LIMITS, "image_host_failures": 2, "image_fetch_per_host": 2}
+    config = load_config(PROJECT_DIR, overrides=overrides)
+    with LoopbackImages() as server:
+        _load(db, config, [(f"h{i}", server.url(f"/hang.png?i={i}")) for i in range(12)])
+        dbt_build(db, {}, tmp_path, "+int_space_inputs")
+        summary = BackfillJob().run(
+            db, config, JobOptions(spaces=["clip_image", "clip_b_image"], workers=0)
+        )
+        asked = server.requests["hang.png"]
+    first, second = summary.details
+    assert sum(first.rejected.values()) == sum(second.rejected.values()) == 12
+    # the first space asks until the host has failed image_host_failures times in a row
+    assert 2 <= asked < 12
+    errors = query(
+        db,
+        "select space, count(*) filter (where detail like '%%not tried%%'), bool_and(transient) "
+        "from embeddings.backfill_errors group by space order by space",
+    )
+    # every row of the second space is recorded as transient without a request
+    assert errors == [("clip_b_image", 12, True), ("clip_image", 12 - asked, True)]
