@@ -269,7 +269,7 @@ def _write_html(ctx: _Context, settings, path: Path) -> Path:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from embed_udfs.backfill import BackfillOptions, HostHealth, Shard, backfill_space
+    from embed_udfs.backfill import BackfillOptions, RemoteImages, Shard, backfill_space
 
     ctx = _Context(args)
     names = args.space or [s.name for s in ctx.config.spaces]
@@ -291,16 +291,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.reason and not args.retry_errors:
         raise EmbedUdfsError("--reason only narrows --retry-errors; add --retry-errors.")
     settings = ctx.settings()
-    hosts = HostHealth(ctx.config.ingest)  # a host found dead is skipped by the later spaces
-    for space in spaces:
-        summary = backfill_space(settings, ctx.config, space, options, hosts=hosts)
-        if args.dry_run:
-            print(
-                f"{space.name}: would embed {summary.embedded}, unchanged {summary.unchanged}, "
-                f"rejected {sum(summary.rejected.values())}"
-            )
-        else:
-            print(summary.line())
+    # one download per remote image, and a dead host learnt once, for all the spaces
+    with RemoteImages(ctx.config.ingest) as remote:
+        for space in spaces:
+            summary = backfill_space(settings, ctx.config, space, options, remote=remote)
+            if args.dry_run:
+                print(
+                    f"{space.name}: would embed {summary.embedded}, "
+                    f"unchanged {summary.unchanged}, rejected {sum(summary.rejected.values())}"
+                )
+            else:
+                print(summary.line())
     return 0
 
 

@@ -107,15 +107,18 @@ class BackfillJob:
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions
     ) -> JobSummary:
-        from embed_udfs.backfill import BackfillOptions, HostHealth, backfill_space
+        from embed_udfs.backfill import BackfillOptions, RemoteImages, backfill_space
 
         names = options.spaces or [space.name for space in config.spaces]
         backfill_options = BackfillOptions(num_workers=options.workers)
-        hosts = HostHealth(config.ingest)  # a host found dead is skipped by the later spaces
-        summaries = [
-            backfill_space(settings, config, config.space(name), backfill_options, hosts=hosts)
-            for name in names
-        ]
+        # one download per remote image, and a dead host learnt once, for all the spaces
+        with RemoteImages(config.ingest) as remote:
+            summaries = [
+                backfill_space(
+                    settings, config, config.space(name), backfill_options, remote=remote
+                )
+                for name in names
+            ]
         for summary in summaries:
             log.info("%s", summary.line())
         return JobSummary(self.name, tuple(s.line() for s in summaries), tuple(summaries))

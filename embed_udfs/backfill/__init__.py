@@ -6,12 +6,20 @@ to backfill_errors with the reason.
 
 from embed_udfs.backfill.plan import Shard, WorkItem, input_hash, recipe_ref
 from embed_udfs.backfill.runner import BackfillOptions, BackfillSummary, backfill_space
-from embed_udfs.backfill.sources import HostHealth, decode_image, read_image_bytes
+from embed_udfs.backfill.sources import (
+    DownloadCache,
+    HostHealth,
+    RemoteImages,
+    decode_image,
+    read_image_bytes,
+)
 
 __all__ = [
     "BackfillOptions",
     "BackfillSummary",
+    "DownloadCache",
     "HostHealth",
+    "RemoteImages",
     "Shard",
     "WorkItem",
     "backfill_space",

@@ -12,6 +12,7 @@ import numpy as np
 from embed_udfs.backfill.sources import (
     CORRUPT,
     DEFAULT_LIMITS,
+    DownloadCache,
     Fetcher,
     ReadFailure,
     decode_image,
@@ -46,9 +47,10 @@ class ImageDataset:
         recipe: str,
         limits: IngestLimits = DEFAULT_LIMITS,
         failing_hosts: Mapping[str, int] | None = None,
+        downloads: DownloadCache | None = None,
     ):
         self.items, self.transform, self.recipe = items, transform, recipe
-        self.fetcher = Fetcher(limits, failing_hosts)
+        self.fetcher = Fetcher(limits, failing_hosts, downloads)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from embed_udfs import store
 from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate, forward
 from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
-from embed_udfs.backfill.sources import HostHealth
+from embed_udfs.backfill.sources import RemoteImages
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder
@@ -135,14 +135,15 @@ def backfill_space(
     *,
     encoder_factory: Callable[[SpaceConfig], Encoder] | None = None,
     on_commit: Callable[[int, int], None] | None = None,
-    hosts: HostHealth | None = None,
+    remote: RemoteImages | None = None,
 ) -> BackfillSummary:
     """Embed this shard's changed inputs of one space; return what happened.
 
     Rerunning after a crash finishes the job: committed chunks are skipped by
     their input hash, and claims of dead sessions are taken over. Pass one
-    `hosts` to the backfills of several spaces so that an image host found
-    dead in one is skipped at once in the next.
+    entered `remote` to the backfills of several spaces: a remote image is then
+    downloaded once for all of them, and a host found dead in one space is
+    skipped at once in the next.
     """
     options = options or BackfillOptions()
     summary = BackfillSummary(space=space.name, shard=str(options.shard))
@@ -200,7 +201,7 @@ def backfill_space(
                 batch_size,
                 options,
                 config.ingest,
-                hosts if hosts is not None else HostHealth(config.ingest),
+                remote if remote is not None else RemoteImages(config.ingest),
             )
             if space.modality == "image"
             else _text_batches(work, claims, batch_size)
@@ -376,7 +377,7 @@ def _image_batches(
     batch_size: int,
     options: BackfillOptions,
     limits: IngestLimits,
-    hosts: HostHealth,
+    remote: RemoteImages,
 ) -> Iterator[tuple[list[WorkItem], Any, list[store.Rejection]]]:
     from torch.utils.data import DataLoader
 
@@ -389,7 +390,8 @@ def _image_batches(
             encoder.image_transform,
             recipe_ref(space),
             limits,
-            hosts.failing(),
+            remote.hosts.failing(),
+            remote.downloads,
         ),
         batch_sampler=_ClaimingSampler(work.todo, claims, batch_size),
         num_workers=workers,
@@ -399,9 +401,9 @@ def _image_batches(
     )
     for good, tensor, bad in loader:
         for i, _ in good:
-            hosts.record(work.todo[i].model_input, ok=True)
+            remote.hosts.record(work.todo[i].model_input, ok=True)
         for i, _, _, _, transient in bad:
-            hosts.record(work.todo[i].model_input, ok=False, transient=transient)
+            remote.hosts.record(work.todo[i].model_input, ok=False, transient=transient)
         items = [_rehash(work.todo[i], digest) for i, digest in good]
         failures = [
             store.Rejection(work.todo[i].product_id, digest, reason, detail, transient)

@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import stat
+import tempfile
 import threading
 import time
 import warnings
@@ -47,6 +48,8 @@ MAX_REDIRECTS = 5
 READ_SIZE = 1 << 16
 READ_IDLE_S = 10.0  # no byte for this long: timed out (the deadline bounds the total)
 DEFAULT_LIMITS = IngestLimits()
+# Remote image bytes one process keeps for the later image spaces of a run.
+DOWNLOAD_CACHE_MAX_BYTES = 1 << 30
 
 
 class ReadFailure(OSError):
@@ -279,19 +282,97 @@ class HostHealth:
         return {host: n for host, n in self._failures.items() if n}
 
 
+class DownloadCache:
+    """Remote image bytes downloaded earlier in this run, so that the image spaces
+    of one run download each URL once.
+
+    Files named by the URL's hash in a directory of the run, each written whole
+    (a partial file, then a rename), so decode worker processes share it. Each
+    process keeps at most max_bytes; past that, later bytes are not kept. A
+    remote image is identified by its URL (see plan.py), so bytes kept under a
+    URL are the bytes of that input.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int = DOWNLOAD_CACHE_MAX_BYTES):
+        self.directory, self.max_bytes = directory, max_bytes
+        self._setup()
+
+    def _setup(self) -> None:
+        self._lock = threading.Lock()
+        self._kept = 0
+
+    def __getstate__(self) -> dict:
+        return {"directory": self.directory, "max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.directory, self.max_bytes = state["directory"], state["max_bytes"]
+        self._setup()
+
+    def _path(self, uri: str) -> Path:
+        return self.directory / hashlib.sha256(uri.encode()).hexdigest()
+
+    def get(self, uri: str) -> bytes | None:
+        try:
+            return self._path(uri).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, uri: str, payload: bytes) -> None:
+        with self._lock:
+            if self._kept + len(payload) > self.max_bytes:
+                return
+            self._kept += len(payload)
+        path = self._path(uri)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        try:
+            partial.write_bytes(payload)
+            partial.replace(path)
+        except OSError:  # a full disk costs a download later, never the run
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+
+class RemoteImages:
+    """What the image spaces of one run share about remote images: each host's
+    transient failures in a row, and the bytes already downloaded.
+
+    `with RemoteImages(limits) as remote:` around the run; the downloads are
+    deleted when it ends.
+    """
+
+    def __init__(self, limits: IngestLimits = DEFAULT_LIMITS):
+        self.hosts = HostHealth(limits)
+        self.downloads: DownloadCache | None = None
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> RemoteImages:
+        self._directory = tempfile.TemporaryDirectory(prefix="embed-udfs-images-")
+        self.downloads = DownloadCache(Path(self._directory.name))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._directory is not None:
+            self._directory.cleanup()
+        self._directory, self.downloads = None, None
+
+
 class Fetcher:
     """Reads many images at once: a bounded thread pool with at most
     image_fetch_per_host reads to one host, and a host with
     image_host_failures transient failures since its last success is not
     asked again in this run (its rows are recorded as transient failures, so
     the next run tries them). `failing` carries the counts of earlier spaces
-    of the run (HostHealth.failing)."""
+    of the run (HostHealth.failing), and `downloads` the bytes they fetched."""
 
     def __init__(
-        self, limits: IngestLimits = DEFAULT_LIMITS, failing: Mapping[str, int] | None = None
+        self,
+        limits: IngestLimits = DEFAULT_LIMITS,
+        failing: Mapping[str, int] | None = None,
+        downloads: DownloadCache | None = None,
     ):
         self.limits = limits
         self.failing = dict(failing or {})
+        self.downloads = downloads
         self._setup()
 
     def _setup(self) -> None:
@@ -302,10 +383,11 @@ class Fetcher:
 
     def __getstate__(self) -> dict:
         # threads and locks stay in the process that made them
-        return {"limits": self.limits, "failing": self.failing}
+        return {"limits": self.limits, "failing": self.failing, "downloads": self.downloads}
 
     def __setstate__(self, state: dict) -> None:
         self.limits, self.failing = state["limits"], state["failing"]
+        self.downloads = state["downloads"]
         self._setup()
 
     def read_all(self, uris: Sequence[str]) -> list[bytes | ReadFailure]:
@@ -325,6 +407,9 @@ class Fetcher:
                 return read_image_bytes(uri, self.limits)
             except ReadFailure as failure:
                 return failure
+        kept = self.downloads.get(uri) if self.downloads is not None else None
+        if kept is not None:
+            return kept
         with self._lock:
             slot = self._slots.setdefault(
                 host, threading.BoundedSemaphore(self.limits.image_fetch_per_host)
@@ -344,6 +429,8 @@ class Fetcher:
                 return failure
             with self._lock:
                 self._failures[host] = 0
+            if self.downloads is not None:
+                self.downloads.put(uri, payload)
             return payload
 
     def _skipped(self, uri: str, host: str) -> ReadFailure | None:

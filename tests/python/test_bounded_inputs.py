@@ -5,6 +5,7 @@ refused with a reason, quickly, and says whether a later run may succeed."""
 from __future__ import annotations
 
 import os
+import pickle
 import struct
 import threading
 import time
@@ -17,13 +18,16 @@ from loopback import LoopbackImages, closed_port, png_bytes
 from embed_udfs.backfill.loader import ImageDataset, ImageInput
 from embed_udfs.backfill.sources import (
     CORRUPT,
+    DEFAULT_LIMITS,
     NOT_A_FILE,
     NOT_FOUND,
     TOO_LARGE,
     UNREACHABLE,
+    DownloadCache,
     Fetcher,
     HostHealth,
     ReadFailure,
+    RemoteImages,
     decode_image,
     read_image_bytes,
 )
@@ -189,6 +193,25 @@ def test_a_host_found_dead_in_one_space_is_not_asked_again_in_the_next():
     hosts.record("http://other.example/a.png", ok=False, transient=False)
     hosts.record(server.url("/ok.png"), ok=True)
     assert hosts.failing() == {}
+
+
+def test_the_spaces_of_one_run_download_a_remote_image_once(tmp_path):
+    with LoopbackImages() as server, RemoteImages() as remote:
+        uris = [server.url(f"/ok.png?i={i}") for i in range(6)]
+        first = Fetcher(DEFAULT_LIMITS, downloads=remote.downloads).read_all(uris)
+        # the next space's fetcher, as a decode worker process gets it
+        later = pickle.loads(pickle.dumps(Fetcher(DEFAULT_LIMITS, downloads=remote.downloads)))
+        again = later.read_all(uris)
+        assert server.requests["ok.png"] == 6
+        assert first == again == [server.png] * 6
+        kept = remote.downloads
+        assert kept is not None and len(list(kept.directory.iterdir())) == 6
+    assert not kept.directory.exists()  # the run's downloads go with it
+    # past its byte budget a cache keeps nothing more, and a miss is a download
+    small = DownloadCache(tmp_path, max_bytes=10)
+    small.put("http://h/a.png", b"12345678")
+    small.put("http://h/b.png", b"12345678")
+    assert small.get("http://h/a.png") == b"12345678" and small.get("http://h/b.png") is None
 
 
 def test_retry_call_backs_off_until_the_deadline():

@@ -174,20 +174,24 @@ def test_chunks_commit_when_full_or_old(db, images, tmp_path):
         assert fewest <= len(commits) <= most and sum(commits) == 6
 
 
-def test_a_refresh_learns_a_dead_host_once_not_once_per_image_space(
+def test_a_refresh_downloads_each_image_once_and_learns_a_dead_host_once(
     db, images, tmp_path, demo_models
 ):
     overrides = {**LIMITS, "image_host_failures": 2, "image_fetch_per_host": 2}
     config = load_config(PROJECT_DIR, overrides=overrides)
-    with LoopbackImages() as server:
-        _load(db, config, [(f"h{i}", server.url(f"/hang.png?i={i}")) for i in range(12)])
+    with LoopbackImages() as server, LoopbackImages() as dead:
+        rows = [(f"h{i}", dead.url(f"/hang.png?i={i}")) for i in range(12)]
+        rows += [(f"ok{i}", server.url(f"/ok.png?i={i}")) for i in range(5)]
+        _load(db, config, rows)
         dbt_build(db, {}, tmp_path, "+int_space_inputs")
         summary = BackfillJob().run(
             db, config, JobOptions(spaces=["clip_image", "clip_b_image"], workers=0)
         )
-        asked = server.requests["hang.png"]
+        asked, downloaded = dead.requests["hang.png"], server.requests["ok.png"]
     first, second = summary.details
+    assert first.embedded == second.embedded == 5
     assert sum(first.rejected.values()) == sum(second.rejected.values()) == 12
+    assert downloaded == 5  # once for both spaces
     # the first space asks until the host has failed image_host_failures times in a row
     assert 2 <= asked < 12
     errors = query(
