@@ -1,7 +1,8 @@
 """A deterministic demo catalog, messy like real marketplace listings, and its loader.
 
-Each product's image is drawn from its attributes (section -> shape, colour -> fill), so
-a good encoder has something to find; duplicates, defects and noise are planted on purpose.
+Each product's image is drawn from its attributes (section -> shape, colourway -> the
+fill's bands), so a good encoder has something to find; duplicates, defects and noise
+are planted on purpose.
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ IMAGE_SIZE = 64
 
 # Bump when the same seed would give different records or image bytes: the demo's
 # trained models are cached under a key that includes it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+
+# Colours per product, listed as "red/olive/navy blue/beige" and drawn as that many
+# vertical bands of the shape. One colour per product would make every trained tower
+# map the ~16 products of a (section, colour) cell to one tight lump with few
+# dimensions between them; four of 14 colours give 24,024 colourways, so products
+# differ along many directions at once (see "Why the mixed pair is at chance" in the
+# README for what the lumps do to a mixed pair's figures).
+COLOURWAY_SIZE = 4
 
 # Shares of the catalog, largest first: imbalanced on purpose (about Zipf-like),
 # so per-section metrics and balanced sampling have something to correct for.
@@ -228,7 +237,7 @@ class _Attributes:
 
     section: str
     noun: str
-    colour: str
+    colour: str  # a colourway: colour names joined by "/"
     material: str
     style: str
     size: str
@@ -336,7 +345,7 @@ def _new_listing(rng: random.Random, section: str) -> _Listing:
     attributes = _Attributes(
         section=section,
         noun=rng.choice(vocabulary.nouns),
-        colour=rng.choice(list(_COLOURS)),
+        colour="/".join(rng.sample(list(_COLOURS), COLOURWAY_SIZE)),
         material=rng.choice(vocabulary.materials),
         style=rng.choice(_STYLES),
         size=rng.choice(vocabulary.sizes),
@@ -575,16 +584,38 @@ _SHAPES: dict[str, Callable[[ImageDraw.ImageDraw, _Box, tuple[int, int, int]], N
 
 
 def _render_png(attributes: _Attributes) -> bytes:
-    """A 64x64 RGB PNG: the section's shape filled with the colour, jittered and noised."""
+    """A 64x64 RGB PNG: the section's shape filled with the colourway's colours as
+    vertical bands, left to right in the listed order, jittered and noised."""
     rng = np.random.default_rng(attributes.image_seed)
     background = tuple(int(v) for v in rng.integers(215, 256, size=3))
     image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), background)
-    half = int(rng.integers(18, 25))
-    cx, cy = (int(v) for v in IMAGE_SIZE // 2 + rng.integers(-5, 6, size=2))
+    half = int(rng.integers(20, 26))
+    cx, cy = (int(v) for v in IMAGE_SIZE // 2 + rng.integers(-4, 5, size=2))
     box = (cx - half, cy - half, cx + half, cy + half)
-    _SHAPES[attributes.section](ImageDraw.Draw(image), box, _COLOURS[attributes.colour])
+    image.paste(_bands(attributes.colour, box), (0, 0), _shape_mask(attributes.section, box))
     noise = rng.integers(-8, 9, size=(IMAGE_SIZE, IMAGE_SIZE, 3))
     pixels = np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _shape_mask(section: str, box: _Box) -> Image.Image:
+    """The section's shape in box as a 0/255 mask."""
+    canvas = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (0, 0, 0))
+    _SHAPES[section](ImageDraw.Draw(canvas), box, (255, 255, 255))
+    return canvas.convert("L").point(lambda v: 255 if v > 128 else 0)
+
+
+def _bands(colourway: str, box: _Box) -> Image.Image:
+    """The colourway's colours as equal vertical bands across box's width; the first
+    and last colours run on to the image's edges."""
+    colours = [_COLOURS[name] for name in colourway.split("/")]
+    bands = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), colours[0])
+    draw = ImageDraw.Draw(bands)
+    x0, width = box[0], box[2] - box[0] + 1
+    for j, colour in enumerate(colours):
+        left = x0 + j * width // len(colours)
+        right = x0 + (j + 1) * width // len(colours) if j < len(colours) - 1 else IMAGE_SIZE
+        draw.rectangle((left, 0, right, IMAGE_SIZE), fill=colour)
+    return bands

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import pathlib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,6 +15,8 @@ import pytest
 from PIL import Image
 
 from embed_udfs.demo.catalog import (
+    _COLOURS,
+    COLOURWAY_SIZE,
     SECTION_SHARES,
     DemoProduct,
     _Attributes,
@@ -216,6 +219,34 @@ def test_colour_decides_the_fill() -> None:
         pixels = _pixels("bags", colour, image_seed=5)
         close = np.abs(pixels - np.array(rgb)).max(axis=2) <= 8
         assert close.sum() > 0.2 * 64 * 64, colour
+
+
+def test_colourway_fills_bands_left_to_right_in_listed_order() -> None:
+    names = ["red", "navy blue", "yellow", "green"]
+    pixels = _pixels("bags", "/".join(names), image_seed=5)
+    # Which listed colour each pixel is (within the +-8 noise), or -1 for none of them.
+    rgb = np.array([_COLOURS[name] for name in names], dtype=float)
+    nearest = np.abs(pixels[:, :, None, :] - rgb[None, None]).max(axis=3)
+    which = np.where(nearest.min(axis=2) <= 8, nearest.argmin(axis=2), -1)
+    counts = [(which == k).sum() for k in range(len(names))]
+    assert min(counts) > 0.05 * 64 * 64, counts
+    # Along the middle row the colours appear in the listed order, each one band.
+    row = [int(k) for k in which[32] if k >= 0]
+    bands = [k for i, k in enumerate(row) if i == 0 or k != row[i - 1]]
+    assert bands == [0, 1, 2, 3]
+
+
+def test_catalog_colourways_are_four_distinct_known_colours(catalog: list[DemoProduct]) -> None:
+    colourways = set()
+    for p in catalog:
+        match = re.search(r"Colour: ([a-z /]+) \|", p.product_description or "")
+        if match:
+            colourways.add(match.group(1))
+    assert len(colourways) > 100
+    for colourway in colourways:
+        names = colourway.split("/")
+        assert len(names) == len(set(names)) == COLOURWAY_SIZE, colourway
+        assert set(names) <= set(_COLOURS), colourway
 
 
 def test_catalog_images_differ_between_sections(catalog: list[DemoProduct]) -> None:
