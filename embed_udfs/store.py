@@ -191,11 +191,28 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
     conn.commit()
 
 
-# A stored vector counts as done only if it would pass validation; one that
-# was corrupted in place is embedded again although its input hash matches.
-_VALID = sql.SQL(
-    "vector_dims(v.embedding) = %(dim)s and abs(vector_norm(v.embedding) - 1) <= %(tolerance)s"
-)
+def _valid(config: ProjectConfig) -> sql.Composed:
+    """A stored vector `v` counts as done only if it would pass validation: one that
+    was corrupted in place, or that dbt holds stale (int_vectors_validated: the latest
+    rejection for its product is of another input and came after it), is embedded
+    again although its input hash matches."""
+    return sql.SQL(
+        """
+        vector_dims(v.embedding) = %(dim)s
+        and abs(vector_norm(v.embedding) - 1) <= %(tolerance)s
+        and not exists (
+            select 1 from {errors} as e
+            where e.space = v.space
+                and e.product_id = v.product_id
+                and e.input_hash <> v.input_hash
+                and e.occurred_at > v.embedded_at
+                and e.occurred_at = (
+                    select max(latest.occurred_at) from {errors} as latest
+                    where latest.space = v.space and latest.product_id = v.product_id
+                )
+        )
+        """
+    ).format(errors=errors_table(config))
 
 
 def claim(
@@ -239,7 +256,7 @@ def claim(
             )
             returning product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_valid(config)),
         {
             "space": space.name,
             "ids": list(product_ids),
@@ -263,7 +280,7 @@ def claim(
                 and v.input_hash = c.input_hash and {valid}
             returning c.product_id
             """
-        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_VALID),
+        ).format(claims=claims_table(config), vectors=vectors_table(config), valid=_valid(config)),
         {"space": space.name, "ids": list(owned), "dim": space.dim, "tolerance": NORM_TOLERANCE},
     ).fetchall()
     return owned - {product_id for (product_id,) in done}

@@ -8,6 +8,7 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -20,6 +21,7 @@ from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.errors import ConfigError, EmbedUdfsError
 
 HASH_THREADS = 8
+STALE_REPAIR = "stored vector stale: another input of the product was rejected after it"
 
 
 @dataclass(frozen=True)
@@ -136,24 +138,34 @@ def _payload_identity(config: ProjectConfig, space: SpaceConfig, model_input: st
 def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, shard: Shard) -> Plan:
     """Hash this shard's inputs; split them into work, unchanged rows and rejections."""
     recipe = recipe_ref(space)
-    existing: dict[str, str] = dict(
-        conn.execute(
-            sql.SQL("select product_id, input_hash from {} where space = %s").format(
-                store.vectors_table(config)
-            ),
-            (space.name,),
-        ).fetchall()
-    )
-    recorded = {
-        (product_id, digest): (reason, transient)
-        for product_id, digest, reason, transient in conn.execute(
-            sql.SQL(
-                "select product_id, input_hash, reason, transient from {} where space = %s"
-            ).format(store.errors_table(config)),
-            (space.name,),
-        ).fetchall()
-    }
+    existing: dict[str, str] = {}
+    embedded_at: dict[str, datetime] = {}
+    for product_id, digest, at in conn.execute(
+        sql.SQL("select product_id, input_hash, embedded_at from {} where space = %s").format(
+            store.vectors_table(config)
+        ),
+        (space.name,),
+    ).fetchall():
+        existing[product_id], embedded_at[product_id] = digest, at
+    recorded: dict[tuple[str, str], tuple[str, bool]] = {}
+    latest_rejection: dict[str, tuple[datetime, str]] = {}
+    for product_id, digest, reason, transient, at in conn.execute(
+        sql.SQL(
+            "select product_id, input_hash, reason, transient, occurred_at from {} where space = %s"
+        ).format(store.errors_table(config)),
+        (space.name,),
+    ).fetchall():
+        recorded[product_id, digest] = (reason, transient)
+        if product_id not in latest_rejection or at > latest_rejection[product_id][0]:
+            latest_rejection[product_id] = (at, digest)
     invalid = store.invalid_vectors(conn, config, space)
+    # A vector written before a later rejection of another input is stale to dbt
+    # (int_vectors_validated); when the input is back to the vector's own, embedding
+    # it again makes it current.
+    for product_id, (at, digest) in latest_rejection.items():
+        stale = product_id in existing and digest != existing[product_id]
+        if stale and at > embedded_at[product_id] and product_id not in invalid:
+            invalid[product_id] = STALE_REPAIR
     rows = [row for row in load_inputs(conn, space) if shard.owns(row[0])]
     result = Plan(todo=[], unchanged=0, rejections=[], known_rejections={}, inputs=len(rows))
 

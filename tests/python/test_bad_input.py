@@ -188,6 +188,57 @@ def test_backfill_rejects_empty_text_and_broken_images_and_embeds_the_rest(
     assert query(db, "select count(*) from embeddings.backfill_errors")[0][0] == 5
 
 
+def test_a_vector_whose_current_input_fails_is_stale_until_embedded_again(
+    db, tmp_path, demo_models
+):
+    """The image behind a stored vector breaks: the backfill records the rejection and
+    keeps the vector, dbt keeps it out of the metrics as stale, and once the image is
+    back the backfill embeds it again, so it counts again."""
+    config = load_config(PROJECT_DIR)
+    image = tmp_path / "photo.png"
+    image.write_bytes(_png((30, 160, 60)))
+    with connection(db) as conn:
+        conn.execute(PRODUCTS_DDL)
+        store.bootstrap(conn, config)
+        conn.execute("truncate catalog.products")
+        conn.execute("delete from embeddings.vectors where space = 'clip_image'")
+        conn.execute("delete from embeddings.backfill_errors where space = 'clip_image'")
+        conn.execute(
+            "insert into catalog.products values ('p1', 'Green lamp', 'Glass.', 'lamps', 's', %s)",
+            (str(image),),
+        )
+        conn.commit()
+    space = config.space("clip_image")
+
+    def validation() -> list[tuple]:
+        dbt_build(db, {}, tmp_path, "int_vectors_validated")
+        return query(
+            db,
+            "select is_valid, rejection_reason from intermediate.int_vectors_validated"
+            " where space = 'clip_image' and product_id = 'p1'",
+        )
+
+    dbt_build(db, {}, tmp_path, "+int_space_inputs", "+int_vectors_validated")
+    assert backfill_space(db, config, space).embedded == 1
+    assert validation() == [(True, None)]
+    stored = query(db, "select input_hash from embeddings.vectors where product_id = 'p1'")
+
+    image.unlink()
+    broken = backfill_space(db, config, space)
+    assert (broken.embedded, dict(broken.rejected)) == (0, {"missing image: not found": 1})
+    assert query(db, "select input_hash from embeddings.vectors where product_id = 'p1'") == stored
+    ((valid, reason),) = validation()
+    assert not valid
+    assert reason.startswith("stale: the product's current input was rejected (missing image")
+
+    image.write_bytes(_png((30, 160, 60)))  # the same bytes, so the same input hash
+    back = backfill_space(db, config, space)
+    assert (back.embedded, back.unchanged) == (1, 0)
+    assert query(db, "select input_hash from embeddings.vectors where product_id = 'p1'") == stored
+    assert validation() == [(True, None)]
+    assert backfill_space(db, config, space).unchanged == 1
+
+
 @pytest.fixture()
 def server_without_pgvector(server, tmp_path):
     """A real database on which the vector extension is not available."""
