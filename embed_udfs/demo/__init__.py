@@ -3,6 +3,7 @@ a separate catalog from the same generator (training.py), so cross-modal figures
 """
 
 from embed_udfs.demo.catalog import (
+    COLOURWAY_SIZE,
     GENERATOR_VERSION,
     IMAGE_SIZE,
     PRODUCTS_DDL,
@@ -13,6 +14,7 @@ from embed_udfs.demo.catalog import (
 )
 
 __all__ = [
+    "COLOURWAY_SIZE",
     "GENERATOR_VERSION",
     "IMAGE_SIZE",
     "PRODUCTS_DDL",

@@ -260,23 +260,34 @@ class _Listing:
 
 
 def generate_catalog(
-    image_dir: pathlib.Path, n_products: int = 2400, seed: int = 7, *, first_id: int = 1
+    image_dir: pathlib.Path,
+    n_products: int = 2400,
+    seed: int = 7,
+    *,
+    first_id: int = 1,
+    colourway_size: int = COLOURWAY_SIZE,
 ) -> list[DemoProduct]:
     """Build n_products messy listings and write their PNGs to image_dir/<product_id>.png.
 
     The same seed gives identical records and byte-identical image files. Product ids
     are numbered from first_id, so catalogs drawn with disjoint ranges never share one.
+    Each product has colourway_size distinct colours (the demo uses COLOURWAY_SIZE;
+    bench/colourway_null.py compares others).
     """
     if n_products < 1:
         raise ValueError(f"n_products must be at least 1, got {n_products}.")
     if first_id < 0:
         raise ValueError(f"first_id must be at least 0, got {first_id}.")
+    if not 1 <= colourway_size <= len(_COLOURS):
+        raise ValueError(
+            f"colourway_size must be between 1 and {len(_COLOURS)}, got {colourway_size}."
+        )
     rng = random.Random(seed)
 
     n_exact = _count(n_products, EXACT_DUPLICATE_SHARE)
     n_near = _count(n_products, NEAR_DUPLICATE_SHARE)
     n_base = n_products - n_exact - n_near
-    base = [_new_listing(rng, section) for section in _assign_sections(rng, n_base)]
+    base = [_new_listing(rng, section, colourway_size) for section in _assign_sections(rng, n_base)]
 
     originals = rng.sample(range(n_base), n_exact + n_near)
     exact_copies = [base[i] for i in originals[:n_exact]]
@@ -340,12 +351,12 @@ def _assign_sections(rng: random.Random, n: int) -> list[str]:
     return sections
 
 
-def _new_listing(rng: random.Random, section: str) -> _Listing:
+def _new_listing(rng: random.Random, section: str, colourway_size: int) -> _Listing:
     vocabulary = _VOCABULARY[section]
     attributes = _Attributes(
         section=section,
         noun=rng.choice(vocabulary.nouns),
-        colour="/".join(rng.sample(list(_COLOURS), COLOURWAY_SIZE)),
+        colour="/".join(rng.sample(list(_COLOURS), colourway_size)),
         material=rng.choice(vocabulary.materials),
         style=rng.choice(_STYLES),
         size=rng.choice(vocabulary.sizes),

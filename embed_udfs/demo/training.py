@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Literal
 from PIL import Image
 from tqdm import tqdm
 
-from embed_udfs.demo.catalog import GENERATOR_VERSION, DemoProduct, generate_catalog
+from embed_udfs.demo.catalog import (
+    COLOURWAY_SIZE,
+    GENERATOR_VERSION,
+    DemoProduct,
+    generate_catalog,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -134,6 +139,7 @@ def training_catalog(
     *,
     n_products: int = 3000,
     seed: int = 1007,
+    colourway_size: int = COLOURWAY_SIZE,
 ) -> list[DemoProduct]:
     """A catalog from the demo's generator with another seed, minus anything the demo holds.
 
@@ -144,7 +150,11 @@ def training_catalog(
     demo_texts = {t for p in demo_products for t in (p.product_name, p.product_description) if t}
     demo_images = {_sha256_file(p.image_uri) for p in demo_products if _readable(p.image_uri)}
     drawn = generate_catalog(
-        image_dir, n_products=n_products, seed=seed, first_id=TRAINING_FIRST_ID
+        image_dir,
+        n_products=n_products,
+        seed=seed,
+        first_id=TRAINING_FIRST_ID,
+        colourway_size=colourway_size,
     )
     kept = [
         p

@@ -116,6 +116,14 @@ def test_rejects_empty_catalog(tmp_path: pathlib.Path, n_products: int) -> None:
         generate_catalog(tmp_path, n_products=n_products)
 
 
+@pytest.mark.parametrize("colourway_size", [0, 15])
+def test_rejects_a_colourway_size_outside_the_palette(
+    tmp_path: pathlib.Path, colourway_size: int
+) -> None:
+    with pytest.raises(ValueError, match="colourway_size must be between 1 and 14"):
+        generate_catalog(tmp_path, n_products=5, colourway_size=colourway_size)
+
+
 def test_exact_duplicates_share_text_and_image_bytes(catalog: list[DemoProduct]) -> None:
     images = _image_bytes(catalog)
     groups = defaultdict(list)
