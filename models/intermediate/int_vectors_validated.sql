@@ -14,7 +14,7 @@ spaces as (
     select * from {{ ref('dim_embedding_spaces') }}
 ),
 
-{#- The backfill keeps a stored vector when the product's new input (another
+{# The backfill keeps a stored vector when the product's new input (another
     image or text, or the same one under a new model or recipe) cannot be
     embedded: nothing is deleted. A rejection of another input hash recorded
     after the vector was written means the vector describes what the product
@@ -27,7 +27,7 @@ latest_rejections as (
         reason,
         occurred_at
     from {{ ref('stg_embeddings__backfill_errors') }}
-    order by space, product_id, occurred_at desc
+    order by space asc, product_id asc, occurred_at desc
 ),
 
 checked as (
