@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/embed-udfs demo run
 
 ## test: set up, then the type checker, pytest (unit + integration on the embedded
-## Postgres, including dbt builds with dbt unit tests), then sqlfluff and ruff
+## Postgres, including dbt builds with dbt unit tests), then ruff (lint and format) and sqlfluff
 test: install typecheck pytest lint
 
 # mypy over embed_udfs (settings in pyproject.toml)
@@ -49,6 +49,7 @@ browser:
 # the dbt templater compiles the models, so it needs the database (started on demand)
 lint: install
 	$(BIN)/ruff check embed_udfs tests bench
+	$(BIN)/ruff format --check embed_udfs tests bench
 	eval "$$($(BIN)/embed-udfs db env)" && $(BIN)/sqlfluff lint models analyses
 
 bench: install

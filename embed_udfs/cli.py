@@ -795,9 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SCHEMA.TABLE",
         help="tune your own table's HNSW or IVFFlat index instead of the configured galleries",
     )
-    tune.add_argument(
-        "--column", help="with --relation: the vector column (default: its only one)"
-    )
+    tune.add_argument("--column", help="with --relation: the vector column (default: its only one)")
     tune.add_argument(
         "--id-column",
         help="with --relation: a row id for the lists (default: a one-column primary key, "

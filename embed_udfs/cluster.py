@@ -24,6 +24,7 @@ from embed_udfs.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class LabelledVectors:
     """One space's label sample: ids, sections and vectors, row-aligned, sorted by id."""

@@ -534,9 +534,7 @@ def _cannot_connect(settings: ConnectionSettings, exc: Exception) -> str:
     )
 
 
-def _kwargs(
-    settings: ConnectionSettings, application_name: str = "embed-udfs"
-) -> dict[str, Any]:
+def _kwargs(settings: ConnectionSettings, application_name: str = "embed-udfs") -> dict[str, Any]:
     return {
         "application_name": application_name,
         "host": settings.host,

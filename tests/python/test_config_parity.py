@@ -231,9 +231,7 @@ def test_the_good_configuration_passes_both(catalog, tmp_path, capfd):
     assert _guard(catalog, tmp_path, capfd, [GOOD, {}]) == ["ok", "ok"]
 
 
-def test_both_sides_refuse_each_bad_configuration_with_the_same_message(
-    catalog, tmp_path, capfd
-):
+def test_both_sides_refuse_each_bad_configuration_with_the_same_message(catalog, tmp_path, capfd):
     python = [_python_message(overrides) for _, overrides, _ in CASES]
     dbt = _guard(catalog, tmp_path, capfd, [overrides for _, overrides, _ in CASES])
     for (case, _, expected), from_python, from_dbt in zip(CASES, python, dbt, strict=True):

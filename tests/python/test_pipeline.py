@@ -33,8 +33,9 @@ class CountInputsJob:
     def run(self, settings, config, options) -> JobSummary:
         with connection(settings) as conn:
             conn.execute(
-                sql.SQL("create table {} as select space, count(*) as n from {} group by space")
-                .format(self.writes.identifier, self.reads.identifier)
+                sql.SQL(
+                    "create table {} as select space, count(*) as n from {} group by space"
+                ).format(self.writes.identifier, self.reads.identifier)
             )
             conn.commit()
         return JobSummary(self.name, ("counted",))
@@ -155,8 +156,7 @@ def test_missing_checkpoints_are_refused_before_any_work(db, tmp_path):
         "clip_image": str(tmp_path / "elsewhere" / "weights.bin"),
     }
     spaces = tuple(
-        replace(space, pretrained=gone.get(space.name, space.pretrained))
-        for space in config.spaces
+        replace(space, pretrained=gone.get(space.name, space.pretrained)) for space in config.spaces
     )
     relations = "select count(*) from pg_class where relkind in ('r', 'v', 'm')"
     before = query(db, relations)

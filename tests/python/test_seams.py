@@ -51,8 +51,14 @@ def hash_backend() -> Iterator[None]:
 
 
 def _vars(backend: str, modality: str = "text") -> dict:
-    space = {"name": "h", "modality": modality, "backend": backend, "family": "hash",
-             "model": "sha256", "dim": 8}
+    space = {
+        "name": "h",
+        "modality": modality,
+        "backend": backend,
+        "family": "hash",
+        "model": "sha256",
+        "dim": 8,
+    }
     return {"embed_spaces": [space], "embed_pairs": []}
 
 
@@ -96,7 +102,12 @@ def test_jobs_run_in_dependency_order_and_a_missing_dependency_is_named():
     jobs.register_job(_Job("tune_extra", after=("backfill",)))
     try:
         assert [job.name for job in jobs.jobs()] == [
-            "backfill", "cluster", "rerank", "tune", "tune_extra", "report_extra"
+            "backfill",
+            "cluster",
+            "rerank",
+            "tune",
+            "tune_extra",
+            "report_extra",
         ]
         jobs.register_job(_Job("orphan", after=("never_registered",)))
         with pytest.raises(ConfigError, match="never_registered"):
