@@ -39,3 +39,17 @@
         {%- endfor %}
     where false
 {%- endmacro %}
+
+
+{#- The section label of products that have none (stg_catalog__products). -#}
+{% macro missing_section_label() -%}
+    {{ return('unknown') }}
+{%- endmacro %}
+
+
+{#- Section values the marts use for their own rows: the overall row and the
+    products without a section. A catalog section of one of these names is
+    renamed in staging so that it stays apart. -#}
+{% macro reserved_section_names() -%}
+    {{ return(['ALL', missing_section_label()]) }}
+{%- endmacro %}
