@@ -240,6 +240,9 @@ class EvalConfig:
     section_cap: int | str | None
     section_cap_factor: float
     exact_search_max_gallery: int
+    # an empty sample (a pair or space that is not evaluable) fails the build
+    # instead of warning (tests/assert_eval_samples_not_empty.sql)
+    strict_samples: bool = False
 
     @property
     def max_k(self) -> int:
@@ -308,6 +311,7 @@ class ProjectVars(BaseModel):
     eval_section_min: PositiveInt
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
     eval_section_cap_factor: Annotated[float, BeforeValidator(_number_at_least(1))]
+    strict_samples: Bool
 
     text_max_words: PositiveInt
     text_strip_store_name: Bool
@@ -661,6 +665,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             section_cap=model.eval_section_cap,
             section_cap_factor=model.eval_section_cap_factor,
             exact_search_max_gallery=model.exact_search_max_gallery,
+            strict_samples=model.strict_samples,
         ),
         products_relation=model.products_relation,
         vectors_relation=model.vectors_relation,

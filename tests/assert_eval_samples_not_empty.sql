@@ -1,10 +1,14 @@
 {#- Every configured retrieval pair and text space scores a non-empty
-    sample. An empty one fails with its reason (fct_eval_sample_sizes,
-    from fct_pipeline_steps) in the message, not only a row count; the rows
-    returned say the same. -#}
-{{ config(severity='error') }}
+    sample. An empty one means its inputs could not be had (every image of
+    the pair failed, say): the pair or space is not evaluable, and the rows
+    returned (fct_eval_sample_sizes, reasons from fct_pipeline_steps) say
+    why. By default that is a warning, so everything that could be computed
+    is published and the scorecard names each pair that is not evaluable;
+    with vars.strict_samples it fails the build, the reasons in the message. -#}
+{%- set strict = var('strict_samples', false) %}
+{{ config(severity=('error' if strict else 'warn')) }}
 
-{%- if execute and flags.WHICH in ['test', 'build'] %}
+{%- if strict and execute and flags.WHICH in ['test', 'build'] %}
     {%- set sizes = adapter.get_relation(
         database=target.database, schema=ref('fct_eval_sample_sizes').schema,
         identifier=ref('fct_eval_sample_sizes').identifier

@@ -99,17 +99,34 @@ def test_too_small_and_capped_sections_are_reported(db, catalog, tmp_path):
     assert ("odd", "kept") not in rows
 
 
-def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fails(db, tmp_path):
-    """Every image failed: the label sample (text spaces only) keeps every sectioned
-    product; the pair's empty retrieval sample fails the build with the reason
-    fct_pipeline_steps gives, and the scorecard prints that reason instead of
-    asking for a pair that is already configured."""
-    dbt_vars = planted_config(
+def _no_image_vars(**extra) -> dict:
+    return planted_config(
         [planted_space("t", "text", 4), planted_space("i", "image", 4)],
         [{"name": "planted", "text_space": "t", "image_space": "i"}],
         retrieval_search="exact",
         eval_section_min=3,
+        **extra,
     )
+
+
+EMPTY_SAMPLE_NODES = (
+    "+dim_metric_thresholds",
+    "+fct_retrieval_metrics",
+    "+fct_embedding_gaps",
+    "+int_label_neighbours",
+    "+fct_eval_sample_sizes",
+    "assert_eval_samples_not_empty",
+    "--indirect-selection",
+    "buildable",
+)
+
+
+def test_failed_images_leave_the_label_sample_and_the_pair_is_not_evaluable(db, tmp_path):
+    """Every image failed: the label sample (text spaces only) keeps every sectioned
+    product; the pair's empty retrieval sample is reported as not evaluable, with
+    the reason fct_pipeline_steps gives, in the mart and the scorecard, and the
+    build goes on. With vars.strict_samples the same build fails with the reason."""
+    dbt_vars = _no_image_vars()
     config = config_for(dbt_vars)
     products = [(f"P{i:02d}", f"s{i % 3}") for i in range(30)] + [("U0", None)]
     rng = np.random.default_rng(3)
@@ -118,18 +135,7 @@ def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fail
         "retrieval sample for planted is empty: sampling removed "
         "no valid vector in every paired space (31 of 31)"
     )
-    with pytest.raises(DbtError, match=re.escape(reason)):
-        dbt_build(
-            db,
-            dbt_vars,
-            tmp_path,
-            "metric_thresholds",
-            "+fct_retrieval_metrics",
-            "+fct_embedding_gaps",
-            "+int_label_neighbours",
-            "+fct_eval_sample_sizes",
-            "assert_eval_samples_not_empty",
-        )
+    dbt_build(db, dbt_vars, tmp_path, *EMPTY_SAMPLE_NODES)
     labelled = query(db, "select product_id from intermediate.int_label_vectors where space = 't'")
     assert {p for (p,) in labelled} == {p for p, s in products if s is not None}
     hits = query(db, "select count(*) from intermediate.int_label_neighbours where space = 't'")
@@ -140,25 +146,28 @@ def test_failed_images_leave_the_label_sample_and_an_empty_retrieval_sample_fail
     assert sorted(sizes) == [("label", "t", 30, None), ("retrieval", "planted", 0, reason)]
     with connection(db) as conn:
         card = report.scorecard(conn, config)
-    assert reason in card and "configure vars.embed_pairs" not in card
+    assert f"not evaluable: {reason}" in card and "configure vars.embed_pairs" not in card
+
+    with pytest.raises(DbtError, match=re.escape(reason)):
+        dbt_build(db, _no_image_vars(strict_samples=True), tmp_path, *EMPTY_SAMPLE_NODES)
 
 
-def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_label_metrics(db):
-    """The same catalog through the whole refresh: the build fails on the empty
-    sample alone, so everything else (the text space's label metrics) is
-    published, and the error says why the sample is empty."""
-    dbt_vars = planted_config(
-        [planted_space("t", "text", 4), planted_space("i", "image", 4)],
-        [{"name": "planted", "text_space": "t", "image_space": "i"}],
-        retrieval_search="exact",
-        eval_section_min=3,
-    )
+def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_rest(db, caplog):
+    """The same catalog through the whole refresh: the label metrics of the text
+    space are published, the pair is reported as not evaluable with a warning, and
+    the refresh succeeds. With vars.strict_samples the refresh still publishes the
+    rest but ends in an error that says why the sample is empty."""
+    dbt_vars = _no_image_vars()
     config = config_for(dbt_vars)
     products = [(f"P{i:02d}", f"s{i % 3}") for i in range(30)]
     plant(db, config, products, {"t": np.random.default_rng(5).normal(size=(30, 4))})
-    with pytest.raises(EmptySampleError, match="retrieval sample for planted is empty") as failed:
-        refresh(db, config, dbt_vars=dbt_vars, backfill=False)
-    assert [summary.job for summary in failed.value.summaries] == ["cluster", "rerank"]
+    with caplog.at_level("WARNING", logger="embed_udfs.pipeline"):
+        summaries = refresh(db, config, dbt_vars=dbt_vars, backfill=False)
+    assert [summary.job for summary in summaries] == ["cluster", "rerank"]
+    assert any(
+        "not evaluable: retrieval sample for planted is empty" in record.getMessage()
+        for record in caplog.records
+    )
     published = query(
         db,
         "select metric, n from metrics.fct_label_metrics "
@@ -166,6 +175,14 @@ def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_label_metrics(db
     )
     assert published == [("nn1_accuracy", 30)]
     assert query(db, "select count(*) from metrics.fct_retrieval_metrics") == [(0,)]
+    assert query(
+        db, "select n_products, is_empty from metrics.fct_eval_sample_sizes where scope = 'planted'"
+    ) == [(0, True)]
+
+    strict = _no_image_vars(strict_samples=True)
+    with pytest.raises(EmptySampleError, match="retrieval sample for planted is empty") as failed:
+        refresh(db, config_for(strict), dbt_vars=strict, backfill=False)
+    assert [summary.job for summary in failed.value.summaries] == ["cluster", "rerank"]
 
 
 # A small skewed catalog like a real marketplace sample: one section holds 71%, ten
