@@ -245,6 +245,9 @@ def _refresh_and_report(
         print(report.scorecard(conn, ctx.config))
         print(report.label_scorecard(conn))
         print(rerank_scorecard(conn))
+        thresholds = report.thresholds_notice(conn)
+    if thresholds:
+        print("\n" + thresholds)
     notice = report.random_weight_notice(ctx.config)
     if notice:
         print("\n" + notice)

@@ -88,6 +88,7 @@ RERANK_UPLIFT = Relation("metrics", "fct_rerank_uplift")
 RETRIEVAL_RANKS = Relation("metrics", "fct_retrieval_ranks")
 REJECTED_INPUTS = Relation("metrics", "fct_rejected_inputs")
 PIPELINE_STEPS = Relation("metrics", "fct_pipeline_steps")
+METRIC_THRESHOLDS = Relation("metrics", "dim_metric_thresholds")
 
 MARTS_REPORTED: tuple[Relation, ...] = (
     SIMILARITY_HISTOGRAMS,

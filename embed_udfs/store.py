@@ -5,6 +5,7 @@ vectors and errors.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from psycopg import sql
 
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, SpaceConfig
+
+log = logging.getLogger(__name__)
 
 # As dbt's int_vectors_validated: a stored vector further from unit length is invalid.
 NORM_TOLERANCE = 1e-3
@@ -53,6 +56,25 @@ def _split(relation: str) -> tuple[str, str]:
 
 
 PRODUCTS_DDL = products_ddl()
+
+# The comment `embed-udfs demo load` puts on the products table; dbt reads it
+# (stg_catalog__origin) so that the thresholds shipped for the demo enforce there only.
+DEMO_CATALOG_COMMENT = "embed-metrics demo catalog, written by `embed-udfs demo load`"
+
+
+def mark_catalog(conn: psycopg.Connection, relation: str, comment: str) -> None:
+    """Say on the products table where its rows came from (the demo, or a user's file)."""
+    schema, table = _split(relation)
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("comment on table {} is {}").format(
+                    sql.Identifier(schema, table), sql.Literal(comment)
+                )
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        # a table of the user's that another role owns: it has no demo mark either
+        log.info("could not comment on %s (not its owner); left as it is", relation)
 
 
 def vectors_table(config: ProjectConfig) -> sql.Composable:

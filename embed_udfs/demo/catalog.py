@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from embed_udfs.errors import DatabaseError
-from embed_udfs.store import PRODUCTS_DDL
+from embed_udfs.store import DEMO_CATALOG_COMMENT, PRODUCTS_DDL, mark_catalog
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,7 @@ def load_catalog(
             with cur.copy(f"copy catalog.products ({columns}) from stdin") as copy:
                 for product in products:
                     copy.write_row(astuple(product))
+            mark_catalog(conn, "catalog.products", DEMO_CATALOG_COMMENT)
     except psycopg.errors.UniqueViolation as exc:
         conn.rollback()
         raise DatabaseError(

@@ -41,7 +41,9 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
             )
         reasons = empty_sample_reasons(conn, "retrieval")
         if reasons:
-            return "No retrieval metrics:\n" + "\n".join(f"  {reason}" for reason in reasons)
+            return "No retrieval metrics:\n" + "\n".join(
+                f"  not evaluable: {reason}" for reason in reasons
+            )
         return "No retrieval metrics yet for the configured pairs: run `embed-udfs refresh`."
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     sizes: dict[tuple[str, str], int] = {}
@@ -70,6 +72,10 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
                 f"  {section:<16}{sizes.get((pair, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
+    not_evaluable = empty_sample_reasons(conn, "retrieval")
+    if not_evaluable:
+        lines.append("")
+        lines.extend(f"not evaluable: {reason}" for reason in not_evaluable)
     return "\n".join(lines)
 
 
@@ -108,7 +114,7 @@ def label_scorecard(conn: psycopg.Connection) -> str:
             "where section = 'ALL'"
         ).format(contract.LABEL_METRICS.identifier)
     ).fetchall()
-    empty = [f"  {reason}" for reason in empty_sample_reasons(conn, "label")]
+    empty = [f"  not evaluable: {reason}" for reason in empty_sample_reasons(conn, "label")]
     if not rows:
         return "\n".join(["\nNo label metrics:", *empty]) if empty else ""
     figures = {(clean(space), metric, reduction): rest for space, metric, reduction, *rest in rows}
@@ -170,6 +176,26 @@ def _chance_lines(conn: psycopg.Connection) -> list[str]:
             "sections' total)."
         )
     return lines
+
+
+def thresholds_notice(conn: psycopg.Connection) -> str | None:
+    """Say when the floors shipped for the demo only warn because this is another catalog."""
+    if not contract.exists(conn, contract.METRIC_THRESHOLDS):
+        return None
+    row = conn.execute(
+        sql.SQL("select count(*) filter (where is_relaxed), count(*) from {}").format(
+            contract.METRIC_THRESHOLDS.identifier
+        )
+    ).fetchone()
+    relaxed = int(row[0]) if row else 0
+    if not relaxed:
+        return None
+    return (
+        f"Thresholds: {relaxed} error floor(s) in seeds/metric_thresholds.csv were set for the "
+        "demo catalog (scope demo), so on this catalog they only warn. Set floors of your own "
+        "(scope any) and run `embed-udfs refresh` to enforce them; "
+        f"{contract.METRIC_THRESHOLDS} lists what is in force."
+    )
 
 
 def random_weight_notice(config: ProjectConfig) -> str | None:

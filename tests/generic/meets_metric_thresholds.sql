@@ -9,7 +9,7 @@ with
 
 thresholds as (
     select * from {{ thresholds }}
-    where severity = {{ sql_string(severity_level) }}
+    where effective_severity = {{ sql_string(severity_level) }}
 ),
 
 metrics as (

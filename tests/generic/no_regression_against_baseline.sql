@@ -8,7 +8,7 @@ with
 
 thresholds as (
     select * from {{ thresholds }}
-    where severity = {{ sql_string(severity_level) }}
+    where effective_severity = {{ sql_string(severity_level) }}
         and fail_if_worse_than_baseline
 ),
 
