@@ -55,11 +55,14 @@ def run_dbt(
                 os.environ[key] = value
     if result.success:
         return result
-    failed, skipped = [], 0
+    failed, skipped, failed_tests = [], 0, {}
     for node_result in getattr(result.result, "results", None) or []:
         status = str(getattr(node_result, "status", ""))
         if status in ("error", "fail", "runtime error"):
             failed.append((node_result.node.unique_id, node_result.message))
+            compiled = getattr(node_result.node, "compiled_code", None)
+            if status == "fail" and compiled:
+                failed_tests[node_result.node.unique_id] = compiled
         skipped += status == "skipped"
     detail = (
         "\n".join(f"  {node}: {message}" for node, message in failed)
@@ -71,4 +74,5 @@ def run_dbt(
         "See the dbt log above (or logs/dbt.log) for the SQL that ran.",
         failed_nodes=tuple(node for node, _ in failed) if not result.exception else (),
         skipped=skipped,
+        failed_tests=failed_tests,
     )

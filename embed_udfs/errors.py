@@ -30,12 +30,25 @@ class EncoderError(EmbedUdfsError):
 
 class DbtError(EmbedUdfsError):
     """A dbt command failed; failed_nodes are the unique ids that errored or failed,
-    skipped how many nodes dbt skipped because of them."""
+    skipped how many nodes dbt skipped because of them, failed_tests the compiled
+    SQL of each test that failed (its rows are the failures)."""
 
-    def __init__(self, message: str, failed_nodes: tuple[str, ...] = (), skipped: int = 0):
+    def __init__(
+        self,
+        message: str,
+        failed_nodes: tuple[str, ...] = (),
+        skipped: int = 0,
+        failed_tests: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.failed_nodes = failed_nodes
         self.skipped = skipped
+        self.failed_tests = dict(failed_tests or {})
+
+
+class NotPublishedError(DbtError):
+    """The final build of a refresh failed: nothing was published, `metrics` holds the
+    previous figures, and this run's are in the staging schema."""
 
 
 class EmptySampleError(EmbedUdfsError):

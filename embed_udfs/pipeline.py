@@ -11,14 +11,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
-from embed_udfs import contract, publish, store
+from embed_udfs import contract, publish, report, store
 from embed_udfs.config import ProjectConfig, check_text_fields, require_checkpoints
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.errors import DbtError, EmbedUdfsError, EmptySampleError
+from embed_udfs.errors import DbtError, EmbedUdfsError, EmptySampleError, NotPublishedError
 from embed_udfs.jobs import JobOptions, JobSummary, jobs
+from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,12 @@ def refresh(
             run_dbt(["build"], settings, config.project_dir, dbt_vars=staged_vars)
         except DbtError as exc:
             if exc.failed_nodes != (contract.EMPTY_SAMPLE_TEST,) or exc.skipped:
-                raise
+                raise NotPublishedError(
+                    not_published_message(settings, exc),
+                    exc.failed_nodes,
+                    exc.skipped,
+                    exc.failed_tests,
+                ) from exc
             publish.publish(settings)
             raise EmptySampleError(
                 f"{exc}\nEvery other model was built and every other test passed, so the "
@@ -101,4 +108,70 @@ def refresh(
                 summaries,
             ) from exc
         publish.publish(settings)
+    with connection(settings) as conn:
+        for reason in report.empty_sample_reasons(conn, "retrieval") + (
+            report.empty_sample_reasons(conn, "label")
+        ):
+            log.warning("not evaluable: %s", reason)
     return summaries
+
+
+def not_published_message(settings: ConnectionSettings, exc: DbtError) -> str:
+    """What a failed final build means for the reader: nothing published, what stays,
+    where this run's figures can be inspected, and what failed, with example rows."""
+    lines = [
+        "Nothing was published: the final `dbt build` failed, so no figure of this run "
+        "reached the `metrics` schema.",
+        f"  {_published_state(settings)}",
+        f"  This run's figures are in schema {publish.STAGING} until the next refresh, e.g. "
+        f"psql '{settings.uri}' -c 'select * from {publish.STAGING}.fct_label_metrics'.",
+        "What failed:",
+        *(f"  {line}" for line in str(exc).splitlines()[1:] if line.startswith("  ")),
+    ]
+    examples = _failure_examples(settings, exc.failed_tests)
+    if examples:
+        lines.append("Rows that failed (at most 3 per test):")
+        lines.extend(f"  {line}" for line in examples)
+    lines.append(
+        "Fix what failed (a floor in seeds/metric_thresholds.csv, a test's data) and run "
+        "`embed-udfs refresh` again; `--skip-backfill` reuses the vectors."
+    )
+    return "\n".join(lines)
+
+
+def _published_state(settings: ConnectionSettings) -> str:
+    with connection(settings) as conn:
+        runs = contract.RUNS
+        if not contract.exists(conn, runs):
+            return "Nothing has been published in this database yet, so `metrics` stays empty."
+        row = conn.execute(
+            sql.SQL("select max(run_started_at) from {}").format(runs.identifier)
+        ).fetchone()
+    when = f" (the run started {row[0]:%Y-%m-%d %H:%M:%S %Z})" if row and row[0] else ""
+    return f"`metrics` keeps the figures of the last published run{when}."
+
+
+def _failure_examples(settings: ConnectionSettings, failed_tests: Mapping[str, str]) -> list[str]:
+    """A few of the rows each failed test returned, read from the staging schema."""
+    lines: list[str] = []
+    with connection(settings) as conn:
+        for node, compiled in sorted(failed_tests.items()):
+            try:
+                with conn.transaction():
+                    conn.execute("set local transaction read only")
+                    conn.execute("set local statement_timeout = '30s'")
+                    cursor = conn.execute(
+                        sql.SQL("select * from ({}) as failures limit 3").format(
+                            sql.SQL(compiled.strip().rstrip(";"))  # type: ignore[arg-type]
+                        )
+                    )
+                    names = [column.name for column in cursor.description or ()]
+                    rows = cursor.fetchall()
+            except psycopg.Error as error:
+                log.debug("could not read the failures of %s: %s", node, error)
+                continue
+            test = node.removeprefix("test.embed_metrics.")
+            for row in rows:
+                cells = ", ".join(f"{name}={clean(str(value))}" for name, value in zip(names, row))
+                lines.append(f"{test}: {cells}")
+    return lines
