@@ -170,8 +170,11 @@ def _failure_examples(settings: ConnectionSettings, failed_tests: Mapping[str, s
             except psycopg.Error as error:
                 log.debug("could not read the failures of %s: %s", node, error)
                 continue
-            test = node.removeprefix("test.embed_metrics.")
+            test = node.removeprefix("test.embed_metrics.").rsplit(".", 1)[0]
             for row in rows:
-                cells = ", ".join(f"{name}={clean(str(value))}" for name, value in zip(names, row))
+                cells = ", ".join(
+                    f"{name}={clean(f'{value:.4g}' if isinstance(value, float) else value)}"
+                    for name, value in zip(names, row)
+                )
                 lines.append(f"{test}: {cells}")
     return lines
