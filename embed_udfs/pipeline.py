@@ -174,7 +174,7 @@ def _failure_examples(settings: ConnectionSettings, failed_tests: Mapping[str, s
             for row in rows:
                 cells = ", ".join(
                     f"{name}={clean(f'{value:.4g}' if isinstance(value, float) else value)}"
-                    for name, value in zip(names, row)
+                    for name, value in zip(names, row, strict=True)
                 )
                 lines.append(f"{test}: {cells}")
     return lines
