@@ -54,6 +54,9 @@ def _parse_vars(text: str | None) -> dict[str, Any]:
         raise EmbedUdfsError(f"--vars is not valid YAML or JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise EmbedUdfsError("--vars must be a mapping, e.g. --vars '{eval_sample_size: 10000}'")
+    from embed_udfs.runs import check_cli_vars
+
+    check_cli_vars(value)
     return value
 
 
