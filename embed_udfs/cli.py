@@ -20,6 +20,8 @@ from embed_udfs import __version__
 from embed_udfs.errors import EmbedUdfsError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from embed_udfs.runs import Run
 
 log = logging.getLogger("embed_udfs")
@@ -854,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _privilege_message(args: argparse.Namespace, exc: Exception) -> str:
+def _privilege_message(args: argparse.Namespace, exc: psycopg.Error) -> str:
     from embed_udfs.config import find_project_dir
     from embed_udfs.db import privilege_message, resolve_settings
 
