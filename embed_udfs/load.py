@@ -42,7 +42,7 @@ MAX_TEXT_CHARS = 100_000
 CSV_FIELD_LIMIT = 4 * 1024 * 1024
 SHOWN = 10  # offending rows named per problem
 # Every mart's overall rows have section = 'ALL'; a catalog section of that name
-# (staging trims it, BI filters often ignore case) would be read as the overall figure.
+# (as staging trims it: spaces only, case kept) would be read as the overall figure.
 RESERVED_SECTION = "ALL"
 # Catalog exports often join a product's images with "|"; image_uri holds one.
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S")
@@ -282,14 +282,15 @@ def validate(
 RESERVED_SECTION_PROBLEM = f"collection_section {RESERVED_SECTION!r}, a reserved name"
 RESERVED_SECTION_HINT = (
     f"\n  '{RESERVED_SECTION}' is reserved: every metric table's overall rows have "
-    f"section = '{RESERVED_SECTION}', so a section of that name (in any case, with any "
+    f"section = '{RESERVED_SECTION}', so a section of that name (with or without "
     "surrounding spaces) would be read as the whole catalog. Rename it in the file, e.g. "
     "to 'All products', or map another column with --map section=COLUMN."
 )
 
 
 def _is_reserved_section(text: str | None) -> bool:
-    return text is not None and text.strip().casefold() == RESERVED_SECTION.casefold()
+    # as stg_catalog__products compares it: trim() removes spaces only
+    return text is not None and text.strip(" ") == RESERVED_SECTION
 
 
 def _several_urls(text: str) -> list[str]:
