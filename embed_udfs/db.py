@@ -606,3 +606,51 @@ def ensure_pgvector(conn: psycopg.Connection, settings: ConnectionSettings) -> s
     if not conn.autocommit:
         conn.commit()
     return version
+
+
+# How to run as the role that owns the project's schemas, by where the settings came from.
+_RUN_AS_OWNER = {
+    "EMBED_UDFS_DSN": "unset EMBED_UDFS_DSN (the embedded server runs it as "
+    f"{APP_ROLE}) or point it at the role that owns the project's schemas",
+    "PG* variables": "set PGUSER to the role that owns the project's schemas",
+    "embedded": f"run it as {APP_ROLE}, the role `embed-udfs db env` exports",
+}
+
+
+def privilege_message(settings: ConnectionSettings, exc: psycopg.Error, command: str) -> str:
+    """One sentence for a command the connected role may not run: who that role is, what
+    it may do, and how to run the command as the owner instead."""
+    from embed_udfs.roles import READER_GROUP, READER_SCHEMA
+    from embed_udfs.terminal import clean
+
+    refused = clean(exc.diag.message_primary or str(exc).splitlines()[0], max_width=200)
+    role = f"role {clean(settings.user)!r} (from {settings.origin})"
+    fix = _RUN_AS_OWNER.get(settings.origin, _RUN_AS_OWNER["EMBED_UDFS_DSN"])
+    if _is_member(settings, READER_GROUP):
+        return (
+            f"{role} is a read-only reader: it may select from the {READER_SCHEMA} schema only, "
+            f"and `embed-udfs {command}` needs more (the server said: {refused}). Run "
+            f"`embed-udfs {command}` as the application role: {fix}."
+        )
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        what = "may only read (its sessions are read-only)"
+    else:
+        what = "lacks a privilege"
+    return (
+        f"{role} {what}, and `embed-udfs {command}` needs more (the server said: {refused}). "
+        f"Run it as the role that owns the project's schemas: {fix}."
+    )
+
+
+def _is_member(settings: ConnectionSettings, group: str) -> bool:
+    """Whether the settings' role is in `group`; False when that cannot be asked."""
+    try:
+        with psycopg.connect(**_kwargs(settings), autocommit=True) as conn:
+            row = conn.execute(
+                "select pg_has_role(current_user, %s, 'member') from pg_roles where rolname = %s",
+                (group, group),
+            ).fetchone()
+    except psycopg.Error as exc:
+        log.debug("cannot ask whether %s is in %s: %s", settings.user, group, exc)
+        return False
+    return bool(row and row[0])

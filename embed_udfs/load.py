@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from psycopg import sql
 from embed_udfs import store
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,15 @@ ALIASES = {
 # the id, a base64 image in image_uri); the text models read far less anyway.
 MAX_CHARS = {"product_id": 256, "collection_section": 1_000, "image_uri": 4_096}
 MAX_TEXT_CHARS = 100_000
+# The csv module refuses fields over 131,072 characters by default; fields well
+# past MAX_TEXT_CHARS must still be read, so that they are reported with their lines.
+CSV_FIELD_LIMIT = 4 * 1024 * 1024
 SHOWN = 10  # offending rows named per problem
+# Every mart's overall rows have section = 'ALL'; a catalog section of that name
+# (as staging trims it: spaces only, case kept) would be read as the overall figure.
+RESERVED_SECTION = "ALL"
+# Catalog exports often join a product's images with "|"; image_uri holds one.
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S")
 
 
 class LoadError(EmbedUdfsError):
@@ -50,13 +60,27 @@ class LoadSummary:
     inserted: int
     updated: int
     replaced: bool
+    several_images: int = 0  # rows whose image field held several "|"-joined URLs
 
     def line(self) -> str:
         how = "replaced the table with" if self.replaced else "upserted"
-        text = f"{self.relation}: {how} {self.rows} rows from {self.path}"
+        text = f"{self.relation}: {how} {self.rows} rows from {clean(self.path, max_width=None)}"
         if not self.replaced:
             text += f" ({self.inserted} new, {self.updated} updated)"
+        if self.several_images:
+            text += (
+                f"\n{self.several_images} rows had several image URLs joined by '|'; the first "
+                "of each was kept (image_uri holds one image per product)"
+            )
         return text
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """A file's rows in store.PRODUCTS_COLUMNS order, ready to write."""
+
+    rows: list[tuple[str | None, ...]]
+    several_images: int
 
 
 def parse_mapping(specs: Sequence[str]) -> dict[str, str]:
@@ -81,27 +105,46 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[str, dict[str, obje
     """The file's column names and its records as (where, {column: value})."""
     suffix = "".join(path.suffixes[-2:]).lower()
     if not path.is_file():
-        raise LoadError(f"{path}: no such file.")
+        raise LoadError(f"{clean(path, max_width=None)}: no such file.")
     if suffix.endswith(".parquet"):
         return _read_parquet(path)
     if suffix.endswith((".jsonl", ".ndjson")):
         return _read_jsonl(path)
     if suffix.endswith((".csv", ".tsv", ".txt")):
         return _read_csv(path, delimiter="\t" if suffix.endswith(".tsv") else ",")
-    raise LoadError(f"{path}: unknown file type; use .csv, .tsv, .parquet or .jsonl.")
+    raise LoadError(
+        f"{clean(path, max_width=None)}: unknown file type; use .csv, .tsv, .parquet or .jsonl."
+    )
 
 
 def _read_csv(path: Path, delimiter: str):
     # Undecodable bytes become lone surrogates, so the rows that hold them can be named.
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+    def unreadable(exc: csv.Error) -> LoadError:
+        return LoadError(
+            f"{clean(path, max_width=None)}: line {reader.line_num} cannot be read ({exc}): "
+            f"fields are read up to {CSV_FIELD_LIMIT} characters, and an unclosed quote makes "
+            "the rest of the file one field. Nothing was loaded; fix the file and load it again."
+        )
+
     try:
         header = next(reader)
     except StopIteration:
-        raise LoadError(f"{path}: the file is empty.") from None
+        raise LoadError(f"{clean(path, max_width=None)}: the file is empty.") from None
+    except csv.Error as exc:
+        raise unreadable(exc) from None
+
+    def rows() -> Iterator[list[str]]:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise unreadable(exc) from None
 
     def records():
-        for values in reader:
+        for values in rows():
             if not any(values):
                 continue
             where = f"line {reader.line_num}"
@@ -141,7 +184,10 @@ def _read_parquet(path: Path):
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise LoadError(f"{path}: not a readable Parquet file: {exc}") from exc
+        raise LoadError(
+            f"{clean(path, max_width=None)}: not a readable Parquet file: "
+            f"{clean(exc, max_width=500)}"
+        ) from exc
     names = table.column_names
     return names, ((f"row {i + 1}", row) for i, row in enumerate(table.to_pylist()))
 
@@ -151,10 +197,16 @@ def validate(
     records: Iterator[tuple[str, Mapping[str, object]]],
     mapping: Mapping[str, str],
     path: Path,
-) -> list[tuple[str | None, ...]]:
-    """Rows in store.PRODUCTS_COLUMNS order; LoadError naming every offending row."""
+) -> CheckedRows:
+    """The rows to write; LoadError naming every offending row. Names from the file are
+    cleaned of escape sequences and control characters before a message repeats them."""
+    where_file = clean(path, max_width=None)
     source = {column: mapping.get(column, column) for column in store.PRODUCTS_COLUMNS}
-    unknown = [f"{c} -> {s!r}" for c, s in source.items() if c in mapping and s not in header]
+    unknown = [
+        f"{c} -> {clean(repr(s), max_width=80)}"
+        for c, s in source.items()
+        if c in mapping and s not in header
+    ]
     missing = [c for c in REQUIRED if source[c] not in header]
     if unknown or missing:
         parts = []
@@ -162,20 +214,22 @@ def validate(
             parts.append(f"required columns missing: {', '.join(missing)}")
         if unknown:
             parts.append(f"mapped columns not in the file: {', '.join(unknown)}")
+        columns = ", ".join(clean(name, max_width=80) for name in header)
         raise LoadError(
-            f"{path}: {'; '.join(parts)}. The file's columns are: {', '.join(header)}. "
+            f"{where_file}: {'; '.join(parts)}. The file's columns are: {columns}. "
             "Map them with --map, e.g. --map 'name=Title,section=Category'."
         )
     problems: dict[str, list[str]] = {}
     rows: list[tuple[str | None, ...]] = []
     first_seen: dict[str, str] = {}
+    several_images = 0
 
     def problem(kind: str, where: str) -> None:
         problems.setdefault(kind, []).append(where)
 
     for where, record in records:
         if "__error__" in record:
-            problem(f"unreadable rows ({record['__error__']})", where)
+            problem(f"unreadable rows ({clean(record['__error__'], max_width=200)})", where)
             continue
         row: list[str | None] = []
         for column in store.PRODUCTS_COLUMNS:
@@ -183,6 +237,10 @@ def validate(
             text = None if value is None else str(value)
             if text is not None and text.strip() == "":
                 text = None
+            if column == "image_uri" and text is not None:
+                urls = _several_urls(text)
+                if urls:
+                    text, several_images = urls[0], several_images + 1
             if text is not None and any("\udc80" <= ch <= "\udcff" for ch in text):
                 problem(f"bytes that are not UTF-8 in {column}", where)
             elif text is not None and len(text) > MAX_CHARS.get(column, MAX_TEXT_CHARS):
@@ -190,6 +248,8 @@ def validate(
                 problem(f"{column} longer than {limit} characters", where)
             elif text is not None and "\0" in text:
                 problem(f"a NUL character in {column}", where)
+            elif column == "collection_section" and _is_reserved_section(text):
+                problem(RESERVED_SECTION_PROBLEM, where)
             row.append(text)
         product_id = row[0]
         if product_id is None:
@@ -206,14 +266,39 @@ def validate(
                 f" and {len(places) - SHOWN} more" if len(places) > SHOWN else ""
             )
             lines.append(f"  {kind}: {shown}")
+        hint = RESERVED_SECTION_HINT if RESERVED_SECTION_PROBLEM in problems else ""
         raise LoadError(
-            f"{path}: {sum(len(p) for p in problems.values())} problem(s); nothing was loaded.\n"
+            f"{where_file}: {sum(len(p) for p in problems.values())} problem(s); "
+            "nothing was loaded.\n"
             + "\n".join(lines)
+            + hint
             + "\nFix the file (or the --map) and load it again."
         )
     if not rows:
-        raise LoadError(f"{path}: no rows to load.")
-    return rows
+        raise LoadError(f"{where_file}: no rows to load.")
+    return CheckedRows(rows=rows, several_images=several_images)
+
+
+RESERVED_SECTION_PROBLEM = f"collection_section {RESERVED_SECTION!r}, a reserved name"
+RESERVED_SECTION_HINT = (
+    f"\n  '{RESERVED_SECTION}' is reserved: every metric table's overall rows have "
+    f"section = '{RESERVED_SECTION}', so a section of that name (with or without "
+    "surrounding spaces) would be read as the whole catalog. Rename it in the file, e.g. "
+    "to 'All products', or map another column with --map section=COLUMN."
+)
+
+
+def _is_reserved_section(text: str | None) -> bool:
+    # as stg_catalog__products compares it: trim() removes spaces only
+    return text is not None and text.strip(" ") == RESERVED_SECTION
+
+
+def _several_urls(text: str) -> list[str]:
+    """The URLs of a field that joins several with "|", else [] (a single value is kept)."""
+    if "|" not in text:
+        return []
+    parts = [part.strip() for part in text.split("|") if part.strip()]
+    return parts if len(parts) > 1 and all(_URL.match(part) for part in parts) else []
 
 
 def load_catalog(
@@ -226,7 +311,8 @@ def load_catalog(
 ) -> LoadSummary:
     """Validate the whole file, then replace or upsert the products relation in one transaction."""
     header, records = read_rows(path)
-    rows = validate(header, records, mapping or {}, path)
+    checked = validate(header, records, mapping or {}, path)
+    rows = checked.rows
     relation = config.products_relation
     schema, _, table = relation.rpartition(".")
     target = sql.Identifier(schema or "public", table)
@@ -279,6 +365,7 @@ def load_catalog(
         inserted=len(rows) - existing,
         updated=existing,
         replaced=replace,
+        several_images=checked.several_images,
     )
     log.info("%s", summary.line())
     return summary

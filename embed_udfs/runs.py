@@ -4,6 +4,7 @@ pinned baseline that metrics.fct_metric_deltas compares every run against."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,8 @@ from psycopg import sql
 
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
-from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.errors import ConfigError, EmbedUdfsError
+from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +61,57 @@ def git_revision(project_dir: Path) -> str | None:
     return head + ("-dirty" if status else "") if head else None
 
 
+# dbt renders every top-level string var as Jinja in a context that can run SQL
+# (run_query, adapter), when a model first reads it: a brace in a label would run
+# minutes into a refresh, as the owner. Values handed to dbt are therefore plain.
+_JINJA = re.compile(r"\{[{%#]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_plain(option: str, value: object, example: str) -> None:
+    """Refuse a value dbt would render as Jinja, or one with control characters."""
+    if not isinstance(value, str):
+        return
+    shown = clean(repr(value), max_width=60)
+    jinja = _JINJA.search(value)
+    if jinja:
+        raise ConfigError(
+            f"{option} is {shown}, which holds Jinja syntax ({jinja.group()!r}) that dbt would "
+            f"run as a template; it must be plain text. {example}"
+        )
+    control = _CONTROL.search(value)
+    if control:
+        raise ConfigError(
+            f"{option} is {shown}, which holds a control character "
+            f"({control.group()!r}); it must be one line of plain text. {example}"
+        )
+
+
+def check_cli_vars(dbt_vars: dict[str, Any]) -> None:
+    """--vars values reach dbt's var(), which renders top-level strings as Jinja: refuse
+    Jinja and control characters there (Jinja belongs in dbt_project.yml's vars)."""
+    for key, value in dbt_vars.items():
+        check_plain(
+            f"--vars {clean(key)}",
+            value,
+            'Let the shell fill a value in (--vars "{hnsw_ef_search: $EF_SEARCH}") or put '
+            "the Jinja in the vars block of dbt_project.yml.",
+        )
+
+
 def run_vars(
     project_dir: Path, dbt_vars: dict[str, Any], label: str | None = None
 ) -> dict[str, Any]:
-    """dbt vars with run_label and git_revision added (the user's --vars win)."""
+    """dbt vars with run_label and git_revision added (the user's --vars win); a label or
+    revision that dbt would render as Jinja is refused before anything runs."""
     stamped = dict(dbt_vars)
     if label is not None:
+        check_plain("--label", label, "For example: --label 'new prompt'.")
         stamped["run_label"] = label
     if "git_revision" not in stamped:
         revision = git_revision(project_dir)
         if revision:
+            check_plain("the git revision", revision, "Set one with --vars '{git_revision: ...}'.")
             stamped["git_revision"] = revision
     return stamped
 

@@ -13,9 +13,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_WIDTH = 40
 
 
-def clean(value: object, max_width: int = MAX_WIDTH) -> str:
-    """`value` as one printable line of at most `max_width` characters (cut with "…")."""
+def clean(value: object, max_width: int | None = MAX_WIDTH) -> str:
+    """`value` as one printable line of at most `max_width` characters (cut with "…");
+    `max_width=None` keeps it whole (a report page, a list the user must read in full)."""
     text = _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(value)))
-    if len(text) > max_width:
+    if max_width is not None and len(text) > max_width:
         return text[: max_width - 1] + "…"
     return text

@@ -1,6 +1,7 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no script, no
 network) drawn from the metrics marts. Every figure has a table under it,
-and every string from the database is HTML-escaped."""
+and every string from the database is cleaned of escape sequences and control
+characters, then HTML-escaped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from html import escape
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from embed_udfs.report.svg import (
     line_chart,
     nice_upper,
 )
+from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,21 @@ def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
 # ---------------------------------------------------------------- helpers
 
 
+def escape(value: object) -> str:
+    """Text for the page: escape sequences and control characters removed (line breaks
+    kept), then HTML-escaped."""
+    return html_escape("\n".join(clean(line, max_width=None) for line in str(value).split("\n")))
+
+
+def _cleaned(rows: list[tuple]) -> list[tuple]:
+    """Rows with every string cleaned, so that no plot label or cell carries a raw
+    escape sequence or control character from the data."""
+    return [
+        tuple(clean(value, max_width=None) if isinstance(value, str) else value for value in row)
+        for row in rows
+    ]
+
+
 def _exists(conn: psycopg.Connection, relation: contract.Relation) -> bool:
     """Whether dbt has built the relation (marts added later are optional blocks)."""
     return contract.exists(conn, relation)
@@ -151,7 +168,7 @@ def _query(
 ) -> list[tuple]:
     """Rows of `template` with its one `{}` filled by the relation's quoted name."""
     query = sql.SQL(template).format(relation.identifier)
-    return conn.execute(query, params).fetchall()
+    return _cleaned(conn.execute(query, params).fetchall())
 
 
 def _cell(value: Any) -> str:
@@ -574,6 +591,7 @@ def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
         ).format(history=contract.METRIC_HISTORY.identifier),
         (HISTORY_RUNS, metric),
     ).fetchall()
+    rows = _cleaned(rows)
     if not rows:
         return ""
     runs = list(dict.fromkeys((run_id, started) for run_id, started, *_ in rows))
@@ -675,6 +693,7 @@ def _deltas(conn: psycopg.Connection) -> str:
         ),
         (GENERIC_ROW_LIMIT,),
     ).fetchall()
+    rows = _cleaned(rows)
     lead = DELTAS_LEAD + " Overall (ALL) rows; query it for every section."
     if not rows:
         return f'<p class="lead">{escape(lead)} It has no rows yet: it needs two runs.</p>'
@@ -692,7 +711,7 @@ def _generic(conn: psycopg.Connection, relation: contract.Relation, lead: str) -
         sql.SQL("select * from {} limit %s").format(relation.identifier), (GENERIC_ROW_LIMIT + 1,)
     )
     headers = [column.name for column in cursor.description or []]
-    rows = cursor.fetchall()
+    rows = _cleaned(cursor.fetchall())
     keep = [i for i, h in enumerate(headers) if h != "computed_at"]
     more = (
         f" The first {GENERIC_ROW_LIMIT} rows are shown; query {relation} for all."

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
+from embed_udfs.terminal import clean
+
 HEADLINE = "recall_at_1"
 TOP_SECTIONS = 3
 
@@ -44,7 +46,7 @@ def rerank_scorecard(conn: psycopg.Connection) -> str:
         ]
         mrr = figures.get(("ALL", "mrr"))
         lines.append(
-            f"  {reranker} on {pair} {direction} (n = {n}, top {k} candidates): "
+            f"  {clean(reranker)} on {clean(pair)} {direction} (n = {n}, top {k} candidates): "
             f"R@1 {before:.3f} -> {after:.3f} = {_signed(diff)} [{low:+.3f}, {high:+.3f}]"
             + (
                 f"; {mrr[0].replace('mrr_at_', 'MRR@')} {_signed(mrr[4])} "
@@ -65,6 +67,6 @@ def rerank_scorecard(conn: psycopg.Connection) -> str:
         helped = [s for s in reversed(sections) if s[0] > 0][:TOP_SECTIONS]
         hurt = [s for s in sections if s[0] < 0][:TOP_SECTIONS]
         for label, chosen in (("helps most", helped), ("hurts most", hurt)):
-            text = ", ".join(f"{section} {_signed(d)} (n={m})" for d, section, m in chosen)
+            text = ", ".join(f"{clean(section)} {_signed(d)} (n={m})" for d, section, m in chosen)
             lines.append(f"    {label}: {text or 'none'}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ row validated first, nothing half-loaded, reloads idempotent."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import PROJECT_DIR, query
@@ -116,3 +117,84 @@ def test_mapping_mistakes_are_clear():
         "product_name": "Title",
         "collection_section": "Cat",
     }
+
+
+def test_a_field_past_the_csv_modules_limit_is_reported_with_its_line(db, tmp_path):
+    """200 KB in one description: past Python's default CSV field limit (131,072)."""
+    _load(db, _csv(tmp_path, GOOD), replace=True)
+    before = _products(db)
+    huge = ("A9", "Big", "d" * 200_000, "bags", "")
+    with pytest.raises(load.LoadError) as caught:
+        _load(db, _csv(tmp_path, [*GOOD, huge], "huge.csv"), replace=True)
+    message = str(caught.value)
+    # GOOD's third row spans lines 4 and 5 (a newline in its description)
+    assert "product_description longer than 100000 characters: line 6" in message
+    assert "nothing was loaded" in message
+    assert _products(db) == before
+
+
+def test_a_field_past_the_read_limit_is_refused_with_its_line(db, tmp_path):
+    _load(db, _csv(tmp_path, GOOD), replace=True)
+    before = _products(db)
+    path = tmp_path / "unclosed.csv"
+    path.write_text(HEADER + 'A1,ok,,s,\nA2,"never closed,,s,\n' + "x" * (load.CSV_FIELD_LIMIT + 1))
+    with pytest.raises(load.LoadError, match=r"unclosed.csv: line \d+ cannot be read.*unclosed"):
+        _load(db, path, replace=True)
+    assert _products(db) == before
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def test_escape_sequences_in_headers_are_not_echoed(db, tmp_path):
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(b"Product ID,\x1b[31mName\x1b]0;owned\x07,Cat\x07\n1,x,y\n")
+    with pytest.raises(load.LoadError) as caught:
+        _load(db, path)
+    message = str(caught.value)
+    assert "required columns missing" in message
+    assert "Name" in message and "Cat" in message  # the names survive, their escapes do not
+    assert not CONTROL.search(message.replace("\n", ""))
+    jsonl = tmp_path / "hostile.jsonl"
+    jsonl.write_text(json.dumps({"id": "1", "\x1b[2Jname\x07": "x"}) + "\n")
+    with pytest.raises(load.LoadError) as caught:
+        _load(db, jsonl)
+    assert not CONTROL.search(str(caught.value).replace("\n", ""))
+
+
+@pytest.mark.parametrize("section", ["ALL", " ALL ", "ALL  "])
+def test_a_section_named_all_is_refused_as_reserved(db, tmp_path, section):
+    _load(db, _csv(tmp_path, GOOD), replace=True)
+    before = _products(db)
+    # other names that merely look like it are sections of their own, as in staging
+    rows = [*GOOD, ("A7", "Mug", "", section, "")] + [
+        (f"B{i}", "Cup", "", name, "") for i, name in enumerate(["All products", "all"])
+    ]
+    with pytest.raises(load.LoadError) as caught:
+        _load(db, _csv(tmp_path, rows), replace=True)
+    message = str(caught.value)
+    assert "collection_section 'ALL', a reserved name: line 6" in message
+    assert "line 7" not in message and "line 8" not in message
+    assert "reserved" in message and "Rename it" in message
+    assert _products(db) == before
+
+
+def test_several_image_urls_keep_the_first_and_say_so(db, tmp_path):
+    rows = [
+        ("A1", "Bag", "", "bags", "https://a.invalid/1.jpg|https://a.invalid/2.jpg"),
+        ("A2", "Lamp", "", "lamps", " https://a.invalid/3.jpg | https://a.invalid/4.jpg |"),
+        ("A3", "Mug", "", "mugs", "https://a.invalid/5.jpg"),
+        ("A4", "Cup", "", "mugs", "/images/odd|name.jpg"),  # a path, not a list: kept whole
+    ]
+    summary = _load(db, _csv(tmp_path, rows), replace=True)
+    images = dict(query(db, "select product_id, image_uri from catalog.products"))
+    assert images == {
+        "A1": "https://a.invalid/1.jpg",
+        "A2": "https://a.invalid/3.jpg",
+        "A3": "https://a.invalid/5.jpg",
+        "A4": "/images/odd|name.jpg",
+    }
+    assert summary.several_images == 2
+    assert "2 rows had several image URLs joined by '|'; the first of each was kept" in (
+        summary.line()
+    )

@@ -314,3 +314,69 @@ def test_cli_writes_the_report_and_refuses_an_unwritable_path(
     )
     assert code == 2
     assert "cannot write the HTML report" in capsys.readouterr().err
+
+
+def test_escape_sequences_and_control_characters_from_the_data_never_reach_the_page(
+    db, planted, tmp_path
+):
+    """Sections (and a reranker) whose names carry ESC and BEL: the page keeps the text
+    and drops the bytes. The marts are changed inside one transaction, rolled back after."""
+    hostile = "\x1b[31m\x1b]0;owned\x07"
+    with connection(db) as conn:
+        tables = conn.execute(
+            "select table_name from information_schema.columns "
+            "where table_schema = 'metrics' and column_name = 'section' "
+            "and data_type = 'text' and table_name in (select table_name from "
+            "information_schema.tables where table_type = 'BASE TABLE')"
+        ).fetchall()
+        assert tables
+        for (table,) in tables:
+            conn.execute(
+                f"update metrics.{table} set section = section || %s where section = 'bags'",
+                (hostile + "red\x07bags",),
+            )
+        conn.execute("alter table if exists metrics.fct_rerank_uplift rename to uplift_as_built")
+        conn.execute(
+            "create table metrics.fct_rerank_uplift as "
+            "select 'clean'::text as pair, %s::text as reranker, 0.125::float8 as uplift",
+            (hostile + "blip",),
+        )
+        try:
+            text = write_report(conn, planted["config"], tmp_path / "r.html").read_text()
+        finally:
+            conn.rollback()
+    raw = text.encode("utf-8")
+    assert not [byte for byte in raw if byte < 0x20 and byte not in b"\n\t\r"]
+    assert b"\x7f" not in raw
+    assert "bagsredbags" in text and "blip" in text  # the text stays, its escapes go
+
+
+def test_the_rerank_scorecard_cleans_names_from_the_data(db, planted):
+    from embed_udfs.rerank.report import rerank_scorecard
+
+    columns = (
+        "reranker text, pair text, direction text, section text, metric text, n int, "
+        "before float8, after float8, difference float8, ci_low float8, ci_high float8, "
+        "n_improved int, n_worsened int, stage1_ceiling float8, n_not_reranked int, "
+        "n_candidates int"
+    )
+    rows = [
+        ("\x1b[31mblip\x07", "clean", "text_to_image", section, "recall_at_1", 10)
+        + (0.5, 0.6, diff, -0.1, 0.3, 3, 1, 0.9, 0, 20)
+        for section, diff in (("ALL", 0.1), ("\x1b]0;owned\x07red\x1b[0mlamps", 0.2))
+    ]
+    with connection(db) as conn:
+        conn.execute("alter table if exists metrics.fct_rerank_uplift rename to uplift_as_built")
+        conn.execute(f"create table metrics.fct_rerank_uplift ({columns})")
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "insert into metrics.fct_rerank_uplift values "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        try:
+            out = rerank_scorecard(conn)
+        finally:
+            conn.rollback()
+    assert "blip on clean" in out and "helps most: redlamps +0.200" in out
+    assert all(ch == "\n" or ch.isprintable() for ch in out)

@@ -3,6 +3,8 @@ configuration, and dbt is never invoked (a tripwire on dbtRunner.invoke)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import PROJECT_DIR
 
@@ -59,3 +61,53 @@ def test_an_unknown_space_is_refused_before_dbt(no_dbt, db):
 def test_the_cli_refuses_an_unknown_space_before_dbt(no_dbt, command, capsys):
     assert cli.main(["--project-dir", str(PROJECT_DIR), command, "--space", "nope"]) == 2
     assert "unknown space 'nope'; the spaces in" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_database(monkeypatch):
+    """Fail the test if anything resolves or connects to a database (and so runs a job)."""
+    from embed_udfs import db
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("the database was reached")
+
+    for name in ("resolve_settings", "connect", "admin_connect", "start_embedded"):
+        monkeypatch.setattr(db, name, tripwire)
+
+
+HOSTILE_TEXT = [
+    "{{ run_query('drop table catalog.products') }}",
+    "{% do run_query('select pg_sleep(60)') %}",
+    "before {# hidden #} after",
+    "red\x1b[31m label\x07",
+    "two\nlines",
+]
+
+
+@pytest.mark.parametrize("label", HOSTILE_TEXT)
+def test_a_label_dbt_would_render_is_refused_before_any_work(no_dbt, no_database, capsys, label):
+    code = cli.main(["--project-dir", str(PROJECT_DIR), "refresh", "--label", label])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: --label is ") and err.count("\n") == 1  # one line
+    assert "Traceback" not in err
+    assert "\x1b" not in err and "\x07" not in err
+
+
+@pytest.mark.parametrize("key", ["run_label", "git_revision", "hnsw_ef_search"])
+@pytest.mark.parametrize("command", [["refresh"], ["cluster"], ["rerank"], ["tune"], ["backfill"]])
+def test_vars_dbt_would_render_are_refused_before_any_work(
+    no_dbt, no_database, capsys, key, command
+):
+    overrides = json.dumps({key: "{{ run_query('select 1') }}"})
+    code = cli.main(["--project-dir", str(PROJECT_DIR), "--vars", overrides, *command])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: --vars {key} is ") and "Jinja syntax" in err
+    assert "Traceback" not in err
+
+
+def test_a_plain_label_still_reaches_dbt(no_dbt, no_database, capsys):
+    """The tripwires fire for a good label: the refusal above is the check, not the wiring."""
+    with pytest.raises(AssertionError, match="database was reached|dbt was invoked"):
+        cli.main(["--project-dir", str(PROJECT_DIR), "refresh", "--label", "new prompt"])
