@@ -43,6 +43,10 @@ DEFAULT_PORT = 5432
 # sun_path holds 108 bytes with the terminating NUL.
 MAX_SOCKET_PATH = 107
 MASK = "****"
+# How often a busy or waiting backend checks that its client is still there
+# (PostgreSQL 14 and later, Linux): set on the embedded server and on every
+# session embed-udfs opens, on any server.
+CLIENT_CHECK_INTERVAL = "2s"
 
 
 @dataclass(frozen=True)
@@ -441,6 +445,14 @@ def _tune_embedded(info) -> None:
         conn.execute("alter system set maintenance_work_mem = '1GB'")
         conn.execute("alter system set work_mem = '64MB'")
         conn.execute("alter system set max_parallel_maintenance_workers = 2")
+        # A backend whose client vanished (a killed refresh waiting for a lock)
+        # ends within seconds instead of holding its place in the lock queue.
+        with contextlib.suppress(psycopg.errors.InvalidParameterValue):  # not on this OS
+            conn.execute(
+                sql.SQL("alter system set client_connection_check_interval = {}").format(
+                    sql.Literal(CLIENT_CHECK_INTERVAL)
+                )
+            )
         conn.execute("select pg_reload_conf()")
 
 
@@ -555,6 +567,7 @@ def connect(
     except psycopg.OperationalError as exc:
         raise DatabaseError(_cannot_connect(settings, exc)) from exc
     try:
+        _check_client(conn)
         ensure_pgvector(conn, settings)
         from pgvector.psycopg import register_vector
 
@@ -574,6 +587,24 @@ def connection(
         yield conn
     finally:
         conn.close()
+
+
+def _check_client(conn: psycopg.Connection) -> None:
+    """Have the server end this session's work soon after the client vanishes.
+
+    Set after connecting rather than in the startup options, which a server
+    older than PostgreSQL 14 would refuse.
+    """
+    if conn.info.server_version < 140000:
+        return
+    try:
+        conn.execute(
+            "select set_config('client_connection_check_interval', %s, false)",
+            (CLIENT_CHECK_INTERVAL,),
+        )
+    except psycopg.errors.InvalidParameterValue:  # a platform without the check
+        if not conn.autocommit:
+            conn.rollback()
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
