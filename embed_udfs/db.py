@@ -43,6 +43,10 @@ DEFAULT_PORT = 5432
 # sun_path holds 108 bytes with the terminating NUL.
 MAX_SOCKET_PATH = 107
 MASK = "****"
+# How often a busy or waiting backend checks that its client is still there
+# (PostgreSQL 14 and later, Linux): set on the embedded server and on every
+# session embed-udfs opens, on any server.
+CLIENT_CHECK_INTERVAL = "2s"
 
 
 @dataclass(frozen=True)
@@ -234,15 +238,30 @@ def set_listen(project_dir: Path, listen: Listen | None) -> None:
 
 
 # initdb puts host lines with `trust` in pg_hba.conf; these replace them on every
-# start: the socket is reachable only by the server's OS user, so it may trust;
-# TCP (loopback only, when --listen is set) always asks for a SCRAM password, and
-# the superuser and the application role have none, so only readers get in.
-PG_HBA = """\
-# Written by embed-udfs on every start of the embedded server; edits are lost.
-local   all  all                 trust
-host    all  all  127.0.0.1/32   scram-sha-256
-host    all  all  ::1/128        scram-sha-256
-"""
+# start: the socket is reachable only by the server's OS user, so it may trust.
+# TCP (loopback only, when --listen is set) admits the readers' group alone, with
+# a SCRAM password, and never to the maintenance databases; every other TCP login
+# is rejected, so a role that sets itself a password (PostgreSQL lets every role
+# change its own) still cannot come in over TCP.
+READER_GROUP = "embed_metrics_reader"  # holds the readers' privileges; cannot log in
+MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
+_MAINTENANCE = ",".join(MAINTENANCE_DATABASES)
+_HBA_LINES = [
+    ("local", "all", "all", "", "trust"),
+    ("host", _MAINTENANCE, "all", "127.0.0.1/32", "reject"),
+    ("host", _MAINTENANCE, "all", "::1/128", "reject"),
+    ("host", "all", f"+{READER_GROUP}", "127.0.0.1/32", "scram-sha-256"),
+    ("host", "all", f"+{READER_GROUP}", "::1/128", "scram-sha-256"),
+    ("host", "all", "all", "0.0.0.0/0", "reject"),
+    ("host", "all", "all", "::/0", "reject"),
+]
+PG_HBA = (
+    "# Written by embed-udfs on every start of the embedded server; edits are lost.\n"
+    + "".join(
+        f"{kind:<6}{database:<30}{user:<23}{address:<14}{method}\n"
+        for kind, database, user, address, method in _HBA_LINES
+    )
+)
 
 
 def _system_user() -> str | None:
@@ -315,11 +334,19 @@ def _why_restart(info, datadir: Path, listen: Listen | None) -> str | None:
     return None
 
 
+def _hba_outdated(datadir: Path) -> bool:
+    try:
+        return (datadir / "pg_hba.conf").read_text() != PG_HBA
+    except OSError:
+        return False
+
+
 def start_embedded(project_dir: Path):
     """Start (or reuse) the embedded server; returns its postmaster info.
 
     A running server is restarted when its socket directory is not private or
-    it does not listen where `db start --listen` asked.
+    it does not listen where `db start --listen` asked; one started by an older
+    version gets this version's pg_hba.conf and settings, with a reload.
     """
     datadir = embedded_datadir(project_dir)
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -329,6 +356,10 @@ def start_embedded(project_dir: Path):
         if info is not None:
             reason = _why_restart(info, datadir, listen)
             if reason is None:
+                if _hba_outdated(datadir):
+                    log.info("updating the embedded server's pg_hba.conf and settings")
+                    (datadir / "pg_hba.conf").write_text(PG_HBA)
+                    _tune_embedded(info)  # reloads the configuration
                 return info
             log.warning("restarting the embedded server: %s", reason)
             _stop(datadir, info)
@@ -441,6 +472,14 @@ def _tune_embedded(info) -> None:
         conn.execute("alter system set maintenance_work_mem = '1GB'")
         conn.execute("alter system set work_mem = '64MB'")
         conn.execute("alter system set max_parallel_maintenance_workers = 2")
+        # A backend whose client vanished (a killed refresh waiting for a lock)
+        # ends within seconds instead of holding its place in the lock queue.
+        with contextlib.suppress(psycopg.errors.InvalidParameterValue):  # not on this OS
+            conn.execute(
+                sql.SQL("alter system set client_connection_check_interval = {}").format(
+                    sql.Literal(CLIENT_CHECK_INTERVAL)
+                )
+            )
         conn.execute("select pg_reload_conf()")
 
 
@@ -555,6 +594,7 @@ def connect(
     except psycopg.OperationalError as exc:
         raise DatabaseError(_cannot_connect(settings, exc)) from exc
     try:
+        _check_client(conn)
         ensure_pgvector(conn, settings)
         from pgvector.psycopg import register_vector
 
@@ -574,6 +614,24 @@ def connection(
         yield conn
     finally:
         conn.close()
+
+
+def _check_client(conn: psycopg.Connection) -> None:
+    """Have the server end this session's work soon after the client vanishes.
+
+    Set after connecting rather than in the startup options, which a server
+    older than PostgreSQL 14 would refuse.
+    """
+    if conn.info.server_version < 140000:
+        return
+    try:
+        conn.execute(
+            "select set_config('client_connection_check_interval', %s, false)",
+            (CLIENT_CHECK_INTERVAL,),
+        )
+    except psycopg.errors.InvalidParameterValue:  # a platform without the check
+        if not conn.autocommit:
+            conn.rollback()
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -78,3 +78,8 @@ class NoAnnIndex(TuneError):
 
 class GridBelowDepth(ConfigError):
     """A search setting in the tuning grid cannot return the lists the metrics need."""
+
+
+class PublishBlocked(DatabaseError):
+    """Other sessions held the locks the publish needs past its patience; nothing was
+    published, and the message names them."""

@@ -4,7 +4,8 @@ The superuser (`postgres`) only creates roles, databases and extensions. The
 application role owns the project's schemas and is what dbt and the jobs run
 as; it is not a superuser and cannot create roles or databases. Readers are
 login roles in one group that may select from the `metrics` schema and nothing
-else, over the socket or over TCP with a SCRAM password.
+else, over the socket or over TCP with a SCRAM password. Nobody but the
+superuser may connect to the maintenance databases (`postgres`, `template1`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg import sql
 
 from embed_udfs.db import (
     APP_ROLE,
+    READER_GROUP,
     SUPERUSER,
     ConnectionSettings,
     admin_connect,
@@ -26,7 +28,6 @@ from embed_udfs.db import (
 )
 from embed_udfs.errors import DatabaseError
 
-READER_GROUP = "embed_metrics_reader"  # holds the readers' privileges; cannot log in
 READER_SCHEMA = "metrics"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RESERVED = {SUPERUSER, APP_ROLE, READER_GROUP, "public"}
@@ -43,6 +44,25 @@ def ensure_roles(conn: psycopg.Connection) -> None:
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("create role {} " + options).format(sql.Identifier(role)))
+    close_maintenance_databases(conn)
+
+
+def close_maintenance_databases(conn: psycopg.Connection) -> None:
+    """Revoke CONNECT and TEMPORARY on `postgres` and `template1` from PUBLIC (as the
+    superuser): a reader would otherwise connect there and create temporary tables
+    and functions. Only the superuser uses them (creating roles and databases)."""
+    for database in ("postgres", "template1"):
+        open_to_public = conn.execute(
+            "select has_database_privilege('public', %(db)s, 'connect') "
+            "or has_database_privilege('public', %(db)s, 'temporary')",
+            {"db": database},
+        ).fetchone()
+        if open_to_public and open_to_public[0]:
+            conn.execute(
+                sql.SQL("revoke connect, temporary on database {} from public").format(
+                    sql.Identifier(database)
+                )
+            )
 
 
 # DO blocks take no parameters: _hand_over_sql inlines :app and :system as literals.

@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import PROJECT_DIR, dbt_build, plant, planted_config, planted_space, query
+from psycopg import sql
 
 from embed_udfs import cli, roles
 from embed_udfs.db import (
@@ -115,11 +116,11 @@ def test_tcp_listener_wants_the_readers_password(long_project):
         assert conn.execute("select current_user").fetchone()[0] == name
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(**tcp, user=name, password=password[:-1] + "x")
-    # The superuser and the application role have no password: no way in over TCP.
+    # Over TCP pg_hba.conf admits readers only: the others are turned away at the door.
     for role in (SUPERUSER, APP_ROLE):
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(**tcp, user=role, password="")
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
             psycopg.connect(**tcp, user=role, password="postgres")
 
     psql = shutil.which("psql")
@@ -137,6 +138,93 @@ def test_tcp_listener_wants_the_readers_password(long_project):
         )
         assert bad.returncode != 0 and "password authentication failed" in bad.stderr
     assert roles.drop_reader(settings, name)
+
+
+@embedded_only
+def test_a_password_the_app_role_sets_itself_does_not_open_tcp(long_project):
+    project, info = long_project
+    settings = resolve_settings(project)
+    tcp = {"host": "127.0.0.1", "port": info.port, "dbname": settings.dbname}
+    with connect(settings, autocommit=True) as conn:
+        # PostgreSQL lets every role change its own password.
+        conn.execute(sql.SQL("alter role {} password 'x'").format(sql.Identifier(APP_ROLE)))
+    try:
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
+            psycopg.connect(**tcp, user=APP_ROLE, password="x")
+    finally:
+        with connect(settings, autocommit=True) as conn:
+            conn.execute(sql.SQL("alter role {} password null").format(sql.Identifier(APP_ROLE)))
+
+
+@embedded_only
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+def test_readers_cannot_connect_to_the_maintenance_databases(long_project, database):
+    project, info = long_project
+    settings = resolve_settings(project)
+    name = f"bi_{uuid.uuid4().hex[:8]}"
+    password = roles.create_reader(settings, name)
+    try:
+        with psycopg.connect(
+            host="127.0.0.1", port=info.port, dbname=settings.dbname, user=name, password=password
+        ):
+            pass  # the reader's own way in works
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
+            psycopg.connect(
+                host="127.0.0.1", port=info.port, dbname=database, user=name, password=password
+            )
+        # Over the socket too (trusted, so the grants decide).
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            psycopg.connect(host=settings.host, port=settings.port, dbname=database, user=name)
+    finally:
+        roles.drop_reader(settings, name)
+
+
+@embedded_only
+def test_readers_create_nothing_anywhere_they_can_connect(long_project):
+    project, info = long_project
+    settings = resolve_settings(project)
+    name = f"bi_{uuid.uuid4().hex[:8]}"
+    password = roles.create_reader(settings, name)
+    with connect(settings) as conn:
+        databases = [
+            datname
+            for (datname,) in conn.execute(
+                "select datname from pg_database where datallowconn order by 1"
+            ).fetchall()
+        ]
+    assert "postgres" in databases and "template1" in databases
+    statements = [
+        "create temporary table planted (a int)",
+        "create function pg_temp.planted() returns int language sql as 'select 1'",
+        "create function public.planted() returns int language sql as 'select 1'",
+        "create function metrics.planted() returns int language sql as 'select 1'",
+    ]
+    reached = []
+    try:
+        for database in databases:
+            for host, port in ((settings.host, settings.port), ("127.0.0.1", info.port)):
+                try:
+                    conn = psycopg.connect(
+                        host=host,
+                        port=port,
+                        dbname=database,
+                        user=name,
+                        password=password,
+                        autocommit=True,
+                    )
+                except psycopg.OperationalError:
+                    continue
+                with conn:
+                    reached.append(database)
+                    conn.execute("set default_transaction_read_only = off")
+                    for statement in statements:
+                        with pytest.raises(
+                            (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName)
+                        ):
+                            conn.execute(statement)
+    finally:
+        roles.drop_reader(settings, name)
+    assert set(reached) == {settings.dbname}
 
 
 # --- roles: the application role and a BI reader ---------------------------------

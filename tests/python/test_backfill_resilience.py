@@ -147,7 +147,7 @@ def test_connection_drop_mid_run_is_retried_and_the_run_completes(db, catalog, s
                 host=server.host,
                 port=server.port,
                 user=server.user,
-                dbname="postgres",
+                dbname=db.dbname,
                 autocommit=True,
             ) as admin:
                 killed = admin.execute(
