@@ -28,7 +28,7 @@ from pathlib import Path
 from _scratch import PROJECT_DIR, machine, scratch_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-from loopback import LoopbackImages  # noqa: E402
+from loopback import LOOPBACK, LoopbackImages  # noqa: E402
 
 from embed_udfs import store  # noqa: E402
 from embed_udfs.backfill import BackfillOptions, RemoteImages, backfill_space  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=4, help="loopback image servers")
     parser.add_argument("--workers", type=int, help="decode processes (default: the backfill's)")
     args = parser.parse_args()
-    config = load_config(PROJECT_DIR)
+    config = load_config(PROJECT_DIR, overrides=LOOPBACK)  # the image servers are local
     missing = [s for s in SPACES if not (PROJECT_DIR / str(config.space(s).pretrained)).is_file()]
     if missing:
         sys.exit(f"no checkpoint for {missing}: run `embed-udfs demo train` first.")

@@ -24,7 +24,7 @@ from pathlib import Path
 from _scratch import PROJECT_DIR, machine, scratch_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-from loopback import LoopbackImages, closed_port  # noqa: E402
+from loopback import LOOPBACK, LoopbackImages, closed_port  # noqa: E402
 
 from embed_udfs import store  # noqa: E402
 from embed_udfs.backfill import BackfillOptions, backfill_space  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="decode processes (default: the backfill's)")
     parser.add_argument("--sample", type=int, default=12, help="rows the baseline reads")
     args = parser.parse_args()
-    config = load_config(PROJECT_DIR)
+    config = load_config(PROJECT_DIR, overrides=LOOPBACK)  # the image servers are local
     space = config.space("clip_image")
     LoopbackImages.HANG_S = 120.0  # longer than any deadline: the client must give up first
     with LoopbackImages() as hangs, LoopbackImages() as missing, scratch_database() as settings:

@@ -1,6 +1,8 @@
 """Where inputs come from: image bytes from local paths, file:// and
 http(s)://, read with a byte cap and (for HTTP) a deadline on the whole
 download, and decoded into RGB images with every decoder failure caught.
+HTTP downloads and their redirects reach public addresses only, unless the
+configuration allows a network or host (AddressGuard).
 
 A read that fails raises ReadFailure with a reason for backfill_errors and
 whether it is transient (could not connect, timed out: tried again on the
@@ -15,6 +17,8 @@ import errno
 import hashlib
 import http.client
 import io
+import ipaddress
+import json
 import logging
 import os
 import socket
@@ -41,6 +45,9 @@ NOT_A_FILE = "missing image: not a regular file"
 UNSUPPORTED = "missing image: unsupported URI"
 REFUSED = "missing image: refused by the server"
 UNREACHABLE = "unreachable image: could not connect or timed out"
+UNRESOLVED = "unreachable image: host does not resolve"
+ADDRESS_NOT_ALLOWED = "refused image: address not allowed"
+SCHEME_NOT_ALLOWED = "refused image: redirect to a scheme other than http(s)"
 TOO_LARGE = "image too large"
 CORRUPT = "corrupt image"
 
@@ -50,14 +57,17 @@ READ_IDLE_S = 10.0  # no byte for this long: timed out (the deadline bounds the 
 DEFAULT_LIMITS = IngestLimits()
 # Remote image bytes one process keeps for the later image spaces of a run.
 DOWNLOAD_CACHE_MAX_BYTES = 1 << 30
+RESOLVED_KEEP_S = 60.0  # a host's addresses are looked up again after this long
 
 
 class ReadFailure(OSError):
     """An input that could not be read: a reason to record, and whether to try again."""
 
-    def __init__(self, reason: str, detail: str, *, transient: bool = False):
+    def __init__(self, reason: str, detail: str, *, transient: bool = False, known: bool = False):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail, self.transient = reason, detail, transient
+        # learned earlier in the run (a host that does not resolve): nothing was asked
+        self.known = known
 
 
 def input_hash(recipe: str, payload: bytes) -> str:
@@ -76,18 +86,24 @@ def host_of(uri: str) -> str:
 
 
 def read_image_bytes(
-    uri: str, limits: IngestLimits = DEFAULT_LIMITS, *, attempts: int | None = None
+    uri: str,
+    limits: IngestLimits = DEFAULT_LIMITS,
+    *,
+    attempts: int | None = None,
+    guard: AddressGuard | None = None,
 ) -> bytes:
     """The bytes behind a local path, file:// or http(s):// URI, at most limits.image_max_bytes.
 
+    HTTP connects only where `guard` (by default one made from `limits`) allows.
     Raises ReadFailure with the reason when the bytes cannot be had.
     """
     parsed = urlsplit(uri)
     if parsed.scheme in ("http", "https"):
         policy = HTTP_ANSWER if attempts is None else replace(HTTP_ANSWER, max_attempts=attempts)
+        where = guard if guard is not None else AddressGuard(limits)
         try:
             return retry_call(
-                lambda: _read_http(uri, limits),
+                lambda: _read_http(uri, limits, where),
                 policy,
                 lambda exc: isinstance(exc, _RetryableAnswer),
             )
@@ -145,25 +161,51 @@ class _RetryableAnswer(ReadFailure):
     """5xx, 429 or 408: the server answered and asks to be asked again."""
 
 
-def _read_http(uri: str, limits: IngestLimits) -> bytes:
+def _read_http(uri: str, limits: IngestLimits, guard: AddressGuard) -> bytes:
     deadline = time.monotonic() + limits.image_download_deadline_s
+    hop = uri
     for _ in range(MAX_REDIRECTS + 1):
-        location = _fetch_once(uri, limits, deadline)
+        try:
+            location = _fetch_once(hop, limits, deadline, guard)
+        except ReadFailure as failure:
+            if hop == uri:
+                raise
+            failure.detail = f"{uri} redirected to {failure.detail}"
+            raise
         if isinstance(location, bytes):
             return location
-        uri = urljoin(uri, location)
+        target = urljoin(hop, location)
+        scheme = urlsplit(target).scheme
+        if scheme not in ("http", "https"):
+            # never read, and said as it is: a file:// target is not an unknown host
+            raise ReadFailure(
+                SCHEME_NOT_ALLOWED,
+                f"{uri} redirected to {target}: only http(s) redirects are followed",
+            )
+        hop = target
     raise ReadFailure(REFUSED, f"{uri}: more than {MAX_REDIRECTS} redirects")
 
 
-def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
+_TLS: ssl.SSLContext | None = None
+
+
+def _tls() -> ssl.SSLContext:
+    global _TLS
+    if _TLS is None:  # what http.client would use; made once, it is thread-safe
+        _TLS = ssl.create_default_context()
+    return _TLS
+
+
+def _fetch_once(
+    uri: str, limits: IngestLimits, deadline: float, guard: AddressGuard
+) -> bytes | str:
     """The body of one GET, or the Location of a redirect."""
     parts = urlsplit(uri)
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_class(
-        parts.hostname or "", parts.port, timeout=limits.image_connect_timeout_s
-    )
+    host = parts.hostname or ""
+    connection = connection_class(host, parts.port, timeout=limits.image_connect_timeout_s)
     expired = threading.Event()
 
     def expire() -> None:
@@ -182,7 +224,12 @@ def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        connection.connect()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        # Connect to the addresses the guard checked: a second lookup could return others.
+        sock = _connect(guard.addresses(uri, host, port), limits.image_connect_timeout_s)
+        if parts.scheme == "https":
+            sock = _tls().wrap_socket(sock, server_hostname=host)
+        connection.sock = sock
         # A server that sends nothing for READ_IDLE_S is as good as gone.
         connection.sock.settimeout(min(READ_IDLE_S, max(0.01, deadline - time.monotonic())))
         connection.request("GET", path, headers={"User-Agent": "embed-udfs", "Accept": "image/*"})
@@ -220,12 +267,6 @@ def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
         raise
     except ssl.SSLCertVerificationError as exc:
         raise ReadFailure(REFUSED, f"{uri}: {exc}") from exc
-    except socket.gaierror as exc:
-        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-            raise ReadFailure(NOT_FOUND, f"{uri}: unknown host ({exc.strerror})") from exc
-        raise ReadFailure(
-            UNREACHABLE, f"{uri}: name lookup failed ({exc})", transient=True
-        ) from exc
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():
             raise _deadline(uri, limits) from exc
@@ -233,6 +274,137 @@ def _fetch_once(uri: str, limits: IngestLimits, deadline: float) -> bytes | str:
     finally:
         timer.cancel()
         connection.close()
+
+
+def _connect(addresses: Sequence[tuple[int, tuple]], timeout: float) -> socket.socket:
+    """A TCP connection to the first of `addresses` that answers."""
+    error: OSError = OSError("no address to connect to")
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+def _plain(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address inside an IPv4-mapped one (::ffff:127.0.0.1 is loopback)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is not a public one (loopback, link-local, ...), None if it is."""
+    for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
+        if getattr(address, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if address.is_global else "not public"
+
+
+class AddressGuard:
+    """Where HTTP image downloads may connect, and each host looked up once.
+
+    A host's addresses are kept for RESOLVED_KEEP_S; a host that does not
+    resolve is not looked up again in the run (nor by other processes of the
+    run, through `shared`). Only public addresses are returned, and those in
+    vars.image_allowed_networks; a host in vars.image_allowed_hosts ("name",
+    or "name:port" for one port) gets all its addresses. The caller connects
+    to exactly what is returned, so DNS cannot answer differently in between.
+    """
+
+    def __init__(self, limits: IngestLimits = DEFAULT_LIMITS, shared: DownloadCache | None = None):
+        self.networks = [ipaddress.ip_network(n) for n in limits.image_allowed_networks]
+        self.hosts = frozenset(limits.image_allowed_hosts)
+        self.shared = shared
+        self.lookups = 0  # getaddrinfo calls made, for tests and benchmarks
+        self._lock = threading.Lock()
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._resolved: dict[tuple[str, int], tuple[float, list[tuple[int, tuple]]]] = {}
+        self._unresolvable: dict[str, str] = {}  # host -> why
+
+    def addresses(self, uri: str, host: str, port: int) -> list[tuple[int, tuple]]:
+        """(family, sockaddr) to connect to for host:port; ReadFailure if there is none."""
+        found = self._lookup(uri, host.lower(), port)
+        named = f"[{host}]" if ":" in host else host
+        if {named.lower(), f"{named.lower()}:{port}"} & self.hosts:
+            return found
+        allowed, refused = [], []
+        for family, sockaddr in found:
+            raw = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+            address = _plain(raw)
+            why = _not_public(address)
+            if why is None or any(a in n for n in self.networks for a in (raw, address)):
+                allowed.append((family, sockaddr))
+            else:
+                refused.append((address, why))
+        if allowed:
+            return allowed
+        if not refused:
+            raise ReadFailure(
+                UNRESOLVED, f"{uri}: {host} has no IPv4 or IPv6 address", transient=True
+            )
+        address, why = refused[0]
+        cidr = f"{address}/{address.max_prefixlen}"
+        raise ReadFailure(
+            ADDRESS_NOT_ALLOWED,
+            f"{uri}: {host} is {address} ({why}); image downloads reach public addresses only. "
+            f"If this host is yours, add {cidr!r} (or its network) to vars.image_allowed_networks "
+            f"or {named!r} to vars.image_allowed_hosts, then rerun with "
+            "`embed-udfs backfill --retry-errors --reason 'address not allowed'`",
+        )
+
+    def unresolvable(self, uri: str) -> ReadFailure | None:
+        """The failure to record for `uri` if its host did not resolve earlier in this run."""
+        host = (urlsplit(uri).hostname or "").lower()
+        why = self._known_dead(host)
+        if why is None:
+            return None
+        return ReadFailure(
+            UNRESOLVED, f"{uri}: {why}; not looked up again in this run", transient=True, known=True
+        )
+
+    def _lookup(self, uri: str, host: str, port: int) -> list[tuple[int, tuple]]:
+        with self._lock:
+            host_lock = self._host_locks.setdefault(host, threading.Lock())
+        with host_lock:  # one lookup at a time per host: the others wait for its answer
+            dead = self.unresolvable(uri)
+            if dead is not None:
+                raise dead
+            kept = self._resolved.get((host, port))
+            if kept is not None and time.monotonic() - kept[0] < RESOLVED_KEEP_S:
+                return kept[1]
+            self.lookups += 1
+            try:
+                answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as exc:
+                why = f"{host} does not resolve ({getattr(exc, 'strerror', None) or exc})"
+                self._unresolvable[host] = why
+                if self.shared is not None:
+                    self.shared.put_unresolvable(host, why)
+                raise ReadFailure(UNRESOLVED, f"{uri}: {why}", transient=True) from exc
+            found: list[tuple[int, tuple]] = [
+                (family, sockaddr)
+                for family, _, _, _, sockaddr in answers
+                if family in (socket.AF_INET, socket.AF_INET6)
+            ]
+            self._resolved[host, port] = (time.monotonic(), found)
+            return found
+
+    def _known_dead(self, host: str) -> str | None:
+        if host in self._unresolvable:
+            return self._unresolvable[host]
+        why = self.shared.unresolvable(host) if self.shared is not None else None
+        if why is not None:
+            self._unresolvable[host] = why
+        return why
 
 
 def _deadline(uri: str, limits: IngestLimits) -> ReadFailure:
@@ -283,14 +455,16 @@ class HostHealth:
 
 
 class DownloadCache:
-    """Remote image bytes downloaded earlier in this run, so that the image spaces
-    of one run download each URL once.
+    """What this run learned of remote images, so that the image spaces of one
+    run ask for each URL once: the bytes downloaded, the failures of URLs that
+    could not be had, and the hosts that do not resolve.
 
-    Files named by the URL's hash in a directory of the run, each written whole
+    Files named by a hash in a directory of the run, each written whole
     (a partial file, then a rename), so decode worker processes share it. Each
-    process keeps at most max_bytes; past that, later bytes are not kept. A
-    remote image is identified by its URL (see plan.py), so bytes kept under a
-    URL are the bytes of that input.
+    process keeps at most max_bytes of image bytes; past that, later bytes are
+    not kept (failures are a few bytes each and always kept). A remote image is
+    identified by its URL (see plan.py), so bytes kept under a URL are the
+    bytes of that input.
     """
 
     def __init__(self, directory: Path, max_bytes: int = DOWNLOAD_CACHE_MAX_BYTES):
@@ -322,7 +496,38 @@ class DownloadCache:
             if self._kept + len(payload) > self.max_bytes:
                 return
             self._kept += len(payload)
-        path = self._path(uri)
+        self._write(self._path(uri), payload)
+
+    def failure(self, uri: str) -> ReadFailure | None:
+        """How reading `uri` failed earlier in this run, if it did."""
+        try:
+            record = json.loads(self._path(uri).with_suffix(".failed").read_text())
+            reason, detail, transient = record["reason"], record["detail"], record["transient"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return ReadFailure(
+            reason, f"{detail}; failed earlier in this run, not asked again", transient=transient
+        )
+
+    def put_failure(self, uri: str, failure: ReadFailure) -> None:
+        record: dict[str, object] = {"reason": failure.reason, "detail": failure.detail}
+        record["transient"] = failure.transient
+        self._write(self._path(uri).with_suffix(".failed"), json.dumps(record).encode())
+
+    def unresolvable(self, host: str) -> str | None:
+        """Why `host` did not resolve earlier in this run, if it did not."""
+        try:
+            return self._host_path(host).read_text() or None
+        except OSError:
+            return None
+
+    def put_unresolvable(self, host: str, why: str) -> None:
+        self._write(self._host_path(host), why.encode())
+
+    def _host_path(self, host: str) -> Path:
+        return self.directory / f"{hashlib.sha256(host.encode()).hexdigest()}.unresolvable"
+
+    def _write(self, path: Path, payload: bytes) -> None:
         partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
             partial.write_bytes(payload)
@@ -334,7 +539,8 @@ class DownloadCache:
 
 class RemoteImages:
     """What the image spaces of one run share about remote images: each host's
-    transient failures in a row, and the bytes already downloaded.
+    transient failures in a row, and (in `downloads`) the bytes already
+    downloaded, the URLs that failed and the hosts that do not resolve.
 
     `with RemoteImages(limits) as remote:` around the run; the downloads are
     deleted when it ends.
@@ -362,7 +568,8 @@ class Fetcher:
     image_host_failures transient failures since its last success is not
     asked again in this run (its rows are recorded as transient failures, so
     the next run tries them). `failing` carries the counts of earlier spaces
-    of the run (HostHealth.failing), and `downloads` the bytes they fetched."""
+    of the run (HostHealth.failing), and `downloads` the bytes they fetched
+    and the URLs that failed: each URL is asked for once per run."""
 
     def __init__(
         self,
@@ -380,6 +587,7 @@ class Fetcher:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._failures: Counter[str] = Counter(self.failing)
+        self.guard = AddressGuard(self.limits, self.downloads)
 
     def __getstate__(self) -> dict:
         # threads and locks stay in the process that made them
@@ -407,20 +615,27 @@ class Fetcher:
                 return read_image_bytes(uri, self.limits)
             except ReadFailure as failure:
                 return failure
-        kept = self.downloads.get(uri) if self.downloads is not None else None
-        if kept is not None:
-            return kept
+        if self.downloads is not None:
+            kept = self.downloads.get(uri)
+            if kept is not None:
+                return kept
+            failed = self.downloads.failure(uri)
+            if failed is not None:
+                return failed
         with self._lock:
             slot = self._slots.setdefault(
                 host, threading.BoundedSemaphore(self.limits.image_fetch_per_host)
             )
         with slot:
-            skipped = self._skipped(uri, host)
+            # a host that does not resolve says so, rather than "failed N times"
+            skipped = self.guard.unresolvable(uri) or self._skipped(uri, host)
             if skipped is not None:
                 return skipped
             try:
-                payload = read_image_bytes(uri, self.limits)
+                payload = read_image_bytes(uri, self.limits, guard=self.guard)
             except ReadFailure as failure:
+                if self.downloads is not None and not failure.known:
+                    self.downloads.put_failure(uri, failure)
                 if failure.transient:
                     # Only a success clears the count: a host that answers 404
                     # quickly but hangs on the rest is still skipped.

@@ -1,7 +1,9 @@
 """A loopback image server for tests: good images, 404/410, a server that
-trickles one byte at a time, one that never answers, an endless body, and a
-closed port. It binds 127.0.0.1 only, every handler loop is bounded, and it
-stops when the `with` block ends."""
+trickles one byte at a time, one that never answers, an endless body,
+redirects to where a test says, and a closed port. It binds 127.0.0.1 only,
+every handler loop is bounded, and it stops when the `with` block ends.
+Image downloads reach public addresses only, so tests that read from it
+allow loopback: LOOPBACK (dbt vars) or loopback_limits()."""
 
 from __future__ import annotations
 
@@ -11,8 +13,19 @@ import socket
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 from PIL import Image
+
+from embed_udfs.limits import IngestLimits
+
+# The var that lets image downloads reach the loopback servers of a test.
+LOOPBACK = {"image_allowed_networks": ["127.0.0.1/32"]}
+
+
+def loopback_limits(**limits: Any) -> IngestLimits:
+    """IngestLimits(**limits) that may download from 127.0.0.1."""
+    return IngestLimits(image_allowed_networks=("127.0.0.1/32",), **limits)
 
 
 def png_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: int = 16) -> bytes:
@@ -42,12 +55,17 @@ class LoopbackImages:
         self.active: Counter[str] = Counter()  # requests in progress per path
         self.peak: Counter[str] = Counter()  # most requests in progress at once per path
         self.requests: Counter[str] = Counter()  # requests received per path
+        self.redirects: dict[str, str] = {}  # /redirect*.png -> its Location (302)
         self.lock = threading.Lock()
         self._httpd: http.server.ThreadingHTTPServer | None = None
 
-    def url(self, path: str) -> str:
+    @property
+    def port(self) -> int:
         assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{path}"
+        return int(self._httpd.server_address[1])
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
 
     def __enter__(self) -> LoopbackImages:
         outer = self
@@ -92,6 +110,11 @@ class LoopbackImages:
                     block = b"\0" * 65536
                     while outer.sent[kind] < outer.ENDLESS_LIMIT and not outer.stop.is_set():
                         self._send(kind, block)
+                elif kind.startswith("redirect") and kind in outer.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", outer.redirects[kind])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif kind.startswith("declared"):
                     self._headers(200, 10**12)
                 else:

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import torch
 from conftest import PROJECT_DIR, dbt_build, query
+from loopback import loopback_limits
 from PIL import Image
 
 from embed_udfs import demo, store
@@ -273,9 +274,10 @@ def test_http_images_with_retries_on_loopback():
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
-        assert read_image_bytes(f"{base}/ok.png") == _FlakyImages.png
-        assert read_image_bytes(f"{base}/flaky.png", attempts=3) == _FlakyImages.png
+        limits = loopback_limits()
+        assert read_image_bytes(f"{base}/ok.png", limits) == _FlakyImages.png
+        assert read_image_bytes(f"{base}/flaky.png", limits, attempts=3) == _FlakyImages.png
         with pytest.raises(OSError, match="404"):
-            read_image_bytes(f"{base}/missing.png")
+            read_image_bytes(f"{base}/missing.png", limits)
     finally:
         httpd.shutdown()

@@ -13,12 +13,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackImages, closed_port, png_bytes
+from loopback import LoopbackImages, closed_port, loopback_limits, png_bytes
 
 from embed_udfs.backfill.loader import ImageDataset, ImageInput
 from embed_udfs.backfill.sources import (
     CORRUPT,
-    DEFAULT_LIMITS,
     NOT_A_FILE,
     NOT_FOUND,
     TOO_LARGE,
@@ -119,7 +118,7 @@ def test_local_files_over_the_byte_cap_are_refused(tmp_path):
 
 
 def test_http_body_over_the_cap_stops_reading_at_the_cap():
-    limits = IngestLimits(image_max_bytes=1_000_000)
+    limits = loopback_limits(image_max_bytes=1_000_000)
     with LoopbackImages() as server:
         with pytest.raises(ReadFailure) as caught:
             _within(30, read_image_bytes, server.url("/endless.png"), limits)
@@ -133,7 +132,7 @@ def test_http_body_over_the_cap_stops_reading_at_the_cap():
 
 
 def test_a_server_trickling_bytes_hits_the_download_deadline():
-    limits = IngestLimits(image_download_deadline_s=2.5, image_connect_timeout_s=1)
+    limits = loopback_limits(image_download_deadline_s=2.5, image_connect_timeout_s=1)
     with LoopbackImages() as server:
         # one byte a second: no single read ever waits long enough to time out
         with pytest.raises(ReadFailure) as caught:
@@ -147,22 +146,23 @@ def test_a_server_trickling_bytes_hits_the_download_deadline():
 
 
 def test_not_found_is_permanent_and_could_not_connect_is_transient():
+    limits = loopback_limits()
     with LoopbackImages() as server:
         for path in ("/missing.png", "/gone.png"):
             with pytest.raises(ReadFailure) as caught:
-                read_image_bytes(server.url(path))
+                read_image_bytes(server.url(path), limits)
             assert caught.value.reason == NOT_FOUND and not caught.value.transient
         with pytest.raises(ReadFailure) as busy:
-            read_image_bytes(server.url("/busy.png"), attempts=2)
+            read_image_bytes(server.url("/busy.png"), limits, attempts=2)
         assert busy.value.transient and "503" in busy.value.detail
     with pytest.raises(ReadFailure) as refused:
-        read_image_bytes(f"http://127.0.0.1:{closed_port()}/a.png")
+        read_image_bytes(f"http://127.0.0.1:{closed_port()}/a.png", limits)
     assert refused.value.reason == UNREACHABLE and refused.value.transient
     assert "refused" in refused.value.detail
 
 
 def test_fetcher_bounds_each_host_and_skips_a_dead_one():
-    limits = IngestLimits(image_fetch_threads=8, image_fetch_per_host=2, image_host_failures=3)
+    limits = loopback_limits(image_fetch_threads=8, image_fetch_per_host=2, image_host_failures=3)
     fetcher = Fetcher(limits)
     with LoopbackImages() as server:
         uris = [server.url(f"/pause.png?i={i}") for i in range(8)]
@@ -177,7 +177,7 @@ def test_fetcher_bounds_each_host_and_skips_a_dead_one():
 
 
 def test_a_host_found_dead_in_one_space_is_not_asked_again_in_the_next():
-    limits = IngestLimits(image_fetch_per_host=2, image_host_failures=3)
+    limits = loopback_limits(image_fetch_per_host=2, image_host_failures=3)
     hosts = HostHealth(limits)
     with LoopbackImages() as server:
         hosts.record(server.url("/ok.png"), ok=True)
@@ -198,9 +198,9 @@ def test_a_host_found_dead_in_one_space_is_not_asked_again_in_the_next():
 def test_the_spaces_of_one_run_download_a_remote_image_once(tmp_path):
     with LoopbackImages() as server, RemoteImages() as remote:
         uris = [server.url(f"/ok.png?i={i}") for i in range(6)]
-        first = Fetcher(DEFAULT_LIMITS, downloads=remote.downloads).read_all(uris)
+        first = Fetcher(loopback_limits(), downloads=remote.downloads).read_all(uris)
         # the next space's fetcher, as a decode worker process gets it
-        later = pickle.loads(pickle.dumps(Fetcher(DEFAULT_LIMITS, downloads=remote.downloads)))
+        later = pickle.loads(pickle.dumps(Fetcher(loopback_limits(), downloads=remote.downloads)))
         again = later.read_all(uris)
         assert server.requests["ok.png"] == 6
         assert first == again == [server.png] * 6
