@@ -162,7 +162,7 @@ def _failure_examples(settings: ConnectionSettings, failed_tests: Mapping[str, s
                     conn.execute("set local statement_timeout = '30s'")
                     cursor = conn.execute(
                         sql.SQL("select * from ({}) as failures limit 3").format(
-                            sql.SQL(compiled.strip().rstrip(";"))  # type: ignore[arg-type]
+                            sql.SQL(compiled.strip().rstrip(";"))
                         )
                     )
                     names = [column.name for column in cursor.description or ()]

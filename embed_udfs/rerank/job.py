@@ -201,7 +201,7 @@ def rerank(
     if scorer_factory is None:
 
         def scorer_factory(reranker: RerankerConfig) -> Scorer:
-            return load_scorer(reranker, options.device, options.precision)
+            return load_scorer(reranker, options.device, options.precision, config.ingest)
 
     scorer = scorer_factory(reranker)
     summary.scorer_ref = scorer.scorer_ref

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from embed_udfs.backfill.sources import CORRUPT, ReadFailure, decode_image, read_image_bytes
+from embed_udfs.backfill.sources import (
+    CORRUPT,
+    DEFAULT_LIMITS,
+    ReadFailure,
+    decode_image,
+    read_image_bytes,
+)
 from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
 from embed_udfs.errors import EncoderError
+from embed_udfs.limits import IngestLimits
 
 if TYPE_CHECKING:
     import torch
@@ -49,23 +56,32 @@ class Scorer(Protocol):
 
 
 def load_scorer(
-    reranker: RerankerConfig, device: str | None = None, precision: str = "auto"
+    reranker: RerankerConfig,
+    device: str | None = None,
+    precision: str = "auto",
+    limits: IngestLimits = DEFAULT_LIMITS,
 ) -> Scorer:
+    """The reranker's scorer; its images are read under the backfill's limits (byte
+    caps, deadlines, the addresses a catalog may reach)."""
     runtime = resolve_runtime(device, precision)
+    scorer: DualEncoderScorer | BlipItmScorer
     if reranker.backend == "open_clip":
-        return DualEncoderScorer.load(reranker, runtime)
-    if reranker.backend == "blip_itm":
-        return BlipItmScorer.load(reranker, runtime)
-    raise EncoderError(
-        f"reranker {reranker.name!r} has backend {reranker.backend!r}; rerankers run "
-        "'open_clip' or 'blip_itm'."
-    )
+        scorer = DualEncoderScorer.load(reranker, runtime)
+    elif reranker.backend == "blip_itm":
+        scorer = BlipItmScorer.load(reranker, runtime)
+    else:
+        raise EncoderError(
+            f"reranker {reranker.name!r} has backend {reranker.backend!r}; rerankers run "
+            "'open_clip' or 'blip_itm'."
+        )
+    scorer.limits = limits
+    return scorer
 
 
-def _read_image(uri: str) -> tuple[Any, Failure | None]:
+def _read_image(uri: str, limits: IngestLimits) -> tuple[Any, Failure | None]:
     # the backfill's readers and reasons, so both tables speak of a failure alike
     try:
-        payload = read_image_bytes(uri)
+        payload = read_image_bytes(uri, limits)
     except ReadFailure as exc:
         return None, (exc.reason, f"{uri}: {exc.detail}")
     try:
@@ -82,6 +98,7 @@ class DualEncoderScorer:
         self.device = encoder.device
         self.scorer_ref = encoder.model_ref
         self.batch_size = batch_size
+        self.limits = DEFAULT_LIMITS
         self.text_vectors: dict[str, np.ndarray] = {}
         self.image_vectors: dict[str, np.ndarray] = {}
         self.image_failures: dict[str, Failure] = {}
@@ -140,7 +157,7 @@ class DualEncoderScorer:
                 chunk = todo_images[start : start + self.batch_size]
                 good, tensors = [], []
                 for pid, uri in chunk:
-                    image, failure = _read_image(uri)
+                    image, failure = _read_image(uri, self.limits)
                     if failure is not None:
                         self.image_failures[pid] = failure
                     else:
@@ -186,6 +203,7 @@ class BlipItmScorer:
         self.runtime = runtime
         self.device = runtime.device
         self.scorer_ref = scorer_ref
+        self.limits = DEFAULT_LIMITS
         self.texts: dict[str, str] = {}
         self.images: dict[str, str] = {}
         self.image_failures: dict[str, Failure] = {}
@@ -228,7 +246,7 @@ class BlipItmScorer:
         for pid in dict.fromkeys(image_ids):
             if pid in found or pid in self.image_failures:
                 continue
-            image, failure = _read_image(self.images[pid])
+            image, failure = _read_image(self.images[pid], self.limits)
             if failure is not None:
                 self.image_failures[pid] = failure
                 continue
