@@ -84,15 +84,20 @@ def labelled(db, tmp_path_factory):
     plant(db, config, products, vectors)
     target = tmp_path_factory.mktemp("labels")
     dbt_build(db, dbt_vars, target, "+int_label_vectors")
-    # fct_label_metrics is tested against the thresholds seed (`dbt seed` runs no tests)
-    run_dbt(
+    # fct_label_metrics is tested against the thresholds in force (`dbt seed` and
+    # `dbt run` run no tests)
+    for command in (
         ["seed", "--select", "metric_thresholds"],
-        db,
-        PROJECT_DIR,
-        dbt_vars=dbt_vars,
-        target_path=target / "target",
-        quiet=True,
-    )
+        ["run", "--select", "+dim_metric_thresholds"],
+    ):
+        run_dbt(
+            command,
+            db,
+            PROJECT_DIR,
+            dbt_vars=dbt_vars,
+            target_path=target / "target",
+            quiet=True,
+        )
     summaries = cluster_spaces(db, config)
     dbt_build(db, dbt_vars, target, *LABEL_MODELS)
     return {"vars": dbt_vars, "config": config, "summaries": summaries, "target": target}
