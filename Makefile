@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install lint typecheck pytest dbt-test bench clean db-stop browser
+.PHONY: demo test test-fast install lint typecheck pytest dbt-test bench clean db-stop browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,18 @@ demo: install
 ## Postgres, including dbt builds with dbt unit tests), then ruff (lint and format) and sqlfluff
 test: install typecheck pytest lint
 
+## test-fast: the unit tier only (no database, no model training; under two
+## minutes), then ruff; `make test` runs every tier
+test-fast: install
+	$(BIN)/pytest -q -m unit tests/python
+	$(BIN)/ruff check embed_udfs tests bench
+	$(BIN)/ruff format --check embed_udfs tests bench
+
 # mypy over embed_udfs (settings in pyproject.toml)
 typecheck: install
 	$(BIN)/mypy
 
+# every tier, unfiltered: pytest's "no tests collected" (exit 5) cannot arise from a marker
 pytest: install browser
 	$(BIN)/pytest -q tests/python
 

@@ -2,8 +2,8 @@
 
 The demo's mixed pair (`clip_mixed`: the text tower of one trained model against the
 image tower of another) is at chance in expectation over the draw of the mix, but one
-draw strays by however lumpy the trained towers are (README, "Why the mixed pair is at
-chance"). This script retrains the demo's two CLIP-loss models (`demo_clip_a`,
+draw strays by however lumpy the trained towers are (docs/demo-models.md, "Why the mixed
+pair is at chance"). This script retrains the demo's two CLIP-loss models (`demo_clip_a`,
 `demo_clip_b`: same configs, seeds and steps as `make demo`) on catalogs from the demo
 generator with 1, 2, ... colours per product (the demo uses COLOURWAY_SIZE), loads them
 through the product's encoder path, and prints per colourway size:

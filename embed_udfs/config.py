@@ -630,7 +630,7 @@ def require_checkpoints(config: ProjectConfig, spaces: Sequence[str] | None = No
         hint = (
             "Those are the demo's CLIP-style models: `embed-udfs demo train` trains them "
             "(about 2 minutes of CPU, cached), or replace the spaces with your own model "
-            "(README: Demo models). " + hint
+            "(docs/demo-models.md). " + hint
         )
     raise ConfigError(
         "checkpoint files named by vars.embed_spaces do not exist:\n"

@@ -103,7 +103,7 @@ def _drop_previous(conn: psycopg.Connection, patience: Backoff, lock_timeout_s: 
     def drop() -> None:
         with conn.transaction():
             _with_lock_timeout(conn, lock_timeout_s)
-            # cascade: views others made on the old tables go with them (README)
+            # cascade: views others made on the old tables go with them (docs/security.md)
             conn.execute(
                 sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS))
             )

@@ -13,7 +13,7 @@
                           Collection" keeps its "premium"); and, with
                           vars.text_strip_store_name, the product's own
                           store_name (which removes a brand from the name
-                          when store_name holds brands: see README)
+                          when store_name holds brands: see docs/cleaning-dedup-sampling.md)
 
     The seeds are compiled into regular expressions by
     int_noise_patterns_compiled; models that strip noise cross join its one

@@ -49,8 +49,8 @@ GENERATOR_VERSION = 2
 # vertical bands of the shape. One colour per product would make every trained tower
 # map the ~16 products of a (section, colour) cell to one tight lump with few
 # dimensions between them; four of 14 colours give 24,024 colourways, so products
-# differ along many directions at once (see "Why the mixed pair is at chance" in the
-# README for what the lumps do to a mixed pair's figures).
+# differ along many directions at once (see "Why the mixed pair is at chance" in
+# docs/demo-models.md for what the lumps do to a mixed pair's figures).
 COLOURWAY_SIZE = 4
 
 # Shares of the catalog, largest first: imbalanced on purpose (about Zipf-like),

@@ -1,5 +1,9 @@
 """Fixtures: the real embedded PostgreSQL + pgvector, one fresh database per
-test module, and helpers to plant products and vectors and to run dbt."""
+test module, and helpers to plant products and vectors and to run dbt.
+
+Also the test tiers: every test is marked `unit`, `integration` or `slow`
+(see pytest_collection_modifyitems), and a unit test that reaches a database fails.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,59 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 PROJECT_DIR = find_project_dir(Path(__file__).parent)
+
+TIERS = ("unit", "integration", "slow")
+# Fixtures that need the database; a test using one (directly or through another
+# fixture) is an integration test.
+DATABASE_FIXTURES = {"server", "db"}
+# Fixtures that train the demo models or run a full refresh with real encoders.
+SLOW_FIXTURES = {"demo_models"}
+# Modules whose tests take minutes each: the whole demo pipeline, model training.
+SLOW_MODULES = {"test_pipeline.py", "test_demo_training.py", "test_own_catalog_flow.py"}
+# Modules that start or reach a server of their own, without the fixtures above.
+INTEGRATION_MODULES = {"test_access.py", "test_backfill_resilience.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test one tier unless it names one itself: slow (also integration),
+    integration (needs the database), or unit (no database, seconds)."""
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = item.path.name
+        if fixtures & SLOW_FIXTURES or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.integration)
+        elif fixtures & DATABASE_FIXTURES or module in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_off_the_database(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test in the unit tier that connects to a database is misfiled: say so."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(
+            f"{request.node.nodeid} is in the unit tier but connects to a database: "
+            "use the `db` fixture, or mark it `integration`"
+        )
+
+    import psycopg
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    monkeypatch.setattr(psycopg.Connection, "connect", refuse)
+    try:
+        import psycopg2  # dbt-postgres connects with it
+    except ImportError:
+        return
+    monkeypatch.setattr(psycopg2, "connect", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Independent Python references for the text recipes, duplicate groups and the
-balanced sample, written from the README's rules, not from the SQL."""
+balanced sample, written from docs/cleaning-dedup-sampling.md, not from the SQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 VULGAR_FRACTIONS = "¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞↉"
 ALNUM_AFTER = r"(?![^\W_])"  # not followed by a letter or digit
-# the marks cleaning keeps, each only in its place (README, Text recipes)
+# the marks cleaning keeps, each only in its place (docs/cleaning-dedup-sampling.md, Text recipes)
 KEPT_MARKS = "-./%°+#"
 FORMAT_CHARACTERS = "\u200d\ufe0e\ufe0f\u20e3"  # emoji joiners, variation selectors, keycap
 
@@ -34,7 +34,7 @@ def _is_removed(ch: str) -> bool:
 
 
 def clean(text: str | None) -> str | None:
-    """The clean recipe as the README states it, rule by rule."""
+    """The clean recipe as the docs state it, rule by rule."""
     if text is None:
         return None
     text = re.sub(f"([0-9])([{VULGAR_FRACTIONS}])", r"\1 \2", text)

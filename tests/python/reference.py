@@ -1,5 +1,5 @@
 """Independent numpy references for every metric formula, written from the
-evaluation protocol (README), not from the SQL."""
+evaluation protocol (docs/evaluation-protocol.md), not from the SQL."""
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ def test_an_unknown_space_is_refused_before_dbt(no_dbt, db):
         refresh_clusters(db, config, spaces=["nope"])
 
 
+@pytest.mark.integration  # the CLI resolves the server before it reads --space
 @pytest.mark.parametrize("command", ["refresh", "backfill", "cluster"])
 def test_the_cli_refuses_an_unknown_space_before_dbt(no_dbt, command, capsys):
     assert cli.main(["--project-dir", str(PROJECT_DIR), command, "--space", "nope"]) == 2
