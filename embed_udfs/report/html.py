@@ -1,26 +1,36 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no script, no
-network) drawn from the metrics marts. Every figure has a table under it,
-and every string from the database is cleaned of escape sequences and control
-characters, then HTML-escaped."""
+network). The fetchers read the marts, this module turns what they return into
+figures and tables, and templates/report.html renders them with autoescape."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime, timezone
-from html import escape as html_escape
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import psycopg
-from psycopg import sql
+from markupsafe import Markup
 
-from embed_udfs import __version__, contract
+from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
-from embed_udfs.report import random_weight_notice
+from embed_udfs.report.fetchers import (
+    GENERIC_ROW_LIMIT,
+    Estimate,
+    LabelStructure,
+    MetricHistory,
+    RecallCurves,
+    ReportData,
+    Retrieval,
+    Rows,
+    SimilarityHistogram,
+    SpaceComparison,
+    fetch_report,
+)
 from embed_udfs.report.svg import (
     Interval,
     Series,
@@ -34,45 +44,73 @@ from embed_udfs.terminal import clean
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"text_to_image": "text → image", "image_to_text": "image → text"}
-# rows of a relation we do not know the shape of (rerank uplift, deltas) shown at most
-GENERIC_ROW_LIMIT = 300
-HISTORY_RUNS = 20
 
-CSS = """
-:root { color-scheme: light; }
-body { margin: 0; background: #f6f7f9; color: #1d1f23;
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
-header { background: #1f2d3d; color: #fff; padding: 20px 32px; }
-header h1 { margin: 0 0 4px; font-size: 24px; font-weight: 600; }
-header p { margin: 0; color: #c9d3de; font-size: 13px; }
-nav { padding: 8px 32px; background: #fff; border-bottom: 1px solid #dde1e6; font-size: 14px; }
-nav a { margin-right: 18px; color: #0a5bb5; text-decoration: none; }
-main { max-width: 1240px; margin: 0 auto; padding: 8px 32px 48px; }
-section { margin-top: 28px; }
-h2 { font-size: 20px; font-weight: 600; border-bottom: 2px solid #dde1e6; padding-bottom: 4px; }
-h3 { font-size: 16px; font-weight: 600; margin: 18px 0 6px; }
-p.lead { color: #444; max-width: 900px; }
-.notice { background: #fff7e0; border-left: 4px solid #e6a700; padding: 10px 14px;
-  white-space: pre-line; font-size: 14px; }
-.grid { display: flex; flex-wrap: wrap; gap: 16px; }
-figure { margin: 0; background: #fff; border: 1px solid #dde1e6; border-radius: 6px;
-  padding: 12px; flex: 1 1 540px; max-width: calc(50% - 34px); min-width: 300px; }
-figure.wide { flex-basis: 100%; max-width: 100%; }
-figcaption { font-size: 13px; color: #555; margin-top: 4px; }
-svg { display: block; max-width: 100%; height: auto; }
-details { margin-top: 6px; font-size: 13px; }
-summary { cursor: pointer; color: #0a5bb5; }
-table { border-collapse: collapse; margin-top: 6px; font-size: 13px;
-  font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #e6e8eb; padding: 3px 10px 3px 0; text-align: right; }
-th { font-weight: 600; color: #333; }
-th:first-child, td:first-child { text-align: left; }
-td.text { text-align: left; }
-.scroll { overflow-x: auto; max-height: 480px; overflow-y: auto; }
-.better { color: #0b7a3b; font-weight: 600; }
-.worse { color: #b3261e; font-weight: 600; }
-footer { color: #666; font-size: 12px; margin-top: 40px; }
-"""
+
+# ---------------------------------------------------------------- what the template draws
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    css: str = ""  # the cell's class: "text" left-aligns, "better" / "worse" colour it
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart with its caption and, folded under it, the table it is drawn from."""
+
+    svg: str  # markup from svg.py, which escapes every value it draws
+    caption: str
+    table: Table
+    wide: bool = False
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Figures side by side, under an optional heading."""
+
+    figures: tuple[Figure, ...]
+    heading: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    lead: str | None = None
+    message: str | None = None  # a plain paragraph, e.g. why there is nothing to show
+    items: tuple[str, ...] = ()  # a bulleted list under the message
+    grids: tuple[Grid, ...] = ()
+    table: Table | None = None
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _printable(value: Any) -> Any:
+    """Every string the template prints loses escape sequences and control characters
+    (line breaks kept) before autoescape; markup made here or in svg.py passes as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return "\n".join(clean(line, max_width=None) for line in value.split("\n"))
+    return value
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("embed_udfs.report", "templates"),
+        autoescape=True,
+        finalize=_printable,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def write_report(conn: psycopg.Connection, config: ProjectConfig, path: Path) -> Path:
@@ -94,192 +132,143 @@ def write_report(conn: psycopg.Connection, config: ProjectConfig, path: Path) ->
 
 def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
     """The whole page as a string."""
-    if not _exists(conn, contract.RETRIEVAL_METRICS):
-        raise EmbedUdfsError(
-            f"{contract.RETRIEVAL_METRICS} does not exist in this database, so there is nothing "
-            "to report. Build the metrics first: `embed-udfs refresh` (or `embed-udfs demo run`)."
-        )
-    blocks = [
-        ("retrieval", "Retrieval by section", _retrieval(conn)),
-        ("curves", "Recall@K curves", _curves(conn)),
-        ("similarity", "Positive vs negative similarity", _similarity(conn)),
-        ("labels", "Label structure per text space", _labels(conn)),
-        ("comparisons", "Space comparisons", _comparisons(conn)),
-        ("rerank", "Rerank uplift", _generic(conn, contract.RERANK_UPLIFT, RERANK_LEAD)),
-        ("history", "Metric history", _history(conn, config)),
-        (
-            "deltas",
-            "Deltas against the baseline",
-            _deltas(conn),
-        ),
+    return render(fetch_report(conn, config))
+
+
+def render(data: ReportData) -> str:
+    """The page for what the fetchers returned: the sections that have something to show."""
+    sections = [
+        retrieval_section(data.retrieval),
+        curves_section(data.curves),
+        similarity_section(data.similarity),
+        labels_section(data.labels),
+        comparisons_section(data.comparisons),
+        rerank_section(data.rerank),
+        history_section(data.history),
+        deltas_section(data.deltas),
     ]
-    present = [(anchor, title, body) for anchor, title, body in blocks if body]
-    nav = "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in present)
-    sections = "".join(
-        f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
-        for anchor, title, body in present
-    )
-    notice = random_weight_notice(config)
-    notice_html = f'<p class="notice">{escape(notice)}</p>' if notice else ""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    database = conn.info.dbname
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Embedding quality report</title>"
-        f"<style>{CSS}</style></head><body>"
-        "<header><h1>Embedding quality report</h1>"
-        f"<p>database {escape(database)} · generated {stamp} · embed-udfs {escape(__version__)}"
-        f" · K = {escape(', '.join(str(k) for k in config.eval.k_values))}"
-        " · intervals are 95%</p></header>"
-        f"<nav>{nav}</nav><main>{notice_html}{sections}"
-        "<footer>Every figure is drawn from the tables under it, which are the metrics marts "
-        "(schema <code>metrics</code>): query them from psql or a BI tool for more.</footer>"
-        "</main></body></html>\n"
-    )
+    template = _environment().get_template("report.html")
+    return template.render(report=data, sections=[s for s in sections if s is not None])
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def escape(value: object) -> str:
-    """Text for the page: escape sequences and control characters removed (line breaks
-    kept), then HTML-escaped."""
-    return html_escape("\n".join(clean(line, max_width=None) for line in str(value).split("\n")))
-
-
-def _cleaned(rows: list[tuple]) -> list[tuple]:
-    """Rows with every string cleaned, so that no plot label or cell carries a raw
-    escape sequence or control character from the data."""
-    return [
-        tuple(clean(value, max_width=None) if isinstance(value, str) else value for value in row)
-        for row in rows
-    ]
-
-
-def _exists(conn: psycopg.Connection, relation: contract.Relation) -> bool:
-    """Whether dbt has built the relation (marts added later are optional blocks)."""
-    return contract.exists(conn, relation)
-
-
-def _query(
-    conn: psycopg.Connection, template: str, relation: contract.Relation, params: Any = None
-) -> list[tuple]:
-    """Rows of `template` with its one `{}` filled by the relation's quoted name."""
-    query = sql.SQL(template).format(relation.identifier)
-    return _cleaned(conn.execute(query, params).fetchall())
-
-
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Cell:
     if value is None:
-        return '<td class="text">–</td>'
+        return Cell("–", "text")
     if isinstance(value, bool):
-        return f'<td class="text">{"yes" if value else "no"}</td>'
+        return Cell("yes" if value else "no", "text")
     if isinstance(value, float):
-        return f"<td>{value:.4f}</td>" if abs(value) < 1000 else f"<td>{value:.4g}</td>"
+        return Cell(f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}")
     if isinstance(value, int):
-        return f"<td>{value}</td>"
+        return Cell(str(value))
     text = str(value)
     css = {"better": "better", "worse": "worse", "yes": "better", "no": "worse"}.get(text.lower())
-    return f'<td class="text{" " + css if css else ""}">{escape(text)}</td>'
+    return Cell(text, f"text {css}" if css else "text")
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
+def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    return Table(tuple(headers), tuple(tuple(_cell(value) for value in row) for row in rows))
 
 
-def _figure(svg: str, caption: str, table: str, *, wide: bool = False) -> str:
-    return (
-        f"<figure{' class=wide' if wide else ''}>{svg}<figcaption>{escape(caption)}</figcaption>"
-        f"<details><summary>Table</summary>{table}</details></figure>"
-    )
+def _plain(value: Any) -> Any:
+    """Database values as a cell shows them (decimals as floats, times as text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
-def _top(figures: Any) -> float:
-    """The largest upper bound (or value) of (value, low, high, ...) tuples, however nested."""
+def _top(figures: Iterable[Estimate | Iterable[Any]]) -> float:
+    """The largest upper bound (or value) of estimates, however nested in iterables."""
     top = 0.0
-    for item in figures.values() if isinstance(figures, dict) else figures:
-        if isinstance(item, tuple):
-            value, _, high = item[:3]
-            top = max(top, high if high is not None else value if value is not None else 0.0)
+    for item in figures:
+        if isinstance(item, Estimate):
+            high = item.high if item.high is not None else item.value
+            top = max(top, high if high is not None else 0.0)
         else:
             top = max(top, _top(item))
     return top
 
 
-def _values(series: Series) -> list[float]:
-    return [iv.value for iv in series.values if iv is not None]
+def _interval(figure: Estimate) -> Interval:
+    return Interval(figure.value, figure.low, figure.high)
 
 
-def _ci(low: float | None, high: float | None) -> str | None:
-    return None if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+def _bar(value: float | None) -> Interval | None:
+    return None if value is None else Interval(value)
 
 
-# ---------------------------------------------------------------- blocks
+def _ci(figure: Estimate) -> str | None:
+    if figure.low is None or figure.high is None:
+        return None
+    return f"[{figure.low:.3f}, {figure.high:.3f}]"
 
 
-def _retrieval(conn: psycopg.Connection) -> str:
-    rows = _query(
-        conn,
-        "select pair, direction, section, k, value, ci_low, ci_high, n "
-        "from {} where metric like 'recall_at_%' "
-        "order by pair, direction, section, k",
-        contract.RETRIEVAL_METRICS,
-    )
-    if not rows:
-        from embed_udfs.report import empty_sample_reasons
+def _named(figures: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
+    """(pair, direction) keys as one line's name, "pair text → image", in name order."""
+    named = {f"{pair} {DIRECTIONS.get(d, d)}": value for (pair, d), value in figures.items()}
+    return dict(sorted(named.items()))
 
-        reasons = empty_sample_reasons(conn, "retrieval")
-        if reasons:
-            return "<p>No retrieval metrics:</p>" + _list(reasons)
-        return "<p>No retrieval metrics yet: configure vars.embed_pairs and run a refresh.</p>"
-    k_values = sorted({row[3] for row in rows})
+
+def _reduction_order(reduction: str) -> tuple[int, int]:
+    if reduction.startswith("pca_") and reduction[4:].isdigit():
+        return (0, int(reduction[4:]))
+    return (1, 0)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def retrieval_section(data: Retrieval) -> Section:
+    title = "Retrieval by section"
+    if not data.recall:
+        if data.empty_reasons:
+            return Section(
+                "retrieval", title, message="No retrieval metrics:", items=data.empty_reasons
+            )
+        return Section(
+            "retrieval",
+            title,
+            message="No retrieval metrics yet: configure vars.embed_pairs and run a refresh.",
+        )
+    k_values = data.k_values
     sort_k = 10 if 10 in k_values else k_values[-1]
-    figures: dict[tuple[str, str], dict[str, dict[int, tuple]]] = defaultdict(
-        lambda: defaultdict(dict)
-    )
-    for pair, direction, section, k, value, low, high, n in rows:
-        figures[pair, direction][section][k] = (value, low, high, n)
-    parts = [
-        '<p class="lead">Recall@K of every pair in both directions, overall (ALL) and per '
-        f"collection_section, weakest sections (by R@{sort_k}) first under ALL. Whiskers are "
-        "Wilson 95% intervals; n is the number of queries.</p>"
-    ]
-    for pair in sorted({pair for pair, _ in figures}):
-        parts.append(f"<h3>pair {escape(pair)}</h3><div class=grid>")
+    grids = []
+    for pair in sorted({pair for pair, _ in data.recall}):
         # both directions of a pair on one scale, zoomed in when recall is low (random weights)
         upper = nice_upper(
-            _top(r for (p, _), s in figures.items() if p == pair for r in s.values())
+            _top(
+                by_k.values()
+                for (p, _), by_section in data.recall.items()
+                if p == pair
+                for by_k in by_section.values()
+            )
         )
-        for direction in DIRECTIONS:
-            sections = figures.get((pair, direction))
+        figures = []
+        for direction, label in DIRECTIONS.items():
+            sections = data.recall.get((pair, direction))
             if not sections:
                 continue
             order = sorted(
                 (s for s in sections if s != "ALL"),
-                key=lambda s: (sections[s].get(sort_k, (0.0,))[0] or 0.0, s),
+                key=lambda s: (_value(sections[s].get(sort_k)), s),
             )
             categories = ["ALL", *order] if "ALL" in sections else order
             series = [
                 Series(
                     f"R@{k}",
-                    [
-                        Interval(*sections[c][k][:3]) if sections[c].get(k) else None
-                        for c in categories
-                    ],
+                    [_interval(sections[c][k]) if k in sections[c] else None for c in categories],
                 )
                 for k in k_values
             ]
             svg = interval_bars(
                 categories,
                 series,
-                title=f"{pair}: {DIRECTIONS[direction]}",
+                title=f"{pair}: {label}",
                 x_label="Recall@K (share of queries whose positive ranks within K)",
                 domain=(0.0, upper),
             )
@@ -293,55 +282,47 @@ def _retrieval(conn: psycopg.Connection) -> str:
                 [
                     [
                         c,
-                        next(iter(sections[c].values()))[3],
-                        *(sections[c].get(k, (None,))[0] for k in k_values),
-                        *(
-                            _ci(*sections[c][k][1:3]) if k in sections[c] else None
-                            for k in k_values
-                        ),
+                        next(iter(sections[c].values())).n,
+                        *(sections[c][k].value if k in sections[c] else None for k in k_values),
+                        *(_ci(sections[c][k]) if k in sections[c] else None for k in k_values),
                     ]
                     for c in categories
                 ],
             )
-            parts.append(
-                _figure(svg, f"{pair}, {DIRECTIONS[direction]}: Recall@K by section", table)
-            )
-        parts.append("</div>")
-    return "".join(parts)
-
-
-def _curves(conn: psycopg.Connection) -> str:
-    rows = _query(
-        conn,
-        "select pair, direction, k, value, ci_low, ci_high, n from {} "
-        "where metric like 'recall_at_%' and section = 'ALL' order by pair, direction, k",
-        contract.RETRIEVAL_METRICS,
+            figures.append(Figure(svg, f"{pair}, {label}: Recall@K by section", table))
+        grids.append(Grid(tuple(figures), heading=f"pair {pair}"))
+    return Section(
+        "retrieval",
+        title,
+        lead="Recall@K of every pair in both directions, overall (ALL) and per "
+        f"collection_section, weakest sections (by R@{sort_k}) first under ALL. Whiskers are "
+        "Wilson 95% intervals; n is the number of queries.",
+        grids=tuple(grids),
     )
-    if not rows:
-        return ""
-    k_values = sorted({row[2] for row in rows})
-    curves: dict[str, dict[int, tuple]] = defaultdict(dict)
-    for pair, direction, k, value, low, high, n in rows:
-        curves[f"{pair} {DIRECTIONS[direction]}"][k] = (value, low, high, n)
-    names = sorted(curves)
-    gallery = max(row[6] for row in rows)
+
+
+def _value(figure: Estimate | None) -> float:
+    """A figure's value for sorting, 0 when it is missing."""
+    return (figure.value or 0.0) if figure is not None else 0.0
+
+
+def curves_section(data: RecallCurves | None) -> Section | None:
+    if data is None:
+        return None
+    k_values = data.k_values
+    curves = _named(data.recall)
     chance = Series(
-        f"chance, K/N (N = {gallery:,})",
-        [Interval(min(k / gallery, 1.0)) for k in k_values],
+        f"chance, K/N (N = {data.gallery:,})",
+        [Interval(min(k / data.gallery, 1.0)) for k in k_values],
         colour="#888",
         dashed=True,
     )
+    top = max(_top(c.values() for c in curves.values()), *(iv.value for iv in chance.values if iv))
     svg = line_chart(
         [
             *(
-                Series(
-                    name,
-                    [
-                        Interval(*curves[name][k][:3]) if k in curves[name] else None
-                        for k in k_values
-                    ],
-                )
-                for name in names
+                Series(name, [_interval(c[k]) if k in c else None for k in k_values])
+                for name, c in curves.items()
             ),
             chance,
         ],
@@ -350,85 +331,61 @@ def _curves(conn: psycopg.Connection) -> str:
         x_label="K (log scale)",
         y_label="Recall@K",
         log_x=len(k_values) > 1 and min(k_values) > 0,
-        domain=(
-            0.0,
-            nice_upper(max(_top(c.values() for c in curves.values()), *_values(chance))),
-        ),
+        domain=(0.0, nice_upper(top)),
         width=760,
         height=340,
     )
     table = _table(
         ["pair and direction", "n", *(f"R@{k}" for k in k_values)],
         [
-            [
-                name,
-                next(iter(curves[name].values()))[3],
-                *(curves[name].get(k, (None,))[0] for k in k_values),
-            ]
-            for name in names
+            [name, next(iter(c.values())).n, *(c[k].value if k in c else None for k in k_values)]
+            for name, c in curves.items()
         ],
     )
-    return (
-        '<p class="lead">How recall grows with the cut-off, one line per pair and direction; '
-        "vertical whiskers are Wilson 95% intervals. With N products in the gallery, chance is "
-        "about K/N.</p><div class=grid>"
-        + _figure(svg, "Recall@K against K for every pair and direction", table, wide=True)
-        + "</div>"
+    return Section(
+        "curves",
+        "Recall@K curves",
+        lead="How recall grows with the cut-off, one line per pair and direction; vertical "
+        "whiskers are Wilson 95% intervals. With N products in the gallery, chance is about K/N.",
+        grids=(
+            Grid((Figure(svg, "Recall@K against K for every pair and direction", table, True),)),
+        ),
     )
 
 
-def _similarity(conn: psycopg.Connection) -> str:
-    if not _exists(conn, contract.SIMILARITY_HISTOGRAMS):
-        return ""
-    rows = _query(
-        conn,
-        "select pair, bin_low, bin_high, positive_count, negative_count, positive_share, "
-        "negative_share, negatives_method from {} order by pair, bin",
-        contract.SIMILARITY_HISTOGRAMS,
-    )
-    if not rows:
-        return ""
-    gaps: dict[str, dict[str, float]] = defaultdict(dict)
-    if _exists(conn, contract.EMBEDDING_GAPS):
-        for pair, metric, value in _query(
-            conn,
-            "select pair, metric, value from {} where section = 'ALL'",
-            contract.EMBEDDING_GAPS,
-        ):
-            gaps[pair][metric] = value
-    by_pair: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_pair[row[0]].append(row[1:])
-    parts = [
-        '<p class="lead">Cosine similarity of positive pairs (a product\'s text and its own '
-        "image) against negative pairs (its text and other products' images), as shares of each "
-        "group so both show despite N − 1 negatives per positive. Well-separated humps mean "
-        f"good retrieval; the bins come from {contract.SIMILARITY_HISTOGRAMS}, so a BI tool can "
-        "draw the same.</p><div class=grid>"
-    ]
-    for pair, bins in sorted(by_pair.items()):
-        edges = [b[0] for b in bins] + [bins[-1][1]]
+def similarity_section(data: Sequence[SimilarityHistogram]) -> Section | None:
+    if not data:
+        return None
+    figures = []
+    for pair in data:
+        bins = pair.bins
         svg = histogram(
-            edges,
+            [b.low for b in bins] + [bins[-1].high],
             [
                 Series(
                     "positives (same product)",
-                    [Interval(b[4]) if b[4] is not None else None for b in bins],
+                    [
+                        Interval(b.positive_share) if b.positive_share is not None else None
+                        for b in bins
+                    ],
                 ),
                 Series(
                     "negatives (other products)",
-                    [Interval(b[5]) if b[5] is not None else None for b in bins],
+                    [
+                        Interval(b.negative_share) if b.negative_share is not None else None
+                        for b in bins
+                    ],
                 ),
             ],
-            title=f"{pair}: cosine similarity, text vs image",
+            title=f"{pair.pair}: cosine similarity, text vs image",
             x_label="cosine similarity",
             y_label="share of pairs",
         )
-        gap = gaps.get(pair, {})
         caption = (
-            f"{pair}: {sum(b[2] for b in bins):,} positives, "
-            f"{sum(b[3] for b in bins):,} negatives ({bins[0][6]})"
+            f"{pair.pair}: {sum(b.positive_count for b in bins):,} positives, "
+            f"{sum(b.negative_count for b in bins):,} negatives ({pair.negatives_method})"
         )
+        gap = pair.gaps
         if "cosine_gap" in gap:
             caption += (
                 f"; mean cosine positives {gap.get('cosine_positive_mean', float('nan')):.3f}, "
@@ -437,11 +394,28 @@ def _similarity(conn: psycopg.Connection) -> str:
             )
         table = _table(
             ["bin", "positives", "negatives", "positive share", "negative share"],
-            [[f"[{b[0]:.2f}, {b[1]:.2f})", b[2], b[3], b[4], b[5]] for b in bins if b[2] or b[3]],
+            [
+                [
+                    f"[{b.low:.2f}, {b.high:.2f})",
+                    b.positive_count,
+                    b.negative_count,
+                    b.positive_share,
+                    b.negative_share,
+                ]
+                for b in bins
+                if b.positive_count or b.negative_count
+            ],
         )
-        parts.append(_figure(svg, caption, table))
-    parts.append("</div>")
-    return "".join(parts)
+        figures.append(Figure(svg, caption, table))
+    return Section(
+        "similarity",
+        "Positive vs negative similarity",
+        lead="Cosine similarity of positive pairs (a product's text and its own image) against "
+        "negative pairs (its text and other products' images), as shares of each group so both "
+        "show despite N − 1 negatives per positive. Well-separated humps mean good retrieval; "
+        f"the bins come from {contract.SIMILARITY_HISTOGRAMS}, so a BI tool can draw the same.",
+        grids=(Grid(tuple(figures)),),
+    )
 
 
 LABEL_TITLES = {
@@ -452,38 +426,22 @@ LABEL_TITLES = {
 }
 
 
-def _labels(conn: psycopg.Connection) -> str:
-    if not _exists(conn, contract.LABEL_METRICS):
-        return ""
-    rows = _query(
-        conn,
-        "select space, metric, reduction, value, ci_low, ci_high, n from {} "
-        "where section = 'ALL' order by metric, reduction, space",
-        contract.LABEL_METRICS,
-    )
-    if not rows:
-        return ""
-    figures: dict[str, dict[str, dict[str, tuple]]] = defaultdict(lambda: defaultdict(dict))
-    for space, metric, reduction, value, low, high, n in rows:
-        figures[metric][reduction][space] = (value, low, high, n)
-    parts = [
-        '<p class="lead">How well each text space separates collection_section, on the label '
-        "sample (ALL). Bars are the figures, whiskers their 95% intervals (Wilson for 1-NN, "
-        "bootstrap otherwise); series are the PCA sizes KMeans ran on (none = full vectors). "
-        "Whether one space beats another is in the next section.</p><div class=grid>"
-    ]
-    for metric in [m for m in LABEL_TITLES if m in figures] + sorted(
-        set(figures) - set(LABEL_TITLES)
-    ):
+def labels_section(data: LabelStructure | None) -> Section | None:
+    if data is None:
+        return None
+    figures = []
+    metrics = [m for m in LABEL_TITLES if m in data.figures]
+    for metric in metrics + sorted(set(data.figures) - set(LABEL_TITLES)):
         title, domain = LABEL_TITLES.get(metric, (metric, None))
-        reductions = sorted(figures[metric], key=_reduction_order)
-        spaces = sorted({s for r in reductions for s in figures[metric][r]})
+        by_reduction = data.figures[metric]
+        reductions = sorted(by_reduction, key=_reduction_order)
+        spaces = sorted({s for r in reductions for s in by_reduction[r]})
         series = [
             Series(
                 r,
                 [
-                    Interval(*figures[metric][r][s][:3])
-                    if s in figures[metric][r] and figures[metric][r][s][0] is not None
+                    _interval(by_reduction[r][s])
+                    if s in by_reduction[r] and by_reduction[r][s].value is not None
                     else None
                     for s in spaces
                 ],
@@ -494,59 +452,41 @@ def _labels(conn: psycopg.Connection) -> str:
         table = _table(
             ["space", "reduction", "n", "value", "95% CI"],
             [
-                [
-                    s,
-                    r,
-                    figures[metric][r][s][3],
-                    figures[metric][r][s][0],
-                    _ci(*figures[metric][r][s][1:3]),
-                ]
+                [s, r, figure.n, figure.value, _ci(figure)]
                 for r in reductions
                 for s in spaces
-                if s in figures[metric][r]
+                if (figure := by_reduction[r].get(s)) is not None
             ],
         )
-        parts.append(_figure(svg, f"{title}, per text space", table))
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _reduction_order(reduction: str) -> tuple[int, int]:
-    if reduction.startswith("pca_") and reduction[4:].isdigit():
-        return (0, int(reduction[4:]))
-    return (1, 0)
-
-
-def _comparisons(conn: psycopg.Connection) -> str:
-    if not _exists(conn, contract.SPACE_COMPARISONS):
-        return ""
-    rows = _query(
-        conn,
-        "select metric, reduction, space_a, space_b, difference, ci_low, ci_high, a_beats_b, "
-        "n_a, n_b from {} where section = 'ALL' and space_a < space_b "
-        "order by metric, reduction, space_a, space_b",
-        contract.SPACE_COMPARISONS,
+        figures.append(Figure(svg, f"{title}, per text space", table))
+    return Section(
+        "labels",
+        "Label structure per text space",
+        lead="How well each text space separates collection_section, on the label sample (ALL). "
+        "Bars are the figures, whiskers their 95% intervals (Wilson for 1-NN, bootstrap "
+        "otherwise); series are the PCA sizes KMeans ran on (none = full vectors). Whether one "
+        "space beats another is in the next section.",
+        grids=(Grid(tuple(figures)),),
     )
-    if not rows:
-        return ""
-    by_metric: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_metric[row[0]].append(row[1:])
-    parts = [
-        '<p class="lead">Paired bootstrap differences A − B on the same resampled products '
-        "(ALL). A whisker clear of 0 is a real difference at this n; one that crosses 0 is "
-        "not separable.</p><div class=grid>"
-    ]
+
+
+def comparisons_section(data: Sequence[SpaceComparison]) -> Section | None:
+    if not data:
+        return None
+    by_metric: dict[str, list[SpaceComparison]] = {}
+    for item in data:
+        by_metric.setdefault(item.metric, []).append(item)
+    figures = []
     for metric, items in by_metric.items():
-        reductions = sorted({r for r, *_ in items}, key=_reduction_order)
-        labels = sorted({f"{a} − {b}" for _, a, b, *_ in items})
-        lookup = {(r, f"{a} − {b}"): (d, lo, hi) for r, a, b, d, lo, hi, *_ in items}
+        reductions = sorted({c.reduction for c in items}, key=_reduction_order)
+        lookup = {(c.reduction, f"{c.space_a} − {c.space_b}"): c.difference for c in items}
+        labels = sorted({label for _, label in lookup})
         series = [
             Series(
                 r,
                 [
-                    Interval(*lookup[r, label])
-                    if (r, label) in lookup and lookup[r, label][0] is not None
+                    _interval(lookup[r, label])
+                    if (r, label) in lookup and lookup[r, label].value is not None
                     else None
                     for label in labels
                 ],
@@ -564,49 +504,62 @@ def _comparisons(conn: psycopg.Connection) -> str:
         table = _table(
             ["A", "B", "reduction", "n A", "n B", "A − B", "95% CI", "A beats B"],
             [
-                [a, b, r, n_a, n_b, d, _ci(lo, hi), verdict]
-                for r, a, b, d, lo, hi, verdict, n_a, n_b in items
+                [
+                    c.space_a,
+                    c.space_b,
+                    c.reduction,
+                    c.n_a,
+                    c.n_b,
+                    c.difference.value,
+                    _ci(c.difference),
+                    c.a_beats_b,
+                ]
+                for c in items
             ],
         )
-        parts.append(_figure(svg, f"{metric}: A − B with paired 95% intervals", table, wide=True))
-    parts.append("</div>")
-    return "".join(parts)
+        figures.append(Figure(svg, f"{metric}: A − B with paired 95% intervals", table, wide=True))
+    return Section(
+        "comparisons",
+        "Space comparisons",
+        lead="Paired bootstrap differences A − B on the same resampled products (ALL). A whisker "
+        "clear of 0 is a real difference at this n; one that crosses 0 is not separable.",
+        grids=(Grid(tuple(figures)),),
+    )
 
 
-def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
-    if not _exists(conn, contract.METRIC_HISTORY):
-        return ""
-    k_values = config.eval.k_values
-    k = 10 if 10 in k_values else max(k_values)
-    metric = f"recall_at_{k}"
-    rows = conn.execute(
-        sql.SQL(
-            "with runs as (select run_id, min(run_started_at) as started "
-            "from {history} group by run_id order by started desc limit %s) "
-            "select runs.run_id, runs.started, history.pair, history.direction, history.value, "
-            "history.ci_low, history.ci_high, history.n from {history} as history "
-            "inner join runs on runs.run_id = history.run_id "
-            "where history.family = 'retrieval' and history.section = 'ALL' "
-            "and history.metric = %s order by runs.started, history.pair, history.direction"
-        ).format(history=contract.METRIC_HISTORY.identifier),
-        (HISTORY_RUNS, metric),
-    ).fetchall()
-    rows = _cleaned(rows)
-    if not rows:
-        return ""
-    runs = list(dict.fromkeys((run_id, started) for run_id, started, *_ in rows))
-    values: dict[str, dict[str, tuple]] = defaultdict(dict)
-    for run_id, _, pair, direction, value, low, high, n in rows:
-        values[f"{pair} {DIRECTIONS.get(direction, direction)}"][run_id] = (value, low, high, n)
-    names = sorted(values)
+RERANK_LEAD = (
+    "Reranking the first-stage candidates: the uplift in each metric against retrieval alone, "
+    f"as {contract.RERANK_UPLIFT} holds it."
+)
+
+
+def rerank_section(data: Rows | None) -> Section | None:
+    if data is None:
+        return None
+    more = (
+        f" The first {GENERIC_ROW_LIMIT} rows are shown; query {data.relation} for all."
+        if data.truncated
+        else ""
+    )
+    return Section(
+        "rerank",
+        "Rerank uplift",
+        lead=RERANK_LEAD + more,
+        table=_table(data.columns, ([_plain(v) for v in row] for row in data.rows)),
+    )
+
+
+def history_section(data: MetricHistory | None) -> Section | None:
+    if data is None:
+        return None
+    k, runs = data.k, data.runs
+    values = _named(data.values)
     series = [
-        Series(
-            name,
-            [Interval(*values[name][run][:3]) if run in values[name] else None for run, _ in runs],
-        )
-        for name in names
+        Series(name, [_interval(v[run.run_id]) if run.run_id in v else None for run in runs])
+        for name, v in values.items()
     ]
-    labels = [started.strftime("%m-%d %H:%M") for _, started in runs]
+    labels = [run.started.strftime("%m-%d %H:%M") for run in runs]
+    every = max(len(runs) // 8, 1)
     svg = line_chart(
         series,
         list(range(1, len(runs) + 1)),
@@ -615,126 +568,58 @@ def _history(conn: psycopg.Connection, config: ProjectConfig) -> str:
         y_label=f"R@{k}",
         x_tick_labels=labels
         if len(runs) <= 8
-        else [label if i % max(len(runs) // 8, 1) == 0 else "" for i, label in enumerate(labels)],
-        domain=(0.0, nice_upper(_top(values[name].values() for name in names))),
+        else [label if i % every == 0 else "" for i, label in enumerate(labels)],
+        domain=(0.0, nice_upper(_top(v.values() for v in values.values()))),
         width=760,
         height=320,
     )
-    first = runs[0][0]
+    first = runs[0].run_id
     table = _table(
-        ["run started", "run id", *names, *(f"Δ {name} vs first shown" for name in names)],
+        ["run started", "run id", *values, *(f"Δ {name} vs first shown" for name in values)],
         [
             [
-                started.strftime("%Y-%m-%d %H:%M:%S"),
-                run_id,
-                *(values[name].get(run_id, (None,))[0] for name in names),
-                *(_delta(values[name].get(run_id), values[name].get(first)) for name in names),
+                run.started.strftime("%Y-%m-%d %H:%M:%S"),
+                run.run_id,
+                *(v[run.run_id].value if run.run_id in v else None for v in values.values()),
+                *(_delta(v.get(run.run_id), v.get(first)) for v in values.values()),
             ]
-            for run_id, started in runs
+            for run in runs
         ],
     )
-    return (
-        f'<p class="lead">Every refresh appends its figures to {contract.METRIC_HISTORY}; here '
-        f"R@{k} over ALL sections per pair and direction, with Wilson 95% whiskers.</p>"
-        "<div class=grid>"
-        + _figure(
-            svg,
-            f"R@{k} per run; the table adds the change since the first run shown",
-            table,
-            wide=True,
-        )
-        + "</div>"
+    caption = f"R@{k} per run; the table adds the change since the first run shown"
+    return Section(
+        "history",
+        "Metric history",
+        lead=f"Every refresh appends its figures to {contract.METRIC_HISTORY}; here R@{k} over "
+        "ALL sections per pair and direction, with Wilson 95% whiskers.",
+        grids=(Grid((Figure(svg, caption, table, wide=True),)),),
     )
 
 
-def _delta(current: tuple | None, reference: tuple | None) -> float | None:
-    if current is None or reference is None or current[0] is None or reference[0] is None:
+def _delta(current: Estimate | None, reference: Estimate | None) -> float | None:
+    if current is None or reference is None or current.value is None or reference.value is None:
         return None
-    return current[0] - reference[0]
+    return current.value - reference.value
 
 
-RERANK_LEAD = (
-    "Reranking the first-stage candidates: the uplift in each metric against retrieval alone, "
-    f"as {contract.RERANK_UPLIFT} holds it."
-)
 DELTAS_LEAD = (
     "Each metric of the latest run against the pinned baseline and the previous comparable run, "
     f"with the interval of the difference and a verdict, as {contract.METRIC_DELTAS} holds it."
-)
-DELTAS_COLUMNS = (
-    "reference",
-    "reference_run_id",
-    "config_changed",
-    "family",
-    "pair",
-    "direction",
-    "section",
-    "metric",
-    "reference_value",
-    "value",
-    "difference",
-    "ci_low",
-    "ci_high",
-    "verdict",
+    " Overall (ALL) rows; query it for every section."
 )
 
 
-def _deltas(conn: psycopg.Connection) -> str:
-    """The overall (ALL) rows of fct_metric_deltas, baseline first; moved metrics on top."""
-    if not _exists(conn, contract.METRIC_DELTAS):
-        return ""
-    rows = conn.execute(
-        sql.SQL(
-            "select {} from {} where section = 'ALL' order by reference = 'previous', "
-            "verdict = 'no detectable change', family, pair, direction, metric limit %s"
-        ).format(
-            sql.SQL(", ").join(map(sql.Identifier, DELTAS_COLUMNS)),
-            contract.METRIC_DELTAS.identifier,
-        ),
-        (GENERIC_ROW_LIMIT,),
-    ).fetchall()
-    rows = _cleaned(rows)
-    lead = DELTAS_LEAD + " Overall (ALL) rows; query it for every section."
-    if not rows:
-        return f'<p class="lead">{escape(lead)} It has no rows yet: it needs two runs.</p>'
-    return f'<p class="lead">{escape(lead)}</p>' + _table(
-        DELTAS_COLUMNS, [[_plain(v) for v in row] for row in rows]
+def deltas_section(data: Rows | None) -> Section | None:
+    if data is None:
+        return None
+    title = "Deltas against the baseline"
+    if not data.rows:
+        return Section(
+            "deltas", title, lead=DELTAS_LEAD + " It has no rows yet: it needs two runs."
+        )
+    return Section(
+        "deltas",
+        title,
+        lead=DELTAS_LEAD,
+        table=_table(data.columns, ([_plain(v) for v in row] for row in data.rows)),
     )
-
-
-def _generic(conn: psycopg.Connection, relation: contract.Relation, lead: str) -> str:
-    """A relation this report does not chart: shown as a table when it has rows
-    (dbt builds the rerank marts empty when no reranker is configured)."""
-    if not _exists(conn, relation):
-        return ""
-    cursor = conn.execute(
-        sql.SQL("select * from {} limit %s").format(relation.identifier), (GENERIC_ROW_LIMIT + 1,)
-    )
-    headers = [column.name for column in cursor.description or []]
-    rows = _cleaned(cursor.fetchall())
-    keep = [i for i, h in enumerate(headers) if h != "computed_at"]
-    more = (
-        f" The first {GENERIC_ROW_LIMIT} rows are shown; query {relation} for all."
-        if len(rows) > GENERIC_ROW_LIMIT
-        else ""
-    )
-    if not rows:
-        return ""
-    return f'<p class="lead">{escape(lead + more)}</p>' + _table(
-        [headers[i] for i in keep],
-        [[_plain(row[i]) for i in keep] for row in rows[:GENERIC_ROW_LIMIT]],
-    )
-
-
-def _list(items: list[str]) -> str:
-    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
-
-
-def _plain(value: Any) -> Any:
-    """Database values as the table cell renders them (decimals as floats, times as text)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)

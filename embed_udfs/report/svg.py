@@ -1,17 +1,25 @@
 """Inline SVG charts for the HTML report, written by hand so the page needs no
 JavaScript, no plotting library and no network: horizontal bars with
-interval whiskers, line charts, and overlaid histograms."""
+interval whiskers, line charts, and overlaid histograms. Every label and title is
+cleaned of control characters and escaped here, so the markup can go into a page as is."""
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+
+from embed_udfs.terminal import clean
 
 # colour-blind-safe (Okabe-Ito), in the order series are drawn
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif\""
+
+
+def escape(text: object) -> str:
+    """Text for SVG markup: escape sequences and control characters removed, then escaped."""
+    return html.escape(clean(text, max_width=None))
 
 
 @dataclass(frozen=True)

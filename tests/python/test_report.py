@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, planted_space, query
 
 from embed_udfs.cluster import cluster_spaces
+from embed_udfs.contract import RERANK_UPLIFT
 from embed_udfs.db import connection
-from embed_udfs.report.html import write_report
+from embed_udfs.report.fetchers import Estimate, ReportData, Retrieval, Rows
+from embed_udfs.report.html import render, write_report
 
 # a section name that would break the page (and run a script) if it were not escaped
 HOSTILE = '<script>alert("x")</script> & "co"'
@@ -162,6 +165,19 @@ class _Page(HTMLParser):
         self.depth = 0
         self.external: list[str] = []
         self.scripts = 0
+        self.text = ""  # what the page shows, entities decoded
+        # each figure's caption and the rows of its table, as cell texts
+        self.figures: dict[str, list[list[str]]] = {}
+        self._caption: list[str] | None = None
+        self._rows: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._caption is not None:
+            self._caption.append(data)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "svg":
@@ -170,6 +186,14 @@ class _Page(HTMLParser):
                 self.svgs.append(0)
         elif self.depth and tag in DRAWN:
             self.svgs[-1] += 1
+        if tag == "figure":
+            self._rows = []
+        elif tag == "figcaption":
+            self._caption = []
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag == "td" and self._rows is not None:
+            self._cell = []
         if tag in ("script", "link", "iframe", "img"):
             self.scripts += tag == "script"
             self.external.append(tag)
@@ -180,6 +204,14 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "svg":
             self.depth -= 1
+        elif tag == "figcaption" and self._caption is not None:
+            self.figures["".join(self._caption)] = self._rows = []
+            self._caption = None
+        elif tag == "td" and self._cell is not None and self._rows:
+            self._rows[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "figure":
+            self._rows = None
 
 
 def _chromium() -> str | None:
@@ -215,9 +247,11 @@ def test_report_is_escaped_and_self_contained(db, planted, tmp_path):
         path = write_report(conn, planted["config"], tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
     assert HOSTILE not in text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;co&quot;" in text
     page = _Page()
     page.feed(text)
+    # the name is shown as text, in the tables and the charts' labels alike
+    # (a row of each pair's and direction's table at least; escaped once, not twice)
+    assert page.text.count(HOSTILE) >= 2 * 2, page.text.count(HOSTILE)
     assert page.external == [], "the report must not load anything"
     assert page.scripts == 0
     for block in (
@@ -235,6 +269,71 @@ def test_report_is_escaped_and_self_contained(db, planted, tmp_path):
     # two runs: the second is compared with the first
     deltas = text.split('id="deltas"', 1)[1].split("</section>", 1)[0]
     assert "previous" in deltas and "recall_at_10" in deltas
+
+
+def test_the_retrieval_tables_show_the_marts_figures_weakest_first(db, planted, tmp_path):
+    with connection(db) as conn:
+        page = _Page()
+        page.feed(write_report(conn, planted["config"], tmp_path / "r.html").read_text())
+    marts = query(
+        db,
+        "select pair, direction, section, k, value, ci_low, ci_high, n "
+        "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_')",
+    )
+    recall: dict[tuple[str, str], dict[str, dict[int, tuple]]] = {}
+    for pair, direction, section, k, *figure in marts:
+        recall.setdefault((pair, direction), {}).setdefault(section, {})[k] = tuple(figure)
+    assert {pair for pair, _ in recall} == {"clean", "noisy"}
+    shown = {"text_to_image": "text → image", "image_to_text": "image → text"}
+    for (pair, direction), sections in recall.items():
+        rows = [r for r in page.figures[f"{pair}, {shown[direction]}: Recall@K by section"] if r]
+        # weakest R@10 first, ties by name
+        weakest_first = sorted(
+            (s for s in sections if s != "ALL"), key=lambda s: (sections[s][10][0], s)
+        )
+        assert [r[0] for r in rows] == ["ALL", *weakest_first]
+        for section, n, *cells in rows:
+            figures = sections[section]
+            assert int(n) == figures[1][3]
+            for k, cell, interval in zip((1, 5, 10), cells[:3], cells[3:], strict=True):
+                value, low, high, _ = figures[k]
+                assert float(cell) == pytest.approx(value, abs=5e-5), (pair, section, k)
+                assert interval == f"[{low:.3f}, {high:.3f}]"
+
+
+def test_the_template_cleans_and_escapes_every_value_it_is_given():
+    """Raw strings, not cleaned by a fetcher, in every kind of place the page shows one:
+    the header, the notice, a chart's labels, a caption, a table's cells."""
+    nasty = '\x1b[31m<i>x</i>"\x07\x00'
+    seen = '<i>x</i>"'
+    figure = Estimate(0.5, 0.25, 0.75, 12)
+    data = ReportData(
+        database=nasty,
+        generated_at=datetime(2025, 1, 2, 3, 4, tzinfo=timezone.utc),
+        version="0",
+        k_values=(1,),
+        notice=f"first line {nasty}\nsecond line",
+        retrieval=Retrieval(
+            (1,), {(nasty, "text_to_image"): {"ALL": {1: figure}, nasty: {1: figure}}}
+        ),
+        curves=None,
+        similarity=(),
+        labels=None,
+        comparisons=(),
+        rerank=Rows(RERANK_UPLIFT, (nasty, "uplift"), ((nasty, 0.125), ("better", None))),
+        history=None,
+        deltas=None,
+    )
+    text = render(data)
+    assert not [ch for ch in text if ord(ch) < 0x20 and ch not in "\n\t\r"]
+    assert "<i>" not in text and "[31m" not in text
+    page = _Page()
+    page.feed(text)
+    assert page.scripts == 0 and page.svgs and all(page.svgs)
+    # header, notice, pair heading, chart title and label, caption, table cells, rerank table
+    assert page.text.count(seen) >= 8, page.text.count(seen)
+    assert f"first line {seen}\nsecond line" in page.text  # the notice keeps its line break
+    assert 'class="text better">better</td>' in text and "0.1250" in text
 
 
 def test_optional_blocks_appear_when_their_relation_exists(db, planted, tmp_path):
