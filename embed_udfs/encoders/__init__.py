@@ -1,7 +1,9 @@
-"""Encoders: one module per backend behind one small protocol.
+"""Encoders: one module per backend behind one small protocol, and their registry.
 
 `load_encoder(space)` turns a configured space into an object that maps texts (or
 images) to float32, L2-normalised rows, and says which weights made them (`model_ref`).
+The registry is a leaf: `embed_udfs.config` does not import it; `check_backends` holds
+the configured spaces to the registered backends and their modalities.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from embed_udfs.errors import EncoderError
+from embed_udfs.errors import ConfigError, EncoderError
 
 if TYPE_CHECKING:
     import torch
@@ -137,6 +139,24 @@ def backend(name: str) -> Backend:
         ) from None
 
 
+def check_backends(spaces: Sequence[SpaceConfig]) -> None:
+    """Each space names a registered backend that embeds its modality; else a ConfigError
+    that says which var is wrong and what is registered."""
+    for index, space in enumerate(spaces):
+        where = f"vars.embed_spaces[{index}]"
+        registered = _BACKENDS.get(space.backend)
+        if registered is None:
+            raise ConfigError(
+                f"{where}.backend is '{space.backend}'; use one of {', '.join(_BACKENDS)} "
+                "(the registered encoder backends)."
+            )
+        if space.modality not in registered.modalities:
+            raise ConfigError(
+                f"{where}: space '{space.name}' has modality {space.modality}, but backend "
+                f"'{space.backend}' embeds only {', '.join(registered.modalities)}."
+            )
+
+
 def load_encoder(space: SpaceConfig, device: str | None = None, precision: str = "auto") -> Encoder:
     """Load the model behind `space` and check that it produces `space.dim` dimensions.
 
@@ -144,6 +164,11 @@ def load_encoder(space: SpaceConfig, device: str | None = None, precision: str =
     CPU and float16 autocast on CUDA; "fp32", "fp16" and "bf16" force one.
     """
     registered = backend(space.backend)
+    if space.modality not in registered.modalities:
+        raise EncoderError(
+            f"space {space.name!r} has modality {space.modality}, but backend "
+            f"{space.backend!r} embeds only {', '.join(registered.modalities)}."
+        )
     runtime = resolve_runtime(device, precision)
     encoder = registered.loader(space, runtime)
     logger.info("space %s: loaded %s on %s", space.name, encoder.model_ref, encoder.device)
@@ -275,6 +300,7 @@ __all__ = [
     "as_tensor_encoder",
     "backend",
     "backend_names",
+    "check_backends",
     "load_encoder",
     "register_backend",
     "resolve_runtime",
