@@ -3,7 +3,7 @@
     (macros/config_guard.sql checks that they are the ones validated). -#}
 
 {% macro embedding_spaces() %}
-    {{ return(var('embed_spaces', [])) }}
+    {{ return(var('embed_spaces')) }}
 {% endmacro %}
 
 
@@ -19,7 +19,7 @@
 
 
 {% macro embedding_pairs() %}
-    {{ return(var('embed_pairs', [])) }}
+    {{ return(var('embed_pairs')) }}
 {% endmacro %}
 
 

@@ -36,14 +36,14 @@
     exact path costs more than the retrieval lists' blocked search); hnsw
     beyond. -#}
 {% macro exact_search(cap=none) %}
-    {%- set mode = var('retrieval_search', 'auto') -%}
+    {%- set mode = var('retrieval_search') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}
         {{ exceptions.raise_compiler_error(
             "vars.retrieval_search is '" ~ mode ~ "'; use auto, hnsw or exact."
         ) }}
     {%- endif -%}
     {%- if mode == 'auto' -%}
-        {%- set limit = var('exact_search_max_gallery', 50000) | int -%}
+        {%- set limit = var('exact_search_max_gallery') | int -%}
         {{ return(drawn_sample_size() <= ([limit, cap] | min if cap else limit)) }}
     {%- endif -%}
     {{ return(mode == 'exact') }}

@@ -9,7 +9,7 @@
 {#- The configured rerankers as (reranker, pair, direction) targets. -#}
 {% macro rerankers() %}
     {%- set result = [] -%}
-    {%- for r in var('rerankers', []) or [] -%}
+    {%- for r in var('rerankers') or [] -%}
         {%- for target in r.get('pairs') or [] -%}
             {%- for direction in r.get('directions') or ['text_to_image', 'image_to_text'] -%}
                 {%- do result.append({'reranker': r.name, 'pair': target, 'direction': direction}) -%}
@@ -25,7 +25,7 @@
     than max(K), max(K) otherwise, so pairs without a reranker pay for no
     longer list. -#}
 {% macro neighbour_depth(pair, direction) %}
-    {%- for r in var('rerankers', []) or [] -%}
+    {%- for r in var('rerankers') or [] -%}
         {%- if pair in (r.get('pairs') or []) and direction in (r.get('directions') or ['text_to_image', 'image_to_text']) -%}
             {{ return([max_k(), rerank_candidates()] | max) }}
         {%- endif -%}
