@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 from rerank import cross_forward, dual_forward
 
+from embed_udfs.config import RerankerConfig
 from embed_udfs.encoders import resolve_runtime
-from embed_udfs.rerank.config import RerankerConfig
 from embed_udfs.rerank.job import score_splitting
 from embed_udfs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
 

@@ -31,7 +31,6 @@ from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.encoders import resolve_runtime
-from embed_udfs.rerank.config import parse_rerank_config
 from embed_udfs.rerank.job import RerankOptions, rerank
 from embed_udfs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
 from embed_udfs.rerank.tiny_blip import save_tiny_blip
@@ -190,7 +189,7 @@ def main() -> None:
         )
         for space in config.spaces:
             backfill_space(settings, config, space)
-        rerankers = parse_rerank_config(base, config).rerankers
+        rerankers = config.rerank.rerankers
         runtime = resolve_runtime("cpu", "fp32")
         loaded = {r.name: load_scorer(r, "cpu") for r in rerankers}
         fresh = {

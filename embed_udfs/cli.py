@@ -31,6 +31,7 @@ Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
 
 Typical use:
   embed-udfs demo run          load the demo catalog, embed it, build every metric
+  embed-udfs check             validate the configuration and the database, show what would run
   embed-udfs load FILE         load your catalog (CSV, Parquet, JSON lines) into the products table
   embed-udfs refresh           the pipeline on your data: dbt inputs, backfill, dbt build
   embed-udfs cluster           PCA + KMeans of each text space, scored against sections by dbt
@@ -67,15 +68,33 @@ class _Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from embed_udfs.config import find_project_dir, load_config
+        from embed_udfs.encoders import check_backends
 
         self.project_dir = find_project_dir(Path(args.project_dir) if args.project_dir else None)
         self.vars = _parse_vars(args.vars)
         self.config = load_config(self.project_dir, overrides=self.vars)
+        check_backends(self.config.spaces)
 
     def settings(self, *, start: bool = True):
         from embed_udfs.db import resolve_settings
 
         return resolve_settings(self.project_dir, start=start)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from embed_udfs.check import check
+    from embed_udfs.config import find_project_dir, load_config
+    from embed_udfs.db import resolve_settings
+    from embed_udfs.jobs import jobs
+
+    project_dir = find_project_dir(Path(args.project_dir) if args.project_dir else None)
+    config = load_config(project_dir, overrides=_parse_vars(args.vars))
+    report = check(config, lambda: resolve_settings(project_dir), [job.name for job in jobs()])
+    print("\n".join(report.lines))
+    for problem in report.problems:
+        print(f"not ready: {problem}", file=sys.stderr)
+    print("ready" if report.ready else f"not ready: {len(report.problems)} problem(s)")
+    return 0 if report.ready else 2
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -572,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = _command(
+        commands,
+        "check",
+        help="validate the configuration and the database, and show what a refresh would run",
+    )
+    check.set_defaults(func=cmd_check)
 
     db = _command(
         commands, "db", help="the database: start/stop the embedded server, URIs, BI readers"

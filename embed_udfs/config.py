@@ -1,28 +1,33 @@
-"""The one configuration: embedding spaces, retrieval pairs and eval settings.
+"""The one configuration: every dbt var the project reads, its default and its bounds.
 
-They are declared once, in the vars block of dbt_project.yml, defaults included.
-`load_config` renders those vars as dbt's var() does (Jinja, env_var) and validates
-them with one typed model; dbt's on-run-start guard repeats only the checks that
-keep a bad value out of SQL, with the same messages (tests/python/test_config_parity.py).
+`ProjectVars` is the schema. Defaults of the vars dbt reads sit in the vars block of
+dbt_project.yml; those only embed_udfs reads (the ingest bounds, a reranker's optional
+fields) default here. `load_config` renders the vars as dbt's var() does (Jinja with
+env_var) and validates them; dbt reads the validated values and checks only that they
+are the ones validated (`config_digest`, macros/config_guard.sql).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import jinja2
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from embed_udfs.errors import ConfigError
-from embed_udfs.limits import IngestLimits, parse_limits
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,6 +42,18 @@ RETRIEVAL_SEARCHES = ("auto", "hnsw", "exact")
 SECTION_CAP_AUTO = "auto"
 ITERATIVE_SCANS = ("off", "relaxed_order", "strict_order")  # pgvector's hnsw.iterative_scan
 CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz", ".ckpt")
+SEVERITIES = ("warn", "error")  # a dbt test's severity
+DIRECTIONS = ("text_to_image", "image_to_text")
+# What each reranker backend reads. A reranker scores a (text, image) pair, so it must read
+# both; sentence_transformers is listed so that a text-only model gets a clear refusal.
+RERANK_BACKEND_MODALITIES: dict[str, tuple[str, ...]] = {
+    "open_clip": ("text", "image"),
+    "blip_itm": ("text", "image"),
+    "sentence_transformers": ("text",),
+}
+RERANK_BACKENDS = ("open_clip", "blip_itm")
+# The var that carries the digest of the validated vars to dbt (macros/config_guard.sql).
+DIGEST_VAR = "config_digest"
 
 
 def _rule(message: str) -> PydanticCustomError:
@@ -144,15 +161,6 @@ def _one_of(choices: Sequence[str]) -> Callable[[Any], str]:
     return check
 
 
-def _backend(value: Any) -> str:
-    from embed_udfs.encoders import backend_names
-
-    known = backend_names()
-    if value not in known:
-        raise _rule(f"use one of {', '.join(known)} (the registered encoder backends)")
-    return str(value)
-
-
 def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
 
@@ -177,16 +185,124 @@ def _pca_dims(value: Any) -> Any:
     return [None if item is None or item == "none" else item for item in items]
 
 
+def _number_in(low: float, high: float, example: str) -> Callable[[Any], float]:
+    """A number in (low, high]."""
+
+    def check(value: Any) -> float:
+        number = _number(value)
+        if not low < number <= high:
+            raise _rule(f"it must be a number in ({low:g}, {high:g}], {example}")
+        return number
+
+    return check
+
+
+def _share(value: Any) -> float:
+    number = _number(value)
+    if not 0 <= number <= 1:
+        raise _rule("it must be a share from 0 to 1")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    number = _number(value)
+    if not number > 0:  # NaN too
+        raise _rule("it must be a positive number of seconds")
+    return number
+
+
+def _histogram_negatives(value: Any) -> int | str:
+    if value == "all":
+        return "all"
+    try:
+        return _integer(1)(value)
+    except PydanticCustomError:
+        raise _rule("use all or a positive integer (images per text)") from None
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR ("10.0.0.0/8") or one address ("10.1.2.3"); ValueError saying what is wrong."""
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a string")
+    try:
+        return ipaddress.ip_network(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a network: {exc}") from None
+
+
+_HOST = re.compile(r"^(?:[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def parse_host(text: str) -> str:
+    """A host name or "host:port" ("[v6]:port"), lowercased; ValueError if it is neither."""
+    if not isinstance(text, str) or not _HOST.match(text.strip().lower()):
+        raise ValueError(f"{text!r} is not a host name or host:port (no scheme, path or wildcard)")
+    return text.strip().lower()
+
+
+def _parsed(parse: Callable[[str], Any]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        try:
+            return str(parse(value))
+        except ValueError as exc:
+            raise _rule(str(exc)) from None
+
+    return check
+
+
+def _address_list(example: str) -> Callable[[Any], Any]:
+    """A list, or one comma-separated string (what env_var() and --vars give)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise _rule(f"it must be a list of {example}")
+        return value
+
+    return check
+
+
+def _directions(value: Any) -> tuple[str, ...]:
+    given = list(DIRECTIONS) if value in (None, []) else value
+    if not isinstance(given, (list, tuple)) or any(d not in DIRECTIONS for d in given):
+        raise _rule("use text_to_image and/or image_to_text")
+    return tuple(d for d in DIRECTIONS if d in given)
+
+
+def _rerank_pairs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _rule("a reranker needs pairs: a list of the vars.embed_pairs it rescores")
+    return tuple(_text(item) for item in dict.fromkeys(value))
+
+
+def _rerank_backend(value: Any) -> str:
+    if value not in RERANK_BACKEND_MODALITIES:
+        raise _rule(f"use one of {', '.join(RERANK_BACKENDS)}")
+    return str(value)
+
+
 PositiveInt = Annotated[int, BeforeValidator(_integer(1))]
 OptionalPositiveInt = Annotated[int | None, BeforeValidator(_optional(_integer(1)))]
 NonNegativeInt = Annotated[int, BeforeValidator(_integer(0))]
 Number = Annotated[float, BeforeValidator(_number)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 Bool = Annotated[bool, BeforeValidator(_boolean)]
 Text = Annotated[str, BeforeValidator(_text)]
 OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 Identifier = Annotated[str, BeforeValidator(_identifier)]
 Relation = Annotated[str, BeforeValidator(_relation)]
 TextVariant = Annotated[str, BeforeValidator(_one_of(TEXT_VARIANTS))]
+Networks = Annotated[
+    tuple[Annotated[str, BeforeValidator(_parsed(parse_network))], ...],
+    BeforeValidator(_address_list('CIDRs, e.g. ["10.0.0.0/8", "127.0.0.1/32"]')),
+]
+Hosts = Annotated[
+    tuple[Annotated[str, BeforeValidator(_parsed(parse_host))], ...],
+    BeforeValidator(_address_list('host names or host:port, e.g. ["images.internal"]')),
+]
 
 _ITEMS = ConfigDict(extra="ignore")
 _FROZEN = ConfigDict(frozen=True, extra="ignore")
@@ -198,7 +314,9 @@ class SpaceConfig:
 
     name: Identifier
     modality: Annotated[str, BeforeValidator(_one_of(MODALITIES))]
-    backend: Annotated[str, BeforeValidator(_backend)]
+    # a registered encoder backend; the registry checks the name and its modalities
+    # (embed_udfs.encoders.check_backends), so that this module does not import it
+    backend: Text
     family: Text
     model: Text
     dim: PositiveInt
@@ -222,6 +340,51 @@ class PairConfig:
     text_space: Text
     image_space: Text
     alignment_override: OptionalText = None
+
+
+@dataclass(frozen=True)
+class RerankTarget:
+    """One (pair, direction) whose stage-1 candidates a reranker rescores."""
+
+    pair: str
+    direction: str
+
+
+@dataclass(frozen=True, config=_ITEMS)
+class RerankerConfig:
+    """A stage-2 model (one item of vars.rerankers): what it is and which candidate
+    lists it rescores."""
+
+    name: Identifier
+    backend: Annotated[str, BeforeValidator(_rerank_backend)]
+    model: Text  # an open_clip model name, or a BLIP ITM model name or directory
+    pairs: Annotated[tuple[str, ...], BeforeValidator(_rerank_pairs)]
+    directions: Annotated[tuple[str, ...], BeforeValidator(_directions)] = DIRECTIONS
+    pretrained: OptionalText = None  # open_clip tag or checkpoint path; None = random init
+    # (query, candidate) pairs per forward (cross-encoder) or products per forward (dual)
+    batch_size: PositiveInt = 64
+
+    @property
+    def targets(self) -> tuple[RerankTarget, ...]:
+        return tuple(RerankTarget(p, d) for p in self.pairs for d in self.directions)
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Two-stage retrieval: how many stage-1 candidates, rescored by which rerankers."""
+
+    candidates: int
+    rerankers: tuple[RerankerConfig, ...]
+    uplift_severity: str = "warn"
+
+    def reranker(self, name: str) -> RerankerConfig:
+        for reranker in self.rerankers:
+            if reranker.name == name:
+                return reranker
+        known = ", ".join(r.name for r in self.rerankers) or "(none)"
+        raise ConfigError(
+            f"unknown reranker {name!r}; the rerankers in vars.rerankers are: {known}."
+        )
 
 
 @dataclass(frozen=True)
@@ -288,23 +451,78 @@ class DedupConfig:
     near_duplicate_k: int
 
 
-class ProjectVars(BaseModel):
-    """The vars block of dbt_project.yml, as the typed model that validates it.
-
-    Every field is required: its default is the value in dbt_project.yml, nowhere else.
-    """
+class IngestVars(BaseModel):
+    """Bounds on the ingest path (`embed-udfs backfill`, and the reranker's image reads):
+    how many bytes an image may have, how long a download and a database outage may last,
+    how many fetches run at once, which non-public addresses image downloads may reach,
+    when a chunk commits and when a run warns about failures. Only embed_udfs reads
+    them, so their defaults are here; set any of them in the vars block to override."""
 
     model_config = _FROZEN
 
+    image_max_bytes: PositiveInt = 50_000_000  # a local file or HTTP body above this is refused
+    image_connect_timeout_s: Seconds = 3.0  # TCP connect to an image host
+    image_download_deadline_s: Seconds = 30.0  # the whole download, headers and body together
+    image_fetch_threads: PositiveInt = 16  # concurrent image reads per decode worker
+    image_fetch_per_host: PositiveInt = 4  # of which at most this many to one host
+    image_host_failures: PositiveInt = 8  # consecutive failures before a host is skipped
+    backfill_commit_interval_s: Seconds = 30.0  # a chunk commits when full or this old
+    backfill_failure_warn_share: Annotated[float, BeforeValidator(_share)] = 0.2
+    db_retry_deadline_s: Seconds = 60.0  # how long a lost database connection is retried
+    # Image downloads reach public addresses only; these let them reach others.
+    image_allowed_networks: Networks = ()  # CIDRs, e.g. "10.0.0.0/8"
+    image_allowed_hosts: Hosts = ()  # "host" or "host:port", whatever it resolves to
+
+
+def _ingest_default(name: str) -> Any:
+    return IngestVars.model_fields[name].default
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestLimits:
+    """What `embed-udfs backfill` reads, waits for and tolerates (IngestVars, validated)."""
+
+    image_max_bytes: int = _ingest_default("image_max_bytes")
+    image_connect_timeout_s: float = _ingest_default("image_connect_timeout_s")
+    image_download_deadline_s: float = _ingest_default("image_download_deadline_s")
+    image_fetch_threads: int = _ingest_default("image_fetch_threads")
+    image_fetch_per_host: int = _ingest_default("image_fetch_per_host")
+    image_host_failures: int = _ingest_default("image_host_failures")
+    backfill_commit_interval_s: float = _ingest_default("backfill_commit_interval_s")
+    backfill_failure_warn_share: float = _ingest_default("backfill_failure_warn_share")
+    db_retry_deadline_s: float = _ingest_default("db_retry_deadline_s")
+    image_allowed_networks: tuple[str, ...] = ()
+    image_allowed_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # canonical and hashable, however they were given (lists, any case)
+        networks = tuple(str(parse_network(n)) for n in self.image_allowed_networks)
+        object.__setattr__(self, "image_allowed_networks", networks)
+        hosts = tuple(parse_host(h) for h in self.image_allowed_hosts)
+        object.__setattr__(self, "image_allowed_hosts", hosts)
+
+    @classmethod
+    def from_vars(cls, model: IngestVars) -> IngestLimits:
+        return cls(**{spec.name: getattr(model, spec.name) for spec in dataclasses.fields(cls)})
+
+
+class ProjectVars(IngestVars):
+    """The schema of every var the project reads (dbt and embed_udfs alike).
+
+    A field without a default here has its default in dbt_project.yml, nowhere else.
+    """
+
+    # Where the inputs and the jobs' outputs live (the data contract).
     products_relation: Relation
     vectors_relation: Relation
     backfill_errors_relation: Relation
     cluster_assignments_relation: Relation
 
+    # The evaluation protocol.
     eval_sample_size: Annotated[int, BeforeValidator(_integer(2))]
     eval_seed: NonNegativeInt
     eval_k_values: Annotated[tuple[PositiveInt, ...], BeforeValidator(_list)]
-    hnsw_ef_search: PositiveInt
+    hnsw_ef_search: PositiveInt  # at least the largest K
     retrieval_search: Annotated[str, BeforeValidator(_one_of(RETRIEVAL_SEARCHES))]
     exact_search_max_gallery: PositiveInt
     eval_dedup: Bool
@@ -312,19 +530,28 @@ class ProjectVars(BaseModel):
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
     eval_section_cap_factor: Annotated[float, BeforeValidator(_number_at_least(1))]
     strict_samples: Bool
+    similarity_histogram_bins: PositiveInt
+    similarity_histogram_negatives: Annotated[int | str, BeforeValidator(_histogram_negatives)]
 
+    # Text recipes.
     text_max_words: PositiveInt
     text_strip_store_name: Bool
 
+    # Duplicates.
     dedup_text_variant: TextVariant
-    near_duplicate_max_distance: Number
-    near_duplicate_k: PositiveInt
+    near_duplicate_max_distance: Number  # a cosine distance in (0, 2)
+    near_duplicate_k: PositiveInt  # below hnsw_ef_search
 
+    # Label structure and the bootstrap.
     label_pca_dims: Annotated[tuple[OptionalPositiveInt, ...], BeforeValidator(_pca_dims)]
     label_kmeans_seeds: Annotated[tuple[NonNegativeInt, ...], BeforeValidator(_list)]
+    label_dominant_share: Annotated[
+        float, BeforeValidator(_number_in(0, 1, "e.g. 0.5 (one section holds half)"))
+    ]
     bootstrap_replicates: Annotated[int, BeforeValidator(_integer(2, 16000))]
     bootstrap_seed: NonNegativeInt
 
+    # ANN tuning.
     ann_tuning: Bool
     ann_target_recall: Annotated[float, BeforeValidator(_target_recall)]
     ann_ef_search_grid: Annotated[tuple[PositiveInt, ...], BeforeValidator(_list)]
@@ -335,12 +562,28 @@ class ProjectVars(BaseModel):
     ]
     ann_tuning_queries: PositiveInt
 
+    # Spaces, pairs and rerankers.
     embed_spaces: Annotated[tuple[SpaceConfig, ...], BeforeValidator(_list)]
     embed_pairs: Annotated[tuple[PairConfig, ...], BeforeValidator(_list)]
+    rerank_candidates: PositiveInt  # stage-1 candidates per query, at most hnsw_ef_search
+    rerank_uplift_severity: Annotated[str, BeforeValidator(_one_of(SEVERITIES))]
+    rerankers: Annotated[
+        tuple[RerankerConfig, ...], BeforeValidator(lambda v: () if v is None else _list(v))
+    ]
+
+    # Per run, set by the CLI (or by hand): not settings, so they default to nothing.
+    run_label: OptionalText = Field(default=None, description="names the run in dim_runs")
+    git_revision: OptionalText = Field(default=None, description="the commit in dim_runs")
+    metrics_staging: Bool = Field(
+        default=False, description="build the marts into the staging schema (refresh sets it)"
+    )
+    ann_curve_target: OptionalText = Field(
+        default=None, description="analyses/ann_tuning_curve.sql: one gallery or relation"
+    )
 
     @model_validator(mode="after")
     def _across_vars(self) -> ProjectVars:
-        """Checks that span several vars; the order matches dbt's guard."""
+        """Checks that span several vars."""
         spaces = {space.name: space for space in self.embed_spaces}
         names = [space.name for space in self.embed_spaces]
         repeated = sorted({name for name in names if names.count(name) > 1})
@@ -373,7 +616,6 @@ class ProjectVars(BaseModel):
                     f"but its prompt alone takes {len(space.prompt.split())} words; raise "
                     "max_words (or vars.text_max_words)."
                 )
-            _check_modality(index, space)
         marked = [space.name for space in self.embed_spaces if space.near_duplicates]
         if len(marked) > 1:
             raise _whole(
@@ -400,7 +642,47 @@ class ProjectVars(BaseModel):
                 "vars.label_kmeans_seeds must be a list of distinct non-negative integers, "
                 "e.g. [0, 1, 2, 3, 4]: one KMeans run per seed."
             )
+        _check_rerankers(self)
         return self
+
+
+def _check_rerankers(model: ProjectVars) -> None:
+    # only a reranked pair's lists go to rerank_candidates (macros/rerank.sql)
+    if model.rerankers and model.rerank_candidates > model.hnsw_ef_search:
+        raise _whole(
+            f"vars.rerank_candidates ({model.rerank_candidates}) is above vars.hnsw_ef_search "
+            f"({model.hnsw_ef_search}): an HNSW scan returns at most ef_search rows, so the "
+            f"search cannot return {model.rerank_candidates} candidates per query. Lower "
+            "rerank_candidates or raise hnsw_ef_search."
+        )
+    names = [r.name for r in model.rerankers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _whole(
+            f"vars.rerankers: reranker names must be unique; repeated: {', '.join(repeated)}."
+        )
+    pairs = [p.name for p in model.embed_pairs]
+    for index, reranker in enumerate(model.rerankers):
+        what = f"vars.rerankers[{index}]: reranker '{reranker.name}'"
+        for target in reranker.pairs:
+            if target not in pairs:
+                raise _whole(
+                    f"{what} rescores pair '{target}', which does not exist; configured pairs: "
+                    f"{', '.join(sorted(pairs)) or '(none)'}. Fix its pairs or add the pair to "
+                    "vars.embed_pairs."
+                )
+            reads = RERANK_BACKEND_MODALITIES[reranker.backend]
+            if "text" not in reads or "image" not in reads:
+                raise _whole(
+                    f"{what} (backend {reranker.backend}) reads {' and '.join(reads)} only, so "
+                    f"it cannot score pair '{target}', whose queries and candidates are texts "
+                    f"and images. Use {' or '.join(RERANK_BACKENDS)}."
+                )
+        if reranker.pretrained is not None and reranker.backend != "open_clip":
+            raise _whole(
+                f"{what}: pretrained is an open_clip setting; a {reranker.backend} model names "
+                "its weights in model (a model name or a local directory)."
+            )
 
 
 def _check_pair(where: str, pair: PairConfig, spaces: Mapping[str, SpaceConfig]) -> None:
@@ -432,17 +714,6 @@ def _check_pair(where: str, pair: PairConfig, spaces: Mapping[str, SpaceConfig])
         )
 
 
-def _check_modality(index: int, space: SpaceConfig) -> None:
-    from embed_udfs.encoders import backend
-
-    registered = backend(space.backend)
-    if space.modality not in registered.modalities:
-        raise _whole(
-            f"vars.embed_spaces[{index}]: space '{space.name}' has modality {space.modality}, "
-            f"but backend '{space.backend}' embeds only {', '.join(registered.modalities)}."
-        )
-
-
 @dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class ProjectConfig:
     """The validated configuration, in the shape the jobs read it."""
@@ -460,6 +731,9 @@ class ProjectConfig:
     text_strip_store_name: bool
     ann: AnnConfig
     ingest: IngestLimits = dataclasses.field(default_factory=IngestLimits)
+    rerank: RerankConfig = dataclasses.field(default_factory=lambda: RerankConfig(100, ()))
+    # the digest of the rendered vars that were validated, as dbt's guard recomputes it
+    digest: str = ""
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -499,41 +773,86 @@ def load_config(
     """Read, render and validate the vars block of dbt_project.yml, with --vars overrides."""
     project_dir = project_dir or find_project_dir()
     path = project_dir / "dbt_project.yml"
+    return parse_config(render_vars(project_vars(project_dir, overrides), path), project_dir)
+
+
+def project_vars(project_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The vars block of dbt_project.yml with `overrides` on top, unrendered, as dbt merges
+    them; the overrides pass through JSON and YAML as `--vars` does on its way to dbt."""
+    path = project_dir / "dbt_project.yml"
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     raw = dict(document.get("vars") or {})
-    raw.update(overrides or {})
-    return parse_config(render_vars(raw, path), project_dir)
+    if overrides:
+        raw.update(yaml.safe_load(json.dumps(dict(overrides))))
+    raw.pop(DIGEST_VAR, None)
+    return raw
+
+
+def _env_var(name: str, default: Any = None) -> Any:
+    """dbt's env_var(): the variable, else the default, else an error."""
+    if name.startswith("DBT_ENV_SECRET_"):
+        raise jinja2.TemplateError(
+            f"secret env vars ({name}) are allowed only in profiles.yml and packages.yml"
+        )
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    raise jinja2.TemplateError(f"Env var required but not provided: '{name}'")
+
+
+def _renderer() -> SandboxedEnvironment:
+    """Jinja as dbt renders a var, offering env_var() and nothing else."""
+    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    environment.globals.clear()
+    environment.globals["env_var"] = _env_var
+    return environment
 
 
 def render_vars(raw: Mapping[str, Any], where: Path) -> dict[str, Any]:
-    """The vars as dbt's var() returns them: each top-level string rendered as Jinja in
-    dbt's base context (env_var, var, ...); nested values are left as written, as dbt does."""
-    if not any(isinstance(v, str) and ("{{" in v or "{%" in v) for v in raw.values()):
-        return dict(raw)
-    from dbt.clients.jinja import get_rendered
-    from dbt.context.base import BaseContext
-    from dbt_common.context import set_invocation_context
-    from dbt_common.exceptions import DbtBaseException
-
-    # dbt sets this per invocation; env_var reads the environment through it
-    set_invocation_context(os.environ)
-    context = BaseContext(cli_vars=dict(raw)).to_dict()
+    """The vars as dbt's var() returns them: each top-level string that holds Jinja is
+    rendered (to a string, env_var offered); nested values are left as written, as dbt does."""
     rendered: dict[str, Any] = {}
+    environment: SandboxedEnvironment | None = None
     for key, value in raw.items():
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not any(tag in value for tag in ("{{", "{%", "{#")):
             rendered[key] = value
             continue
+        environment = environment or _renderer()
         try:
-            rendered[key] = get_rendered(value, context)
-        except DbtBaseException as exc:
+            rendered[key] = environment.from_string(value).render()
+        except jinja2.TemplateError as exc:
             message = " ".join(str(exc).split())
             raise ConfigError(
                 f"{where}: vars.{key} ({value!r}) does not render: {message}"
             ) from exc
     return rendered
+
+
+def digest_of(rendered: Mapping[str, Any]) -> str:
+    """md5 of the schema's vars as JSON with sorted keys (an absent var is null): what
+    dbt's guard recomputes with local_md5(tojson(..., sort_keys=true))."""
+    values = {name: rendered.get(name) for name in digested_vars()}
+    return hashlib.md5(
+        json.dumps(values, sort_keys=True).encode(), usedforsecurity=False
+    ).hexdigest()
+
+
+def digested_vars() -> list[str]:
+    """The vars the digest covers: every field of the schema."""
+    return sorted(ProjectVars.model_fields)
+
+
+def stamp_vars(project_dir: Path, dbt_vars: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`dbt_vars` with the digest of the validated vars added, for dbt's on-run-start guard
+    (macros/config_guard.sql); a ConfigError if they are not valid."""
+    config = load_config(project_dir, dict(dbt_vars or {}))
+    stamped = {key: value for key, value in (dbt_vars or {}).items() if key != DIGEST_VAR}
+    stamped[DIGEST_VAR] = {"md5": config.digest, "vars": digested_vars()}
+    return stamped
 
 
 def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
@@ -543,8 +862,15 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> ProjectConfig:
         model = ProjectVars.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe_error(exc)}") from None
-    # The ingest bounds (byte caps, deadlines, retries) are read by Python only.
-    return dataclasses.replace(_project_config(model, project_dir), ingest=parse_limits(raw, where))
+    return dataclasses.replace(_project_config(model, project_dir), digest=digest_of(raw))
+
+
+def parse_limits(raw: Mapping[str, Any], where: Path) -> IngestLimits:
+    """The ingest bounds in `raw` (rendered vars), defaults for those not given."""
+    try:
+        return IngestLimits.from_vars(IngestVars.model_validate(dict(raw)))
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_error(exc)}") from None
 
 
 def check_text_fields(conn: psycopg.Connection, config: ProjectConfig) -> None:
@@ -577,8 +903,10 @@ def describe_error(exc: ValidationError) -> str:
     where = "vars" + "".join(
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
     )
-    if error["type"] == "missing":
+    if error["type"] == "missing" and len(error["loc"]) == 1:
         return f"{where} is missing; set it in the vars block of dbt_project.yml (or --vars)."
+    if error["type"] == "missing":
+        return f"{where} is missing."
     shown = show(error["input"])
     if error["type"] == "embed_config":
         return f"{where} is {shown}; {error['ctx']['rule']}."
@@ -650,6 +978,10 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
         for space in model.embed_spaces
     )
     marked = [space.name for space in spaces if space.near_duplicates]
+    rerankers = tuple(
+        dataclasses.replace(r, pretrained=_reranker_checkpoint(r.pretrained, project_dir))
+        for r in model.rerankers
+    )
     return ProjectConfig(
         project_dir=project_dir,
         spaces=spaces,
@@ -693,4 +1025,18 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             iterative_scans=tuple(dict.fromkeys(model.ann_iterative_scans)) or ("off",),
             queries=model.ann_tuning_queries,
         ),
+        ingest=IngestLimits.from_vars(model),
+        rerank=RerankConfig(
+            candidates=model.rerank_candidates,
+            rerankers=rerankers,
+            uplift_severity=model.rerank_uplift_severity,
+        ),
     )
+
+
+def _reranker_checkpoint(pretrained: str | None, project_dir: Path) -> str | None:
+    """A relative checkpoint path read against the project, wherever embed-udfs runs."""
+    if pretrained is None or Path(pretrained).is_absolute():
+        return pretrained
+    beside = project_dir / pretrained
+    return str(beside) if beside.is_file() else pretrained

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from embed_udfs.config import stamp_vars
 from embed_udfs.db import ConnectionSettings
 from embed_udfs.errors import DbtError
 
@@ -25,9 +26,18 @@ def run_dbt(
     dbt_vars: Mapping[str, Any] | None = None,
     target_path: Path | None = None,
     quiet: bool = False,
+    validate: bool = True,
 ) -> Any:
-    """Invoke `dbt <args>` on the project; raise DbtError if it fails."""
+    """Invoke `dbt <args>` on the project; raise DbtError if it fails.
+
+    The vars (the project's, `dbt_vars` on top) are validated first and dbt gets their
+    digest, which its on-run-start guard checks (macros/config_guard.sql). validate=False
+    runs dbt as a user running it directly would: unvalidated, without a digest.
+    """
     from dbt.cli.main import dbtRunner
+
+    if validate:
+        dbt_vars = stamp_vars(project_dir, dbt_vars)
 
     command = [
         *args,

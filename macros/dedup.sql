@@ -23,7 +23,7 @@
 
 {#- vars.near_duplicate_max_distance and vars.near_duplicate_k, checked. -#}
 {% macro near_duplicate_max_distance() %}
-    {%- set value = var('near_duplicate_max_distance', 0.02) -%}
+    {%- set value = var('near_duplicate_max_distance') -%}
     {%- if value is not number or value <= 0 or value >= 2 -%}
         {{ exceptions.raise_compiler_error(
             "vars.near_duplicate_max_distance is " ~ value ~ "; it is a cosine distance, so use a number"
@@ -35,7 +35,7 @@
 
 
 {% macro near_duplicate_k() %}
-    {%- set k = var('near_duplicate_k', 10) -%}
+    {%- set k = var('near_duplicate_k') -%}
     {%- if k is not number or k < 1 or k + 1 > var('hnsw_ef_search') | int -%}
         {{ exceptions.raise_compiler_error(
             "vars.near_duplicate_k is " ~ k ~ "; use a positive integer below vars.hnsw_ef_search ("

@@ -17,10 +17,10 @@
     the typical one is capped). -#}
 {% macro sampled_candidates(eligibility, ineligible_reason) %}
 {%- set seed = var('eval_seed') %}
-{%- set section_min = var('eval_section_min', 3) %}
-{%- set section_cap = var('eval_section_cap', none) %}
-{%- set section_cap_factor = var('eval_section_cap_factor', 5) %}
-{%- set source_model = 'int_products_deduped' if var('eval_dedup', true) else 'int_duplicate_groups' %}
+{%- set section_min = var('eval_section_min') %}
+{%- set section_cap = var('eval_section_cap') %}
+{%- set section_cap_factor = var('eval_section_cap_factor') %}
+{%- set source_model = 'int_products_deduped' if var('eval_dedup') else 'int_duplicate_groups' %}
 
 with
 

@@ -1,17 +1,10 @@
 {#- pre_hook: the HNSW candidate list for this model's transaction. An HNSW
-    scan returns at most ef_search rows, so it must cover the largest K. A
-    model searching one direction's galleries passes it (text_to_image or
-    image_to_text) and gets the tuned value (macro ann_ef_search_used). -#}
+    scan returns at most ef_search rows, so it must cover the largest K
+    (embed_udfs.config holds vars.hnsw_ef_search to that). A model searching
+    one direction's galleries passes it (text_to_image or image_to_text) and
+    gets the tuned value (macro ann_ef_search_used). -#}
 {% macro set_ef_search(direction=none) -%}
     {%- set ef = var('hnsw_ef_search') | int -%}
-    {%- if ef < max_k() -%}
-        {#- the guard's sentence: this pre_hook is rendered at parse time, before the guard runs -#}
-        {{ exceptions.raise_compiler_error(
-            "Invalid embedding configuration: vars.hnsw_ef_search (" ~ ef ~ ") is below the largest K ("
-            ~ max_k() ~ "); an HNSW scan returns at most ef_search rows, so recall at K=" ~ max_k()
-            ~ " would be silently truncated. Raise hnsw_ef_search."
-        ) }}
-    {%- endif -%}
     set local hnsw.ef_search = {{ ann_ef_search_used(direction) if direction else ef }};
 
 {%- endmacro %}
@@ -43,14 +36,14 @@
     exact path costs more than the retrieval lists' blocked search); hnsw
     beyond. -#}
 {% macro exact_search(cap=none) %}
-    {%- set mode = var('retrieval_search', 'auto') -%}
+    {%- set mode = var('retrieval_search') -%}
     {%- if mode not in ('auto', 'hnsw', 'exact') -%}
         {{ exceptions.raise_compiler_error(
             "vars.retrieval_search is '" ~ mode ~ "'; use auto, hnsw or exact."
         ) }}
     {%- endif -%}
     {%- if mode == 'auto' -%}
-        {%- set limit = var('exact_search_max_gallery', 50000) | int -%}
+        {%- set limit = var('exact_search_max_gallery') | int -%}
         {{ return(drawn_sample_size() <= ([limit, cap] | min if cap else limit)) }}
     {%- endif -%}
     {{ return(mode == 'exact') }}

@@ -9,7 +9,7 @@
 
 {#- The KMeans runs `embed-udfs cluster` makes per space and PCA size. -#}
 {% macro label_kmeans_seeds() %}
-    {%- set seeds = var('label_kmeans_seeds', [0, 1, 2, 3, 4]) -%}
+    {%- set seeds = var('label_kmeans_seeds') -%}
     {%- if seeds is string or seeds | length == 0 -%}
         {{ exceptions.raise_compiler_error(
             "vars.label_kmeans_seeds must be a list of distinct non-negative integers, e.g. [0, 1, 2, 3, 4]."
@@ -22,7 +22,7 @@
 {#- Bootstrap replicates B: each product's weights are a vector(B), so B is
     bounded by pgvector's 16,000 dimensions. -#}
 {% macro bootstrap_replicates() %}
-    {%- set b = var('bootstrap_replicates', 200) -%}
+    {%- set b = var('bootstrap_replicates') -%}
     {%- if b is not number or b < 2 or b > 16000 -%}
         {{ exceptions.raise_compiler_error(
             "vars.bootstrap_replicates is " ~ b ~ "; use an integer from 2 to 16000"
@@ -79,7 +79,7 @@ draws as (
         weighted_products.product_id,
         replicate,
         {{ poisson_one(hash_uniform(
-            "'" ~ var('bootstrap_seed', 42) ~ ":' || weighted_products.product_id || ':' || replicate"
+            "'" ~ var('bootstrap_seed') ~ ":' || weighted_products.product_id || ':' || replicate"
         )) }} as multiplicity
     from weighted_products
     cross join generate_series(1, {{ replicates }}) as replicate

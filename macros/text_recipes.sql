@@ -88,7 +88,7 @@
     nullif(
         trim(
             regexp_replace(
-                {%- if var('text_strip_store_name', true) %}
+                {%- if var('text_strip_store_name') %}
                 regexp_replace(
                 {%- endif %}
                     regexp_replace(
@@ -98,7 +98,7 @@
                         ),
                         coalesce({{ noise_pattern }}, '^$'), ' ', 'g'
                     ),
-                {%- if var('text_strip_store_name', true) %}
+                {%- if var('text_strip_store_name') %}
                     coalesce({{ whole_words_pattern(regex_escaped(clean_text(store_name))) }}, '^$'), ' ', 'g'
                 ),
                 {%- endif %}
@@ -137,7 +137,7 @@
 {#- A space's word limit (its max_words, else vars.text_max_words), checked
     against the words its prompt takes. -#}
 {% macro space_max_words(space) %}
-    {%- set limit = space.get('max_words') or var('text_max_words', 128) -%}
+    {%- set limit = space.get('max_words') or var('text_max_words') -%}
     {%- set prompt_words = (space.get('prompt') or '').split() | length -%}
     {%- if limit is not number or limit < 1 or limit <= prompt_words -%}
         {{ exceptions.raise_compiler_error(

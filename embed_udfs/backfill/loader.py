@@ -19,7 +19,7 @@ from embed_udfs.backfill.sources import (
     input_hash,
     is_remote,
 )
-from embed_udfs.limits import IngestLimits
+from embed_udfs.config import IngestLimits
 
 log = logging.getLogger(__name__)
 

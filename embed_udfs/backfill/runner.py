@@ -30,11 +30,10 @@ from embed_udfs import store
 from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate, forward
 from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
 from embed_udfs.backfill.sources import RemoteImages
-from embed_udfs.config import ProjectConfig, SpaceConfig
+from embed_udfs.config import IngestLimits, ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder
 from embed_udfs.errors import DatabaseError
-from embed_udfs.limits import IngestLimits
 from embed_udfs.retry import DB_RECONNECT, RetriesExhausted, is_connection_error, retry_call
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from embed_udfs.limits import IngestLimits
+from embed_udfs.config import IngestLimits
 from embed_udfs.retry import HTTP_ANSWER, RetriesExhausted, retry_call
 
 log = logging.getLogger(__name__)

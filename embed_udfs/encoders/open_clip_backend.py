@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embed_udfs.encoders import (
+from embed_udfs.encoders.base import (
     DEFAULT_BATCH_SIZE,
     Runtime,
     batches,

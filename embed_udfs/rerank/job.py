@@ -27,11 +27,10 @@ from tqdm import tqdm
 from embed_udfs import contract, store
 from embed_udfs.backfill.loader import is_out_of_memory
 from embed_udfs.backfill.plan import Shard
-from embed_udfs.config import ProjectConfig
+from embed_udfs.config import ProjectConfig, RerankerConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.rerank import store as rerank_store
-from embed_udfs.rerank.config import RerankerConfig
 from embed_udfs.rerank.scorers import Scorer, load_scorer
 
 if TYPE_CHECKING:
@@ -298,9 +297,8 @@ def refresh_reranks(
 ) -> list[RerankSummary]:
     """Build the stage-1 candidates with dbt, then run every (or the named) reranker."""
     from embed_udfs.dbt_runner import run_dbt
-    from embed_udfs.rerank.config import load_rerank_config
 
-    rerank_config = load_rerank_config(config, dbt_vars)
+    rerank_config = config.rerank
     chosen = [rerank_config.reranker(name) for name in rerankers or []] or list(
         rerank_config.rerankers
     )

@@ -27,14 +27,14 @@ from embed_udfs.backfill.sources import (
     decode_image,
     read_image_bytes,
 )
+from embed_udfs.config import IngestLimits
 from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
 from embed_udfs.errors import EncoderError
-from embed_udfs.limits import IngestLimits
 
 if TYPE_CHECKING:
     import torch
 
-    from embed_udfs.rerank.config import RerankerConfig
+    from embed_udfs.config import RerankerConfig
 
 log = logging.getLogger(__name__)
 

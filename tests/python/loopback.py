@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from embed_udfs.limits import IngestLimits
+from embed_udfs.config import IngestLimits
 
 # The var that lets image downloads reach the loopback servers of a test.
 LOOPBACK = {"image_allowed_networks": ["127.0.0.1/32"]}

@@ -49,13 +49,14 @@ def test_unknown_space_names_the_known_ones(capsys):
     assert "unknown space 'nope'" in err and "Traceback" not in err
 
 
-def test_pair_with_unknown_space_fails_dbt_with_the_reason(db, tmp_path):
+def test_pair_with_unknown_space_is_refused_before_dbt_runs(db, tmp_path):
     dbt_vars = _planted_vars()
     dbt_vars["embed_pairs"] = [{"name": "bad", "text_space": "t", "image_space": "missing"}]
     with pytest.raises(ConfigError, match="not a configured space"):
         config_for(dbt_vars)
-    with pytest.raises(DbtError, match="image_space is 'missing', which is not a configured space"):
+    with pytest.raises(ConfigError, match="image_space is 'missing', which is not a configured"):
         dbt_build(db, dbt_vars, tmp_path)
+    assert not (tmp_path / "target").exists()  # dbt never started
 
 
 def test_cross_family_pair_is_refused_unless_overridden(db, tmp_path):
@@ -63,8 +64,9 @@ def test_cross_family_pair_is_refused_unless_overridden(db, tmp_path):
     refused = planted_config(spaces, PAIR)
     with pytest.raises(ConfigError, match="across model families.*alignment_override"):
         config_for(refused)
-    with pytest.raises(DbtError, match="retrieves across model families"):
+    with pytest.raises(ConfigError, match="retrieves across model families"):
         dbt_build(db, refused, tmp_path, "stg_catalog__products")
+    assert not (tmp_path / "target").exists()  # dbt never started
     allowed = planted_config(
         spaces, [{**PAIR[0], "alignment_override": "distilled into the image tower's space"}]
     )

@@ -30,7 +30,7 @@ from embed_udfs.backfill.sources import (
     decode_image,
     read_image_bytes,
 )
-from embed_udfs.limits import IngestLimits
+from embed_udfs.config import IngestLimits
 from embed_udfs.retry import Backoff, RetriesExhausted, retry_call
 
 
@@ -240,8 +240,8 @@ def test_retry_call_backs_off_until_the_deadline():
 
 
 def test_limits_are_validated_like_the_other_vars(tmp_path: Path):
+    from embed_udfs.config import parse_limits
     from embed_udfs.errors import ConfigError
-    from embed_udfs.limits import parse_limits
 
     assert parse_limits({}, tmp_path) == IngestLimits()
     assert parse_limits({"image_max_bytes": 10}, tmp_path).image_max_bytes == 10

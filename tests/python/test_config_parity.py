@@ -1,8 +1,10 @@
-"""One list of bad configurations, refused with the same message by embed_udfs.config
-(the validator) and by dbt's on-run-start guard (for `dbt build` run directly)."""
+"""One configuration, validated once: embed_udfs.config refuses each bad configuration
+with one sentence, and dbt's on-run-start guard (macros/config_guard.sql) checks only
+that the vars it reads are the ones validated, by the same digest."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from conftest import PROJECT_DIR, query
 from psycopg import sql
 
-from embed_udfs.config import check_text_fields, load_config
+from embed_udfs.config import DIGEST_VAR, check_text_fields, digested_vars, load_config, stamp_vars
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.demo import PRODUCTS_DDL
@@ -45,7 +47,7 @@ def _pair(**extra: Any) -> dict[str, Any]:
 
 GOOD = _spaces(_space("t", "text"), _space("i", "image"))
 
-# (case, vars over the project's, the message both sides give)
+# (case, vars over the project's, the sentence that refuses them)
 CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "hostile space name",
@@ -191,6 +193,23 @@ TEXT_FIELD_CASE = (
     "product_id, product_name, store_name.",
 )
 
+# Overrides whose digest dbt must compute as Python does: nested spaces with quotes and
+# non-ASCII text, floats, nulls, booleans, a comma-separated host list.
+DIGEST_CASES: list[dict[str, Any]] = [
+    {},
+    {
+        **_spaces(
+            _space("t", "text", prompt="l'article « été » : ", family="o'brien"),
+            _space("i", "image", family="o'brien", pretrained=None),
+        ),
+        "near_duplicate_max_distance": 0.035,
+        "eval_section_cap": None,
+        "eval_dedup": False,
+        "image_allowed_hosts": "images.lan, cdn.lan:8080",
+        "run_label": "new prompt",
+    },
+]
+
 
 @pytest.fixture(scope="module")
 def catalog(db):
@@ -224,79 +243,128 @@ def _snapshot(settings) -> list[tuple]:
     )
 
 
-def test_the_good_configuration_passes_both(catalog, tmp_path, capfd):
+def test_each_bad_configuration_is_refused_with_its_sentence():
+    for case, overrides, expected in CASES:
+        message = _python_message(overrides)
+        assert message.startswith(f"{PROJECT_DIR / 'dbt_project.yml'}: "), case
+        assert expected in message, case
+        assert "Traceback" not in message and "\n" not in message, case
+
+
+def test_the_good_configuration_passes(catalog):
     config = load_config(PROJECT_DIR, overrides=GOOD)
     with connection(catalog) as conn:
         check_text_fields(conn, config)
-    assert _guard(catalog, tmp_path, capfd, [GOOD, {}]) == ["ok", "ok"]
+    assert [space.name for space in config.spaces] == ["t", "i"]
 
 
-def test_both_sides_refuse_each_bad_configuration_with_the_same_message(catalog, tmp_path, capfd):
-    python = [_python_message(overrides) for _, overrides, _ in CASES]
-    dbt = _guard(catalog, tmp_path, capfd, [overrides for _, overrides, _ in CASES])
-    for (case, _, expected), from_python, from_dbt in zip(CASES, python, dbt, strict=True):
-        assert expected in from_python, case
-        assert "Traceback" not in from_python, case
-        # the whole sentence, not only the expected start, is the same on both sides
-        assert from_python.split(": ", 1)[1] == from_dbt, case
-
-
-def test_text_fields_must_be_columns_of_the_products_relation(catalog, tmp_path, capfd):
+def test_text_fields_must_be_columns_of_the_products_relation(catalog):
     overrides, expected = TEXT_FIELD_CASE
     config = load_config(PROJECT_DIR, overrides=overrides)  # a column check needs the database
     with connection(catalog) as conn, pytest.raises(ConfigError) as refused:
         check_text_fields(conn, config)
     assert str(refused.value).split(": ", 1)[1] == expected
-    assert _guard(catalog, tmp_path, capfd, [overrides]) == [expected]
 
 
-def test_a_hostile_space_name_is_refused_and_changes_nothing(catalog, tmp_path):
-    overrides, expected = CASES[0][1], CASES[0][2]
-    assert expected in _python_message(overrides)
+def test_the_digest_is_md5_of_the_rendered_vars_as_sorted_json():
+    """Computed here from the YAML, independently of embed_udfs.config's own code path."""
+    import yaml
+
+    raw = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    raw.update(GOOD)
+    values = {name: raw.get(name) for name in digested_vars()}
+    expected = hashlib.md5(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    assert load_config(PROJECT_DIR, overrides=GOOD).digest == expected
+    # one changed value, however deep, changes it
+    changed = _spaces(_space("t", "text", dim=16), _space("i", "image", dim=16))
+    assert load_config(PROJECT_DIR, overrides=changed).digest != expected
+
+
+def test_dbt_computes_the_same_digest(catalog, tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("EMBED_METRICS_TEST_EF", "64")
+    cases = [*DIGEST_CASES, {"hnsw_ef_search": "{{ env_var('EMBED_METRICS_TEST_EF') }}"}]
+    for overrides in cases:
+        python = load_config(PROJECT_DIR, overrides=overrides).digest
+        assert _dbt_digest(catalog, tmp_path, capfd, overrides) == python, overrides
+
+
+def test_dbt_runs_validated_vars_and_refuses_vars_changed_after_validation(
+    catalog, tmp_path, capfd
+):
     before = _snapshot(catalog)
-    with pytest.raises(DbtError) as refused:
-        run_dbt(
-            ["run", "--select", "stg_catalog__products"],
-            catalog,
-            PROJECT_DIR,
-            dbt_vars=overrides,
-            target_path=tmp_path / "target",
-            quiet=True,
-        )
-    assert f"Invalid embedding configuration: {expected}" in str(refused.value)
+    stamped = stamp_vars(PROJECT_DIR, GOOD)
+    assert stamped[DIGEST_VAR]["md5"] == load_config(PROJECT_DIR, overrides=GOOD).digest
+    for changed in ({"eval_seed": 7}, {"embed_pairs": []}, {"image_max_bytes": 10}):
+        with pytest.raises(DbtError, match=r"The vars changed after validation: run `embed-udfs"):
+            _run(catalog, tmp_path, {**stamped, **changed}, validate=False)
+        assert _snapshot(catalog) == before
+    _run(catalog, tmp_path, stamped, validate=False)  # unchanged: the guard lets it run
+    _run(catalog, tmp_path, GOOD)  # what every embed-udfs command does
+    assert query(catalog, "select count(*) from staging.stg_catalog__products") == [(5,)]
+
+
+def test_plain_dbt_runs_with_a_notice_that_nothing_validated_the_vars(catalog, tmp_path, capfd):
+    capfd.readouterr()
+    _run(catalog, tmp_path, GOOD, validate=False, quiet=False)
+    out = capfd.readouterr().out
+    assert "these vars were not validated (dbt was run directly)" in out
+    assert "`embed-udfs check`" in out
+
+
+def test_a_hostile_space_name_is_refused_before_dbt_and_changes_nothing(catalog, tmp_path):
+    overrides, expected = CASES[0][1], CASES[0][2]
+    before = _snapshot(catalog)
+    with pytest.raises(ConfigError) as refused:
+        _run(catalog, tmp_path, overrides)
+    assert expected in str(refused.value)
     assert _snapshot(catalog) == before
     assert query(catalog, "select count(*) from catalog.products") == [(5,)]
 
 
-def test_a_jinja_value_is_rendered_before_it_is_checked(catalog, tmp_path, monkeypatch):
-    """`env_var` in a var: both sides render it first, then refuse the rendered value."""
+def test_a_jinja_value_is_rendered_before_it_is_checked(monkeypatch):
+    """`env_var` in a var is rendered (as dbt renders it), then the rendered value checked."""
     monkeypatch.setenv("EMBED_METRICS_TEST_EF", "20")
     overrides = {**GOOD, "hnsw_ef_search": "{{ env_var('EMBED_METRICS_TEST_EF') }}"}
-    expected = "vars.hnsw_ef_search (20) is below the largest K (50)"
-    assert expected in _python_message(overrides)
-    with pytest.raises(DbtError, match=re.escape(f"Invalid embedding configuration: {expected};")):
-        run_dbt(
-            ["run", "--select", "stg_catalog__products"],
-            catalog,
-            PROJECT_DIR,
-            dbt_vars=overrides,
-            target_path=tmp_path / "target",
-            quiet=True,
-        )
+    assert "vars.hnsw_ef_search (20) is below the largest K (50)" in _python_message(overrides)
     monkeypatch.setenv("EMBED_METRICS_TEST_EF", "64")
     assert load_config(PROJECT_DIR, overrides=overrides).eval.ef_search == 64
+    monkeypatch.delenv("EMBED_METRICS_TEST_EF")
+    default = {**GOOD, "hnsw_ef_search": "{{ env_var('EMBED_METRICS_TEST_EF', 80) }}"}
+    assert load_config(PROJECT_DIR, overrides=default).eval.ef_search == 80
+    assert "Env var required but not provided: 'EMBED_METRICS_TEST_EF'" in _python_message(
+        overrides
+    )
 
 
-def _guard(settings, tmp_path, capfd, configs: list[dict[str, Any]]) -> list[str]:
-    """The guard's verdict on each configuration, from one `dbt run-operation`."""
-    capfd.readouterr()
+def test_the_renderer_offers_env_var_and_nothing_else():
+    for template in ("{{ range(3) | list }}", "{{ var('eval_seed') }}", "{{ ''.__class__ }}"):
+        message = _python_message({"run_label": template})
+        assert "vars.run_label" in message and "does not render" in message, template
+
+
+def _run(settings, tmp_path, dbt_vars, *, validate: bool = True, quiet: bool = True) -> None:
     run_dbt(
-        ["run-operation", "check_embedding_configs", "--args", json.dumps({"configs": configs})],
+        ["run", "--select", "stg_catalog__products"],
         settings,
         PROJECT_DIR,
+        dbt_vars=dbt_vars,
+        target_path=tmp_path / "target",
+        quiet=quiet,
+        validate=validate,
+    )
+
+
+def _dbt_digest(settings, tmp_path, capfd, overrides: dict[str, Any]) -> str:
+    """The digest dbt's guard computes for the project's vars with `overrides` on top."""
+    capfd.readouterr()
+    run_dbt(
+        ["run-operation", "print_config_digest", "--args", json.dumps({"names": digested_vars()})],
+        settings,
+        PROJECT_DIR,
+        dbt_vars=overrides,
         target_path=tmp_path / "target",
         quiet=True,
+        validate=False,
     )
-    lines = re.findall(r"^embedding config (\d+): (.*)$", capfd.readouterr().out, re.MULTILINE)
-    assert [int(i) for i, _ in lines] == list(range(len(configs)))
-    return [verdict for _, verdict in lines]
+    (digest,) = re.findall(r"^config digest: ([0-9a-f]{32})$", capfd.readouterr().out, re.M)
+    return digest

@@ -5,9 +5,10 @@ hold the exact strings."""
 from __future__ import annotations
 
 import pytest
-from conftest import config_for, dbt_build, plant, planted_config, query
+from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, query
 
-from embed_udfs.dbt_runner import DbtError
+from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.errors import ConfigError, DbtError
 
 CHECKPOINT = "/models/o'brien's ViT-B-32/open_clip_pytorch_model.bin"
 PROMPT = "the shopper's pick: "
@@ -60,6 +61,17 @@ def test_a_quote_in_a_checkpoint_path_builds_and_is_kept_exactly(db, tmp_path):
 
 def test_a_text_field_that_is_not_a_column_name_is_refused(db, tmp_path):
     dbt_vars = _vars(["product_name", "product_name); drop table catalog.products; --"])
-    with pytest.raises(DbtError, match="is not a column name"):
+    with pytest.raises(ConfigError, match=r"text_fields\[1\] is .*names reach SQL"):
         dbt_build(db, dbt_vars, tmp_path, "int_space_inputs")
+    # dbt run directly (no validation) pastes a text field only as a checked column name
+    with pytest.raises(DbtError, match="is not a column name"):
+        run_dbt(
+            ["build", "--select", "int_space_inputs"],
+            db,
+            PROJECT_DIR,
+            dbt_vars=dbt_vars,
+            target_path=tmp_path / "target",
+            quiet=True,
+            validate=False,
+        )
     assert query(db, "select to_regclass('catalog.products') is not null") == [(True,)]

@@ -16,7 +16,7 @@ import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, query
 
 from embed_udfs.config import load_config
-from embed_udfs.errors import ConfigError, DbtError
+from embed_udfs.errors import ConfigError
 
 DROP = "drop table catalog.products"
 PAYLOADS = {
@@ -82,7 +82,7 @@ REFUSED = [
     (
         "a text field",
         _vars(text={"text_fields": ["product_name", f"product_name) ; {DROP}; --"]}),
-        "is not a column name",
+        "vars.embed_spaces[0].text_fields[1] is",
     ),
     (
         "a products relation",
@@ -100,15 +100,16 @@ REFUSED = [
 @pytest.mark.parametrize(
     ("dbt_vars", "message"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED]
 )
-def test_a_hostile_name_is_refused_by_both_sides_and_changes_nothing(
+def test_a_hostile_name_is_refused_before_dbt_runs_and_changes_nothing(
     catalog, tmp_path, dbt_vars, message
 ):
     with pytest.raises(ConfigError, match="dbt_project.yml: "):
         load_config(PROJECT_DIR, overrides=dbt_vars)
     before = _outside_dbt(catalog)
-    with pytest.raises(DbtError) as refused:
+    with pytest.raises(ConfigError) as refused:
         dbt_build(catalog, dbt_vars, tmp_path, "+int_space_inputs", "dim_retrieval_pairs")
     assert message in str(refused.value)
+    assert not (tmp_path / "target").exists()  # dbt never started
     assert _outside_dbt(catalog) == before
 
 

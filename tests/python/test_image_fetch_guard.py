@@ -29,10 +29,9 @@ from embed_udfs.backfill.sources import (
     RemoteImages,
     read_image_bytes,
 )
-from embed_udfs.config import load_config
+from embed_udfs.config import IngestLimits, load_config, parse_limits
 from embed_udfs.errors import ConfigError
 from embed_udfs.jobs import BackfillJob, JobOptions
-from embed_udfs.limits import IngestLimits, parse_limits
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
 DEAD_HOST = "images.no-such-host.invalid"  # the .invalid TLD never resolves

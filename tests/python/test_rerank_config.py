@@ -1,5 +1,5 @@
-"""vars.rerankers and vars.rerank_candidates, parsed and refused in Python (dbt's
-side of the same refusals is tested in test_rerank_job.py)."""
+"""vars.rerankers and vars.rerank_candidates: fields of the one configuration, parsed
+and refused by embed_udfs.config before anything runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from conftest import PROJECT_DIR, config_for, planted_config, planted_space
 
 from embed_udfs.errors import ConfigError
-from embed_udfs.rerank.config import parse_rerank_config
 
 
 def _vars(**overrides) -> dict:
@@ -29,7 +28,7 @@ def _vars(**overrides) -> dict:
 
 def test_a_reranker_targets_both_directions_of_its_pairs_by_default():
     raw = _vars()
-    config = parse_rerank_config(raw, config_for(raw))
+    config = config_for(raw).rerank
     assert config.candidates == 60
     (reranker,) = config.rerankers
     assert [(t.pair, t.direction) for t in reranker.targets] == [
@@ -37,7 +36,7 @@ def test_a_reranker_targets_both_directions_of_its_pairs_by_default():
         ("p", "image_to_text"),
     ]
     one_way = _vars(directions=["image_to_text"])
-    (reranker,) = parse_rerank_config(one_way, config_for(one_way)).rerankers
+    (reranker,) = config_for(one_way).rerank.rerankers
     assert reranker.directions == ("image_to_text",)
 
 
@@ -45,31 +44,31 @@ def test_a_relative_checkpoint_is_read_against_the_project(tmp_path):
     raw = _vars(
         backend="open_clip", model="embed-metrics-tiny-clip", pretrained="dbt_project.yml"
     )  # any file of the project stands in
-    (reranker,) = parse_rerank_config(raw, config_for(raw)).rerankers
+    (reranker,) = config_for(raw).rerank.rerankers
     assert reranker.pretrained == str(PROJECT_DIR / "dbt_project.yml")
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"pairs": []}, "needs pairs"),
-        ({"directions": ["sideways"]}, "has directions"),
-        ({"batch_size": 0}, "batch_size"),
+        ({"pairs": []}, r"rerankers\[0\].pairs is \[\]; a reranker needs pairs"),
+        ({"directions": ["sideways"]}, r"directions is \['sideways'\]; use text_to_image"),
+        ({"batch_size": 0}, r"rerankers\[0\].batch_size is 0; it must be a positive integer"),
         ({"pretrained": "x.pt"}, "pretrained is an open_clip setting"),
-        ({"model": ""}, "missing 'model'"),
+        ({"model": ""}, r"rerankers\[0\].model is ''; it must be a non-empty string"),
     ],
 )
 def test_bad_reranker_fields_are_refused(overrides, message):
     raw = _vars(**overrides)
     with pytest.raises(ConfigError, match=message):
-        parse_rerank_config(raw, config_for(raw))
+        config_for(raw)
 
 
 def test_candidates_must_be_positive_and_names_unique():
     raw = {**_vars(), "rerank_candidates": 0}
     with pytest.raises(ConfigError, match="positive integer"):
-        parse_rerank_config(raw, config_for(raw))
+        config_for(raw)
     raw = _vars()
     raw["rerankers"] = raw["rerankers"] * 2
     with pytest.raises(ConfigError, match="unique"):
-        parse_rerank_config(raw, config_for(raw))
+        config_for(raw)

@@ -20,9 +20,9 @@ from conftest import PROJECT_DIR, config_for, dbt_build, query
 from embed_udfs import demo, store
 from embed_udfs.backfill import backfill_space
 from embed_udfs.backfill.sources import NOT_FOUND
+from embed_udfs.config import RerankerConfig
 from embed_udfs.db import connection
-from embed_udfs.errors import ConfigError, DbtError
-from embed_udfs.rerank.config import RerankerConfig, load_rerank_config, parse_rerank_config
+from embed_udfs.errors import ConfigError
 from embed_udfs.rerank.job import NON_FINITE, RerankOptions, rerank
 from embed_udfs.rerank.scorers import load_scorer
 from embed_udfs.rerank.tiny_blip import save_tiny_blip
@@ -102,7 +102,7 @@ def catalog(db, tmp_path_factory, blip_dir):
 
 
 def _reranker(catalog, name: str) -> RerankerConfig:
-    return load_rerank_config(catalog["config"], catalog["vars"]).reranker(name)
+    return catalog["config"].rerank.reranker(name)
 
 
 def _n_candidates(db, reranker: str) -> int:
@@ -324,23 +324,23 @@ def test_nan_scores_are_refused_with_the_reason(db, catalog):
     [
         ({"pairs": ["nope"]}, "rescores pair 'nope', which does not exist"),
         ({"backend": "sentence_transformers"}, "cannot score pair 'clip'"),
-        ({"backend": "cohere"}, "has backend 'cohere'"),
+        ({"backend": "cohere"}, "backend is 'cohere'; use one of open_clip, blip_itm"),
         ({"name": "Bad-Name"}, "must match"),
     ],
 )
-def test_bad_rerankers_are_refused_by_python_and_dbt(db, catalog, tmp_path, change, message):
+def test_bad_rerankers_are_refused_before_dbt_runs(db, catalog, tmp_path, change, message):
     bad = _vars([{**STAGE1, **change}])
     with pytest.raises(ConfigError, match=message):
-        parse_rerank_config(bad, config_for(bad))
-    with pytest.raises(DbtError, match=message):
+        config_for(bad)
+    with pytest.raises(ConfigError, match=message):
         dbt_build(db, bad, tmp_path, "int_rerank_candidates")
 
 
 def test_more_candidates_than_the_search_returns_is_refused(db, catalog, tmp_path):
     bad = {**_vars([STAGE1]), "rerank_candidates": 41}
     with pytest.raises(ConfigError, match=r"rerank_candidates \(41\) is above vars.hnsw_ef_search"):
-        parse_rerank_config(bad, config_for(bad))
-    with pytest.raises(DbtError, match=r"rerank_candidates \(41\) is above vars.hnsw_ef_search"):
+        config_for(bad)
+    with pytest.raises(ConfigError, match=r"rerank_candidates \(41\) is above vars.hnsw_ef_search"):
         dbt_build(db, bad, tmp_path, "int_rerank_candidates")
 
 

@@ -75,14 +75,19 @@ def test_a_registered_backend_is_valid_config_and_loads(hash_backend):
 
 
 def test_the_registry_decides_backends_and_their_modalities(hash_backend):
+    wrong_modality = load_config(PROJECT_DIR, overrides=_vars("hash", "image"))
     with pytest.raises(ConfigError, match="has modality image, but backend 'hash' embeds only"):
-        load_config(PROJECT_DIR, overrides=_vars("hash", "image"))
+        encoders.check_backends(wrong_modality.spaces)
+    with pytest.raises(EncoderError, match="has modality image, but backend 'hash' embeds only"):
+        load_encoder(wrong_modality.space("h"), device="cpu")
+    encoders.check_backends(load_config(PROJECT_DIR, overrides=_vars("hash")).spaces)
     encoders.unregister_backend("hash")
+    unregistered = load_config(PROJECT_DIR, overrides=_vars("hash"))
     with pytest.raises(
         ConfigError,
         match=r"backend is 'hash'; use one of open_clip, sentence_transformers \(the registered",
     ):
-        load_config(PROJECT_DIR, overrides=_vars("hash"))
+        encoders.check_backends(unregistered.spaces)
 
 
 @dataclass(frozen=True)
