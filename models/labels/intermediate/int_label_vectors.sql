@@ -12,6 +12,35 @@
     product's spaces in configuration order): the order the label figures
     have always been computed in, which the single-precision vector sums
     behind them and the KMeans contingency sums follow. -#}
-{{ sample_vectors(
-    ref('int_label_sample'), label_space_names(), where='not is_section_missing', product_order=true
-) }}
+{%- set spaces = label_space_names() %}
+
+with
+
+sample as (
+    select * from {{ ref('int_label_sample') }}
+    where not is_section_missing
+),
+
+valid_vectors as (
+    select * from {{ ref('int_vectors_validated') }}
+    where is_valid
+),
+
+final as (
+    select
+        valid_vectors.space,
+        sample.product_id,
+        sample.collection_section,
+        sample.duplicate_group_id,
+        valid_vectors.embedding
+    from sample
+    inner join valid_vectors on sample.product_id = valid_vectors.product_id
+    where {{ in_list('valid_vectors.space', spaces) }}
+    {%- if spaces %}
+        order by
+            sample.product_id,
+            array_position(array[{% for space in spaces %}{{ sql_string(space) }}{{ ", " if not loop.last }}{% endfor %}]::text[], valid_vectors.space)
+    {%- endif %}
+)
+
+select * from final
