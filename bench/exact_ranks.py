@@ -176,8 +176,13 @@ def run_numpy(texts: np.ndarray, images: np.ndarray, max_k: int, repeat: int) ->
 
 
 def macros() -> jinja2.runtime.TemplateModule:
-    """macros/exact_search.sql as plain Jinja (it uses no dbt context)."""
-    text = (PROJECT_DIR / "macros" / "exact_search.sql").read_text()
+    """exact_neighbours (macros/exact_search.sql) and the formulations it superseded
+    (bench/sql/exact_search_alternatives.sql) as plain Jinja: they use no dbt context."""
+    files = (
+        PROJECT_DIR / "macros" / "exact_search.sql",
+        PROJECT_DIR / "bench" / "sql" / "exact_search_alternatives.sql",
+    )
+    text = "\n".join(path.read_text() for path in files)
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).module
 
 

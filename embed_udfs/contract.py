@@ -2,7 +2,7 @@
 table it writes for dbt, named here and nowhere else in the package.
 
 dbt gives each model read here an enforced contract and names its reader in an
-exposure; each table written here is a dbt source (models/staging/<source>/_<source>__sources.yml).
+exposure; each table written here is a dbt source (models/<domain>/staging/_<domain>__sources.yml).
 """
 
 from __future__ import annotations

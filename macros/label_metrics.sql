@@ -57,44 +57,19 @@
 {%- endmacro %}
 
 
-{#- Poisson bootstrap weights of every product in `relation` (its column
-    `product_column` holds the product; repeats are fine): its multiplicity in
-    each of B resamples, as a vector(B) of Poisson(1) draws (the Poisson
-    bootstrap, which approximates resampling N products with replacement).
+{#- The Poisson bootstrap weight of `product` (a product_id expression) in
+    resample `replicate` (1..B): its multiplicity, a Poisson(1) draw (the
+    Poisson bootstrap approximates resampling N products with replacement).
     Each draw comes from md5(bootstrap_seed, product_id, replicate), so it is
     deterministic, a product keeps its weights when other products join or
-    leave, and a product has the same weights wherever it is drawn: every
-    space and metric, and stage 1 and 2 of a reranker, are compared paired. -#}
-{% macro poisson_bootstrap_weights(relation, product_column='product_id') %}
-{%- set replicates = bootstrap_replicates() %}
-with
-
-weighted_products as (
-    select distinct {{ product_column }} as product_id
-    from {{ relation }}
-),
-
-draws as (
-    select
-        weighted_products.product_id,
-        replicate,
-        {{ poisson_one(hash_uniform(
-            "'" ~ var('bootstrap_seed') ~ ":' || weighted_products.product_id || ':' || replicate"
-        )) }} as multiplicity
-    from weighted_products
-    cross join generate_series(1, {{ replicates }}) as replicate
-),
-
-final as (
-    select
-        product_id,
-        array_agg(multiplicity::real order by replicate)::vector({{ replicates }}) as weights
-    from draws
-    group by product_id
-)
-
-select * from final
-{% endmacro %}
+    leave, and a product has the same weights wherever it is drawn
+    (int_bootstrap_weights, int_rerank_bootstrap_weights): every space and
+    metric, and stage 1 and 2 of a reranker, are compared paired. -#}
+{% macro poisson_bootstrap_weight(product, replicate) -%}
+    {{ poisson_one(hash_uniform(
+        "'" ~ var('bootstrap_seed') ~ ":' || " ~ product ~ " || ':' || " ~ replicate
+    )) }}
+{%- endmacro %}
 
 
 {#- A 95% bootstrap standard-error interval: the estimate +/- z times the

@@ -120,47 +120,15 @@
 {%- endmacro %}
 
 
-{#- The body of int_text_to_image_neighbours and int_image_to_text_neighbours
-    (direction: text_to_image or image_to_text): for every pair, each
-    query's top neighbour_depth(pair, direction) gallery items (macro
-    nearest_neighbours), with the columns of int_retrieval_neighbours. One
-    model per direction, so that dbt runs the two searches concurrently. -#}
-{% macro retrieval_neighbours(direction) %}
+{#- The neighbour lists of int_text_to_image_neighbours and
+    int_image_to_text_neighbours (direction: text_to_image or image_to_text):
+    for every pair, the CTEs queries_<i> (the query space's vectors of
+    `eval_vectors`, with the ids of the caller's CTE duplicate_sets) and neighbours_<i>
+    (each query's top neighbour_depth(pair, direction) gallery items, macro
+    nearest_neighbours), then `listed`, their union with the pair's names.
+    Each CTE ends with a comma: the caller's next CTE follows. -#}
+{% macro retrieval_neighbour_lists(direction, eval_vectors) %}
 {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list %}
-
-with
-
-groups as (
-    select * from {{ ref('int_duplicate_groups') }}
-),
-
-sampled as (
-    select * from {{ ref('int_eval_sample') }}
-),
-
--- for each sampled product that shares its duplicate group with other
--- sampled products, those products (none when vars.eval_dedup keeps one
--- product per group): a list item among them is a duplicate of the positive
-sampled_groups as (
-    select
-        sampled.product_id,
-        groups.duplicate_group_id
-    from sampled
-    inner join groups on sampled.product_id = groups.product_id
-),
-
-duplicate_sets as (
-    select
-        own.product_id,
-        array_agg(other.product_id order by other.product_id) as duplicate_ids
-    from sampled_groups as own
-    inner join sampled_groups as other
-        on
-            own.duplicate_group_id = other.duplicate_group_id
-            and own.product_id <> other.product_id
-    group by own.product_id
-),
-
 {% for d in directions %}
     queries_{{ loop.index }} as (
         select
@@ -168,14 +136,14 @@ duplicate_sets as (
             queries.collection_section,
             queries.embedding::vector({{ d.query.dim }}) as query_embedding,
             duplicate_sets.duplicate_ids
-        from {{ ref('int_eval_vectors') }} as queries
+        from {{ eval_vectors }} as queries
         left join duplicate_sets on queries.product_id = duplicate_sets.product_id
         where queries.space = {{ sql_string(d.query.name) }}
     ),
 
     neighbours_{{ loop.index }} as (
         {{- nearest_neighbours(
-            'queries_' ~ loop.index, ref('int_eval_vectors'), d.gallery, ['duplicate_ids'],
+            'queries_' ~ loop.index, eval_vectors, d.gallery, ['duplicate_ids'],
             neighbour_depth(d.pair, d.direction)) }}
     ),
 
@@ -201,22 +169,4 @@ listed as (
     {%- endif %}
 ),
 
-final as (
-    select
-        pair,
-        direction,
-        query_space,
-        gallery_space,
-        query_product_id,
-        collection_section,
-        neighbour_rank::integer as neighbour_rank,
-        neighbour_product_id,
-        neighbour_section,
-        distance::float8 as distance,
-        neighbour_product_id = query_product_id as is_positive,
-        coalesce(neighbour_product_id = any(duplicate_ids), false) as is_duplicate_of_positive
-    from listed
-)
-
-select * from final
 {% endmacro %}

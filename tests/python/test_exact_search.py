@@ -1,4 +1,5 @@
-"""macros/exact_search.sql against numpy on planted data: every query's top
+"""macros/exact_search.sql (and the superseded formulations the bench keeps in
+bench/sql/exact_search_alternatives.sql) against numpy on planted data: every query's top
 max(K) neighbour list (cosine distance, ties by product id) and the
 positive's rank, identical, in both directions.
 
@@ -22,11 +23,14 @@ from psycopg import sql
 from embed_udfs.db import ConnectionSettings, connection
 
 N, DIM, MAX_K = 150, 8, 10
+EXACT_ALTERNATIVES = PROJECT_DIR / "bench" / "sql" / "exact_search_alternatives.sql"
 DIRECTIONS = {"text_to_image": ("text", "image"), "image_to_text": ("image", "text")}
 
 
 def macros() -> jinja2.runtime.TemplateModule:
-    text = (PROJECT_DIR / "macros" / "exact_search.sql").read_text()
+    """exact_neighbours (macros/exact_search.sql) and the alternatives it superseded."""
+    files = (PROJECT_DIR / "macros" / "exact_search.sql", EXACT_ALTERNATIVES)
+    text = "\n".join(path.read_text() for path in files)
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).module
 
 

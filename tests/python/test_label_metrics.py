@@ -328,7 +328,7 @@ def test_exact_nn1_never_answers_from_the_index(db, labelled):
     ef_search at 2, the compiled exact search still plans no index and equals
     numpy's brute force."""
     models = labelled["target"] / "target" / "compiled" / "embed_metrics" / "models"
-    compiled = (models / "intermediate" / "labels" / "int_label_neighbours.sql").read_text()
+    compiled = (models / "labels" / "intermediate" / "int_label_neighbours.sql").read_text()
     with connection(db) as conn:
         conn.execute("set enable_seqscan = off")
         conn.execute("set hnsw.ef_search = 2")

@@ -1,0 +1,163 @@
+{#- Each metric of the latest run against two references: the previous
+    comparable run (the latest earlier run with the same metric identity:
+    family, pair or space, direction, section and metric; config_changed
+    says whether its configuration hash differs) and the pinned baseline
+    (`embed-udfs baseline set`). The interval of the difference is an
+    unpaired normal approximation: each side's standard error is its 95%
+    interval's width / (2 * 1.96), and the two add in quadrature. Per-query
+    scores of old runs are not kept, so no paired interval is possible; when
+    both runs score the same queries the unpaired interval is conservative.
+    A verdict is only given where both figures carry an interval (or the
+    figures are equal). -#}
+
+{%- set z = 1.959963984540054 -%}
+
+with
+
+history as (
+    select * from {{ ref('fct_metric_history') }}
+),
+
+runs as (
+    select * from {{ ref('dim_runs') }}
+),
+
+pinned as (
+    select run_id from {{ ref('stg_runs__baseline') }}
+),
+
+latest as (
+    select
+        run_id,
+        run_started_at
+    from history
+    order by run_started_at desc, run_id desc
+    limit 1
+),
+
+current_figures as (
+    select history.*
+    from history
+    inner join latest on history.run_id = latest.run_id
+),
+
+earlier_figures as (
+    select
+        history.*,
+        row_number() over (
+            partition by history.family, history.pair, history.direction, history.section, history.metric
+            order by history.run_started_at desc, history.run_id desc
+        ) as recency
+    from history
+    inner join latest
+        on history.run_started_at < latest.run_started_at
+),
+
+previous_figures as (
+    select * from earlier_figures
+    where recency = 1
+),
+
+baseline_figures as (
+    select
+        history.*,
+        1::bigint as recency
+    from history
+    inner join pinned on history.run_id = pinned.run_id
+),
+
+references_ as (
+    select
+        'previous' as reference,
+        *
+    from previous_figures
+
+    union all
+
+    select
+        'baseline' as reference,
+        *
+    from baseline_figures
+),
+
+compared as (
+    select
+        current_figures.run_id,
+        current_figures.run_started_at,
+        references_.reference,
+        references_.run_id as reference_run_id,
+        references_.run_started_at as reference_started_at,
+        current_figures.family,
+        current_figures.pair,
+        current_figures.direction,
+        current_figures.section,
+        current_figures.metric,
+        -- lower is better only for these two; every other metric (recall, MRR,
+        -- nDCG, purity, gaps, 1-NN accuracy, silhouette, ARI, NMI) is higher-is-better
+        current_figures.metric not in ('cosine_negative_mean', 'sq_euclidean_positive_mean') as higher_is_better,
+        current_figures.value,
+        references_.value as reference_value,
+        current_figures.value - references_.value as difference,
+        current_figures.n,
+        references_.n as reference_n,
+        sqrt(
+            ((current_figures.ci_high - current_figures.ci_low) / (2 * {{ z }})) ^ 2
+            + ((references_.ci_high - references_.ci_low) / (2 * {{ z }})) ^ 2
+        ) as difference_standard_error,
+        coalesce(current_figures.config_hash, '')
+        != coalesce(references_.config_hash, '') as config_changed
+    from current_figures
+    inner join references_
+        on current_figures.family = references_.family
+            and current_figures.pair = references_.pair
+            and current_figures.direction = references_.direction
+            and current_figures.section = references_.section
+            and current_figures.metric = references_.metric
+),
+
+intervals as (
+    select
+        *,
+        difference - {{ z }} * difference_standard_error as ci_low,
+        difference + {{ z }} * difference_standard_error as ci_high
+    from compared
+),
+
+final as (
+    select
+        intervals.run_id,
+        intervals.run_started_at,
+        runs.run_label,
+        intervals.reference,
+        intervals.reference_run_id,
+        intervals.reference_started_at,
+        intervals.config_changed,
+        intervals.family,
+        intervals.pair,
+        intervals.direction,
+        intervals.section,
+        intervals.metric,
+        intervals.higher_is_better,
+        intervals.value,
+        intervals.reference_value,
+        intervals.difference,
+        intervals.ci_low,
+        intervals.ci_high,
+        case when intervals.ci_low is not null then 'unpaired normal' end as interval_method,
+        case
+            when intervals.ci_low is null
+                then case when intervals.difference = 0 then 'no detectable change' end
+            when intervals.ci_low > 0
+                then case when intervals.higher_is_better then 'better' else 'worse' end
+            when intervals.ci_high < 0
+                then case when intervals.higher_is_better then 'worse' else 'better' end
+            else 'no detectable change'
+        end as verdict,
+        intervals.n,
+        intervals.reference_n,
+        now() as computed_at
+    from intervals
+    left join runs on intervals.run_id = runs.run_id
+)
+
+select * from final
