@@ -58,6 +58,65 @@ def dump(out: Path, settings: ConnectionSettings | None = None) -> None:
             print(f"{mart}: {len(text)} rows -> {out / (mart + '.csv')}")
 
 
+# Columns that say when or by which invocation a row was made, not what it measures.
+VOLATILE = {"run_id", "reference_run_id", "git_revision", "config_hash", "config_digest"}
+
+
+def _volatile(column: str) -> bool:
+    return column in VOLATILE or column.endswith("_at")
+
+
+def dump_all(out: Path, settings: ConnectionSettings) -> list[str]:
+    """Every table of the `metrics` schema to out/<table>.csv, all columns but the
+    volatile ones, rows sorted as text; returns the tables dumped."""
+    out.mkdir(parents=True, exist_ok=True)
+    with connection(settings) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "select tablename from pg_tables where schemaname = 'metrics' order by 1"
+            )
+        ]
+        for table in tables:
+            relation = sql.Identifier("metrics", table)
+            described = conn.execute(sql.SQL("select * from {} limit 0").format(relation))
+            columns = [c.name for c in described.description or () if not _volatile(c.name)]
+            as_text = sql.SQL(", ").join(
+                sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns
+            )
+            rows = conn.execute(sql.SQL("select {} from {}").format(as_text, relation)).fetchall()
+            rows.sort(key=lambda row: tuple("" if v is None else v for v in row))
+            with open(out / f"{table}.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(columns)
+                writer.writerows(rows)
+    return tables
+
+
+def compare_all(before: Path, after: Path) -> int:
+    """Every table dumped by dump_all: the same columns and the same rows, exactly."""
+    differences = 0
+    old_tables = {p.stem for p in before.glob("*.csv")}
+    new_tables = {p.stem for p in after.glob("*.csv")}
+    for table in sorted(old_tables - new_tables):
+        print(f"{table}: missing after")
+        differences += 1
+    for table in sorted(new_tables - old_tables):
+        print(f"{table}: new after (not compared)")
+    for table in sorted(old_tables & new_tables):
+        old = (before / f"{table}.csv").read_text().splitlines()
+        new = (after / f"{table}.csv").read_text().splitlines()
+        same = old == new
+        differences += not same
+        print(f"{table}: {len(old) - 1} rows, {'identical' if same else 'DIFFERENT'}")
+        if not same:
+            print(f"  columns before: {old[:1]}\n  columns after:  {new[:1]}")
+            for line in sorted(set(old[1:]) ^ set(new[1:]))[:5]:
+                print(f"  {'-' if line in old else '+'} {line[:200]}")
+    print("identical" if differences == 0 else f"{differences} tables differ")
+    return 1 if differences else 0
+
+
 def _read(path: Path, keys: list[str]) -> dict[tuple, dict[str, str]]:
     with open(path, newline="") as f:
         return {tuple(row[k] for k in keys): row for row in csv.DictReader(f)}

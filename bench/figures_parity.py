@@ -8,7 +8,9 @@ cluster assignments) is the template. Each revision gets a copy of that database
 (`create database ... template`) and its own checkout (`git worktree add` under
 /tmp), and dbt seeds and runs the three marts there with the demo's spaces and
 pairs, taken from this tree's dbt_project.yml, so that every revision scores the
-same vectors. WORKTREE is the working tree as it is. The figures are compared as
+same vectors. WORKTREE is the working tree as it is. --all-marts builds every
+model instead, with the demo's rerankers and ANN tuning, and compares every
+table of the `metrics` schema. The figures are compared as
 Postgres prints them (bench/compare_figures.py): equal text is equal bits.
 
 --same-samples removes, in every copy, the products without a vector in every
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import yaml
 from _scratch import PROJECT_DIR, machine
-from compare_figures import compare, dump
+from compare_figures import compare, compare_all, dump, dump_all
 from psycopg import sql
 
 from embed_udfs.db import ConnectionSettings, admin_connect, drop_database, resolve_settings
@@ -94,7 +96,9 @@ def keep_complete_products(settings: ConnectionSettings, spaces: list[str]) -> i
     return deleted
 
 
-def build(project: Path, settings: ConnectionSettings, dbt_vars: dict) -> None:
+def build(
+    project: Path, settings: ConnectionSettings, dbt_vars: dict, everything: bool = False
+) -> None:
     env = dict(
         os.environ,
         PGHOST=settings.host,
@@ -107,8 +111,8 @@ def build(project: Path, settings: ConnectionSettings, dbt_vars: dict) -> None:
     common = ["--project-dir", str(project), "--profiles-dir", str(project)]
     common += ["--target-path", str(CHECKOUTS / f"target_{settings.dbname}")]
     common += ["--vars", json.dumps(dbt_vars)]
-    selection = [f"+{mart}" for mart in MARTS]
-    for args in (["seed"], ["run", "--select", *selection]):
+    selection = [] if everything else ["--select", *(f"+{mart}" for mart in MARTS)]
+    for args in (["seed"], ["run", *selection]):
         done = subprocess.run([dbt, *args, *common], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"dbt {args[0]} failed in {project}:\n{done.stdout[-4000:]}")
@@ -125,13 +129,25 @@ def main() -> None:
         action="store_true",
         help="drop the products without a vector in every space from each copy",
     )
+    parser.add_argument(
+        "--all-marts",
+        action="store_true",
+        help="build every model with the demo's rerankers and ANN tuning, and compare every "
+        "table of the metrics schema (all columns but run ids and timestamps)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     template = resolve_settings(PROJECT_DIR)
     project_vars = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
     dbt_vars = {key: project_vars[key] for key in SHARED_VARS}
-    dbt_vars["rerankers"] = []
+    if args.all_marts:
+        from embed_udfs.demo.training import demo_rerankers
+
+        dbt_vars["rerankers"] = demo_rerankers()
+        dbt_vars["ann_tuning"] = True
+    else:
+        dbt_vars["rerankers"] = []
     print(f"machine: {machine()}; template database {template.dbname}")
 
     dumps = []
@@ -144,9 +160,12 @@ def main() -> None:
             log.info("%s: removed %d products without a vector in every space", revision, removed)
         log.info("%s: building %s in %s", revision, ", ".join(MARTS), settings.dbname)
         try:
-            build(project, settings, dbt_vars)
+            build(project, settings, dbt_vars, everything=args.all_marts)
             out = CHECKOUTS / f"figures_{index}"
-            dump(out, settings)
+            if args.all_marts:
+                log.info("%s: %d tables dumped", revision, len(dump_all(out, settings)))
+            else:
+                dump(out, settings)
             dumps.append(out)
         finally:
             if not args.keep:
@@ -155,7 +174,7 @@ def main() -> None:
     failed = 0
     for revision, out in zip(args.revisions[1:], dumps[1:], strict=True):
         print(f"\n== {args.revisions[0]} -> {revision}")
-        failed |= compare(dumps[0], out)
+        failed |= (compare_all if args.all_marts else compare)(dumps[0], out)
     sys.exit(failed)
 
 
