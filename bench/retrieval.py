@@ -118,7 +118,7 @@ def timed(run: Callable[[], Any], cpu: Callable[[], float]) -> tuple[Any, float,
 
 
 def count_statement(query_space: str, gallery_space: str, dim: int) -> sql.Composed:
-    """The exact ranks before top-K lists (macros/retrieval_ranks.sql, closer_counts):
+    """The exact ranks before top-K lists (closer_counts, a macro since removed):
     every gallery item against the positive's cosine distance, in a parallel nested loop."""
     return sql.SQL(
         """
