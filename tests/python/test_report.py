@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, planted_space, query
 
-from embed_udfs.cluster import cluster_spaces
 from embed_udfs.db import connection
+from embed_udfs.jobs.cluster import cluster_spaces
 from embed_udfs.report.html import write_report
 
 # a section name that would break the page (and run a script) if it were not escaped
@@ -352,7 +352,7 @@ def test_escape_sequences_and_control_characters_from_the_data_never_reach_the_p
 
 
 def test_the_rerank_scorecard_cleans_names_from_the_data(db, planted):
-    from embed_udfs.rerank.report import rerank_scorecard
+    from embed_udfs.jobs.rerank.report import rerank_scorecard
 
     columns = (
         "reranker text, pair text, direction text, section text, metric text, n int, "
