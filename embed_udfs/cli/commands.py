@@ -94,13 +94,13 @@ def cmd_db(args: argparse.Namespace) -> int:
         print(settings.secret_uri() if args.show_password else settings.uri)
     elif args.db_command == "env":
         for key, value in settings.env().items():
-            print(f"export {key}={_shell_quote(value)}")
+            print(f"export {key}={shlex.quote(value)}")
     elif args.db_command == "reader":
         return _reader(args, ctx, settings)
     return 0
 
 
-def _reader(args: argparse.Namespace, ctx: _Context, settings) -> int:
+def _reader(args: argparse.Namespace, ctx: _Context, settings: db.ConnectionSettings) -> int:
     if args.reader_command == "create":
         password = roles.create_reader(settings, args.name)
         try:
@@ -119,10 +119,6 @@ def _reader(args: argparse.Namespace, ctx: _Context, settings) -> int:
         dropped = roles.drop_reader(settings, args.name)
         print(f"dropped reader {args.name}" if dropped else f"no role {args.name}")
     return 0
-
-
-def _shell_quote(value: str) -> str:
-    return shlex.quote(value)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -206,7 +202,7 @@ def _refresh_and_report(
 DEFAULT_HTML_REPORT = Path(".embed_metrics") / "report.html"
 
 
-def _write_html(ctx: _Context, settings, path: Path) -> Path:
+def _write_html(ctx: _Context, settings: db.ConnectionSettings, path: Path) -> Path:
     target = path if path.is_absolute() else ctx.project_dir / path
     with db.connection(settings) as conn:
         return write_report(conn, ctx.config, target)
