@@ -24,11 +24,11 @@ import torch
 from _scratch import PROJECT_DIR, machine, scratch_database
 
 from embed_udfs import demo, store
-from embed_udfs.backfill import BackfillOptions, backfill_space, decode_image, read_image_bytes
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.encoders import load_encoder
+from embed_udfs.jobs.backfill import BackfillOptions, backfill_space, decode_image, read_image_bytes
 
 
 def main() -> None:

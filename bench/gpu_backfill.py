@@ -2,7 +2,7 @@
 (random weights) on synthetic JPEGs, decode included, at several batch sizes
 in fp16 and bf16, beside the forward-only limit. One call, under 10 minutes.
 
-It runs the backfill's own DataLoader stage (embed_udfs.backfill.loader:
+It runs the backfill's own DataLoader stage (embed_udfs.jobs.backfill.loader:
 read, decode, transform in worker processes, pinned memory) and forward pass
 (inference_mode + autocast), without the database writes, which the CPU
 benchmark (bench/backfill.py) covers.
@@ -30,9 +30,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate
 from embed_udfs.config import SpaceConfig
 from embed_udfs.encoders import load_encoder
+from embed_udfs.jobs.backfill.loader import ImageDataset, ImageInput, collate
 
 
 def synthetic_jpegs(folder: Path, count: int, size: int = 384) -> list[ImageInput]:

@@ -27,8 +27,8 @@ from rerank import cross_forward, dual_forward
 
 from embed_udfs.config import RerankerConfig
 from embed_udfs.encoders import resolve_runtime
-from embed_udfs.rerank.job import score_splitting
-from embed_udfs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
+from embed_udfs.jobs.rerank.job import score_splitting
+from embed_udfs.jobs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
 
 
 def synthetic_catalog(folder: Path, count: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -62,7 +62,7 @@ def main() -> None:
     blip_dir = folder / "blip"
     from transformers import BertTokenizer, BlipConfig, BlipForImageTextRetrieval
 
-    from embed_udfs.rerank.tiny_blip import minilm_vocab
+    from embed_udfs.jobs.rerank.tiny_blip import minilm_vocab
 
     tokenizer = BertTokenizer(vocab_file=str(minilm_vocab()))
     BlipForImageTextRetrieval(BlipConfig(image_text_hidden_size=256)).save_pretrained(blip_dir)

@@ -33,10 +33,10 @@ from sklearn.metrics import (
     silhouette_samples,
 )
 
-from embed_udfs.cluster import cluster_spaces
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.jobs.cluster import cluster_spaces
 
 SECTIONS = 10
 LABEL_MODELS = [

@@ -31,11 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python")
 from loopback import LOOPBACK, LoopbackImages  # noqa: E402
 
 from embed_udfs import store  # noqa: E402
-from embed_udfs.backfill import BackfillOptions, RemoteImages, backfill_space  # noqa: E402
 from embed_udfs.config import load_config  # noqa: E402
 from embed_udfs.db import connection  # noqa: E402
 from embed_udfs.dbt_runner import run_dbt  # noqa: E402
-from embed_udfs.jobs import BackfillJob, JobOptions  # noqa: E402
+from embed_udfs.jobs.backfill import (  # noqa: E402
+    BackfillJob,
+    BackfillJobOptions,
+    BackfillOptions,
+    RemoteImages,
+    backfill_space,
+)
 
 SPACES = ["clip_image", "clip_b_image", "sigmoid_image"]
 
@@ -89,7 +94,7 @@ def main() -> None:
             forget()
             started, before = time.perf_counter(), requests()
             job = BackfillJob().run(
-                settings, config, JobOptions(spaces=SPACES, workers=args.workers)
+                settings, config, BackfillJobOptions(space=SPACES, workers=args.workers)
             )
             shared_s, shared_requests = time.perf_counter() - started, requests() - before
             assert all(s.embedded == args.rows for s in job.details), job.line()

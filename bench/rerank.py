@@ -26,14 +26,14 @@ import torch
 from _scratch import PROJECT_DIR, machine, scratch_database
 
 from embed_udfs import demo, store
-from embed_udfs.backfill import backfill_space, decode_image, read_image_bytes
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.encoders import resolve_runtime
-from embed_udfs.rerank.job import RerankOptions, rerank
-from embed_udfs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
-from embed_udfs.rerank.tiny_blip import save_tiny_blip
+from embed_udfs.jobs.backfill import backfill_space, decode_image, read_image_bytes
+from embed_udfs.jobs.rerank.job import RerankOptions, rerank
+from embed_udfs.jobs.rerank.scorers import BlipItmScorer, DualEncoderScorer, load_scorer
+from embed_udfs.jobs.rerank.tiny_blip import save_tiny_blip
 
 SPACE = {"backend": "open_clip", "family": "tiny", "model": "embed-metrics-tiny-clip", "dim": 128}
 

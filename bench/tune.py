@@ -19,7 +19,7 @@ from _scratch import PROJECT_DIR, machine, plant, scratch_database
 from embed_udfs.config import load_config
 from embed_udfs.db import resolve_settings
 from embed_udfs.dbt_runner import run_dbt
-from embed_udfs.tune.job import TuneOptions, TuneSummary, tune
+from embed_udfs.jobs.tune.job import TuneOptions, TuneSummary, tune
 
 SECTIONS = 10
 

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python")
 from loopback import LOOPBACK, LoopbackImages, closed_port  # noqa: E402
 
 from embed_udfs import store  # noqa: E402
-from embed_udfs.backfill import BackfillOptions, backfill_space  # noqa: E402
-from embed_udfs.backfill.sources import ReadFailure, read_image_bytes  # noqa: E402
 from embed_udfs.config import load_config  # noqa: E402
 from embed_udfs.db import connection  # noqa: E402
 from embed_udfs.dbt_runner import run_dbt  # noqa: E402
+from embed_udfs.jobs.backfill import BackfillOptions, backfill_space  # noqa: E402
+from embed_udfs.jobs.backfill.sources import ReadFailure, read_image_bytes  # noqa: E402
 
 
 def main() -> None:

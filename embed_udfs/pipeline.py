@@ -1,6 +1,6 @@
 """The whole refresh, in order: dbt builds what each registered job reads, the job
-runs (backfill, then PCA + KMeans of the label sample, then any job registered in
-embed_udfs.jobs), and a final dbt build makes every metric and runs every test.
+runs (the jobs of embed_udfs.jobs.registry, in their declared order, each when it is
+enabled), and a final dbt build makes every metric and runs every test.
 
 The marts are built and tested in a staging schema and published only when every
 test has passed (embed_udfs/publish.py): BI never sees an untested or partial set."""
@@ -8,18 +8,19 @@ test has passed (embed_udfs/publish.py): BI never sees an untested or partial se
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from embed_udfs import contract, publish, report, store
-from embed_udfs.config import ProjectConfig, check_text_fields, require_checkpoints
+from embed_udfs.config import ProjectConfig, check_text_fields
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import DbtError, EmbedUdfsError, EmptySampleError, NotPublishedError
-from embed_udfs.jobs import JobOptions, JobSummary, jobs
+from embed_udfs.jobs.base import JobSummary, options_from
+from embed_udfs.jobs.registry import jobs
 from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
@@ -48,29 +49,34 @@ def refresh(
     config: ProjectConfig,
     *,
     dbt_vars: Mapping[str, Any] | None = None,
-    spaces: Sequence[str] | None = None,
-    backfill: bool = True,
-    workers: int | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> list[JobSummary]:
-    """Run the pipeline end to end, publish the tested marts; return what each job did."""
-    for name in spaces or ():
-        config.space(name)  # an unknown name is refused before any work
-    if backfill:
-        require_checkpoints(config, spaces)
+    """Run the pipeline end to end, publish the tested marts; return what each job did.
+
+    `options` are the values of the jobs' refresh flags by name, as `embed-udfs refresh`
+    parses them (e.g. {"space": ["minilm_text"], "skip_backfill": True}); every other
+    option of a job keeps its default."""
+    planned = [
+        (
+            job,
+            options_from(
+                job.Options, options or {}, dbt_vars=dbt_vars, build_inputs=False, refresh=True
+            ),
+        )
+        for job in jobs()
+    ]
+    for job, job_options in planned:
+        job.check(config, job_options)  # bad options are refused before any work
     check_products(settings, config)
-    options = JobOptions(dbt_vars=dict(dbt_vars or {}), spaces=spaces, workers=workers)
     staged_vars = {**(dbt_vars or {}), **publish.STAGING_VARS}
     summaries = []
     built: set[contract.Relation] = set()
     with publish.publishing_lock(settings):
         publish.clear_staging(settings)
-        for job in jobs():
-            if job.name == "backfill" and not backfill:
-                log.info("skipping the backfill: the vectors stay as they are")
-                continue
-            if job.name == "tune" and not config.ann.tuning:
+        for job, job_options in planned:
+            if not job.enabled(config, job_options):
                 # before its inputs are built: an off job costs the refresh nothing
-                log.info("skipping the ANN tuning: vars.ann_tuning is false")
+                log.info("skipping %s: it is off for this run", job.name)
                 continue
             if job.reads not in built:
                 log.info("dbt: %s reads %s", job.name, job.reads)
@@ -83,7 +89,7 @@ def refresh(
                     dbt_vars=staged_vars,
                 )
                 built.add(job.reads)
-            summary = job.run(settings, config, options)
+            summary = job.run(settings, config, job_options)
             log.info("%s", summary.line())
             summaries.append(summary)
         if not built:  # the manifest that names the incremental marts comes from dbt

@@ -15,6 +15,8 @@ from psycopg import sql
 
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, SpaceConfig
+from embed_udfs.jobs.rerank import store as rerank_store
+from embed_udfs.jobs.tune import store as tune_store
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +206,8 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
             """
         ).format(runs_table(config))
     )
-    from embed_udfs.rerank import store as rerank_store  # what `embed-udfs rerank` writes
-
-    rerank_store.bootstrap(conn, config)
-    from embed_udfs.tune import store as tune_store  # what `embed-udfs tune` writes
-
-    tune_store.bootstrap(conn, config)
+    rerank_store.bootstrap(conn, config)  # what `embed-udfs rerank` writes
+    tune_store.bootstrap(conn, config)  # what `embed-udfs tune` writes
     conn.commit()
 
 

@@ -1,17 +1,31 @@
-"""Embedding backfill: read what dbt built for each space (int_space_inputs),
-embed only the rows whose input hash changed, and write L2-normalised vectors
-with binary COPY. Resumable, shardable, and inputs that cannot be embedded go
-to backfill_errors with the reason.
-"""
+"""Deprecated: the backfill lives in `embed_udfs.jobs.backfill`; import it from there.
 
-from embed_udfs.backfill.plan import Shard, WorkItem, input_hash, recipe_ref
-from embed_udfs.backfill.runner import BackfillOptions, BackfillSummary, backfill_space
-from embed_udfs.backfill.sources import (
+This package stays for `python -m embed_udfs.backfill` (see __main__.py), which
+`torchrun --nproc-per-node=G -m embed_udfs.backfill` uses to start G sharded workers,
+and re-exports what it used to hold."""
+
+import warnings
+
+from embed_udfs.jobs.backfill import (
+    BackfillOptions,
+    BackfillSummary,
     DownloadCache,
     HostHealth,
     RemoteImages,
+    WorkItem,
+    backfill_space,
     decode_image,
+    input_hash,
     read_image_bytes,
+    recipe_ref,
+)
+from embed_udfs.jobs.base import Shard
+
+warnings.warn(
+    "embed_udfs.backfill is deprecated: import from embed_udfs.jobs.backfill "
+    "(Shard from embed_udfs.jobs.base)",
+    DeprecationWarning,
+    stacklevel=2,
 )
 
 __all__ = [

@@ -22,11 +22,12 @@ from loopback import loopback_limits
 from PIL import Image
 
 from embed_udfs import demo, store
-from embed_udfs.backfill import BackfillOptions, Shard, backfill_space, read_image_bytes
-from embed_udfs.backfill.loader import forward
 from embed_udfs.config import load_config
 from embed_udfs.db import connection, stop_embedded
 from embed_udfs.errors import ConfigError
+from embed_udfs.jobs.backfill import BackfillOptions, backfill_space, read_image_bytes
+from embed_udfs.jobs.backfill.loader import forward
+from embed_udfs.jobs.base import Shard
 from embed_udfs.retry import DB_RECONNECT
 
 SPACE = "minilm_text"

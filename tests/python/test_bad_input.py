@@ -22,10 +22,10 @@ from conftest import (
 from PIL import Image
 
 from embed_udfs import cli, store
-from embed_udfs.backfill import backfill_space
 from embed_udfs.config import load_config
 from embed_udfs.db import admin_connect, connect, connection
 from embed_udfs.errors import ConfigError, DbtError, PgvectorMissing
+from embed_udfs.jobs.backfill import backfill_space
 from embed_udfs.store import PRODUCTS_DDL
 
 PAIR = [{"name": "planted", "text_space": "t", "image_space": "i"}]

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from loopback import LoopbackImages, closed_port, loopback_limits, png_bytes
 
-from embed_udfs.backfill.loader import ImageDataset, ImageInput
-from embed_udfs.backfill.sources import (
+from embed_udfs.config import IngestLimits
+from embed_udfs.jobs.backfill.loader import ImageDataset, ImageInput
+from embed_udfs.jobs.backfill.sources import (
     CORRUPT,
     NOT_A_FILE,
     NOT_FOUND,
@@ -30,7 +31,6 @@ from embed_udfs.backfill.sources import (
     decode_image,
     read_image_bytes,
 )
-from embed_udfs.config import IngestLimits
 from embed_udfs.retry import Backoff, RetriesExhausted, retry_call
 
 

@@ -43,7 +43,7 @@ def first_catalog(db):
     )
     config = config_for(_vars())
     plant(db, config, products, {"minilm_text": text})
-    summaries = refresh(db, config, dbt_vars=_vars(), backfill=False)
+    summaries = refresh(db, config, dbt_vars=_vars(), options={"skip_backfill": True})
     return products, summaries
 
 
@@ -110,7 +110,7 @@ def test_on_the_demo_catalog_the_floor_fails_and_nothing_is_published(db, first_
         conn.commit()
     try:
         with pytest.raises(NotPublishedError) as failed:
-            refresh(db, config_for(_vars()), dbt_vars=_vars(), backfill=False)
+            refresh(db, config_for(_vars()), dbt_vars=_vars(), options={"skip_backfill": True})
     finally:
         with connection(db) as conn:
             conn.execute("comment on table catalog.products is null")

@@ -16,8 +16,15 @@ from conftest import PROJECT_DIR, dbt_build, query
 from loopback import LOOPBACK, LoopbackImages, loopback_limits
 from test_unreachable_images import _load
 
-from embed_udfs.backfill import BackfillOptions, backfill_space
-from embed_udfs.backfill.sources import (
+from embed_udfs.config import IngestLimits, load_config, parse_limits
+from embed_udfs.errors import ConfigError
+from embed_udfs.jobs.backfill import (
+    BackfillJob,
+    BackfillJobOptions,
+    BackfillOptions,
+    backfill_space,
+)
+from embed_udfs.jobs.backfill.sources import (
     ADDRESS_NOT_ALLOWED,
     NOT_FOUND,
     SCHEME_NOT_ALLOWED,
@@ -29,9 +36,6 @@ from embed_udfs.backfill.sources import (
     RemoteImages,
     read_image_bytes,
 )
-from embed_udfs.config import IngestLimits, load_config, parse_limits
-from embed_udfs.errors import ConfigError
-from embed_udfs.jobs import BackfillJob, JobOptions
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
 DEAD_HOST = "images.no-such-host.invalid"  # the .invalid TLD never resolves
@@ -236,7 +240,7 @@ def test_a_run_over_three_image_spaces_asks_for_each_failing_url_once(
         rows += [(f"dns{i}", f"http://{DEAD_HOST}/{i}.png") for i in range(20)]
         _load(db, config, rows)
         dbt_build(db, {}, tmp_path, "+int_space_inputs")
-        summary = BackfillJob().run(db, config, JobOptions(spaces=SPACES, workers=0))
+        summary = BackfillJob().run(db, config, BackfillJobOptions(space=SPACES, workers=0))
         assert [s.embedded for s in summary.details] == [1, 1, 1]
         asked = {kind: n for kind, n in front.requests.items() if kind != "ok.png"}
         assert asked == {

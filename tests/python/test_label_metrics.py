@@ -25,10 +25,10 @@ from sklearn.metrics import (
     silhouette_samples,
 )
 
-from embed_udfs.cluster import cluster_spaces, plan_reductions
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ClusterError, DbtError
+from embed_udfs.jobs.cluster import cluster_spaces, plan_reductions
 
 SECTIONS = ["bags", "shoes", "lamps", "toys", "books"]
 # skewed: bags hold 160 of the 300 labelled products (53%), the rest 35 each

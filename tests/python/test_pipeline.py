@@ -10,19 +10,20 @@ from conftest import PROJECT_DIR, query
 from psycopg import sql
 
 from embed_udfs import contract, demo, report
-from embed_udfs.backfill import backfill_space
 from embed_udfs.config import load_config, require_checkpoints
 from embed_udfs.contract import Relation
 from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError
-from embed_udfs.jobs import JobSummary, register_job, unregister_job
+from embed_udfs.jobs.backfill import backfill_space
+from embed_udfs.jobs.base import Job, JobSummary
+from embed_udfs.jobs.registry import register_job, unregister_job
 from embed_udfs.pipeline import refresh
 
 COUNTS = Relation("embeddings", "test_space_input_counts")
 
 
 @dataclass(frozen=True)
-class CountInputsJob:
+class CountInputsJob(Job):
     """A job added from outside the package: one class and one registration."""
 
     name: str = "count_inputs"

@@ -71,7 +71,7 @@ def published(db):
     reader = f"reader_{uuid.uuid4().hex[:8]}"
     roles.create_reader(db, reader)
     _plant(db, seed=1)
-    refresh(db, config_for(_vars()), dbt_vars=_vars(), backfill=False)
+    refresh(db, config_for(_vars()), dbt_vars=_vars(), options={"skip_backfill": True})
     yield reader
     roles.drop_reader(db, reader)
 
@@ -92,7 +92,7 @@ def test_a_failing_test_publishes_nothing(db, published):
             "where space = 'i' and product_id >= 'P040'"
         )
     with pytest.raises(DbtError, match="assert_largest_k_below_gallery_size"):
-        refresh(db, config_for(_vars()), dbt_vars=_vars(), backfill=False)
+        refresh(db, config_for(_vars()), dbt_vars=_vars(), options={"skip_backfill": True})
     assert _published(db) == before
     _plant(db, seed=1)  # the next tests start from the full catalog again
 
@@ -118,7 +118,7 @@ def test_sigkill_during_the_final_build_leaves_the_published_set(db, published, 
         child.wait()
     assert _published(db) == before and _runs(db) == 1
     # the next refresh (once the killed run's sessions are gone) publishes as usual
-    refresh(db, config_for(_vars()), dbt_vars=_vars(), backfill=False)
+    refresh(db, config_for(_vars()), dbt_vars=_vars(), options={"skip_backfill": True})
     assert _runs(db) == 2
     history = query(db, "select run_id, count(*) from metrics.fct_metric_history group by 1")
     assert len({n for _, n in history}) == 1  # the same figures per run, none doubled
@@ -143,5 +143,6 @@ from embed_udfs.db import ConnectionSettings
 from embed_udfs.pipeline import refresh
 settings = ConnectionSettings(**json.loads(sys.argv[1]))
 dbt_vars = json.loads(sys.argv[2])
-refresh(settings, load_config(overrides=dbt_vars), dbt_vars=dbt_vars, backfill=False)
+config = load_config(overrides=dbt_vars)
+refresh(settings, config, dbt_vars=dbt_vars, options={"skip_backfill": True})
 """

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, planted_space, query
 
-from embed_udfs.cluster import cluster_spaces
 from embed_udfs.contract import RERANK_UPLIFT
 from embed_udfs.db import connection
+from embed_udfs.jobs.cluster import cluster_spaces
 from embed_udfs.report.fetchers import Estimate, ReportData, Retrieval, Rows
 from embed_udfs.report.html import render, write_report
 
@@ -451,7 +451,7 @@ def test_escape_sequences_and_control_characters_from_the_data_never_reach_the_p
 
 
 def test_the_rerank_scorecard_cleans_names_from_the_data(db, planted):
-    from embed_udfs.rerank.report import rerank_scorecard
+    from embed_udfs.jobs.rerank.report import rerank_scorecard
 
     columns = (
         "reranker text, pair text, direction text, section text, metric text, n int, "

@@ -18,14 +18,14 @@ import pytest
 from conftest import PROJECT_DIR, config_for, dbt_build, query
 
 from embed_udfs import demo, store
-from embed_udfs.backfill import backfill_space
-from embed_udfs.backfill.sources import NOT_FOUND
 from embed_udfs.config import RerankerConfig
 from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError
-from embed_udfs.rerank.job import NON_FINITE, RerankOptions, rerank
-from embed_udfs.rerank.scorers import load_scorer
-from embed_udfs.rerank.tiny_blip import save_tiny_blip
+from embed_udfs.jobs.backfill import backfill_space
+from embed_udfs.jobs.backfill.sources import NOT_FOUND
+from embed_udfs.jobs.rerank.job import NON_FINITE, RerankOptions, rerank
+from embed_udfs.jobs.rerank.scorers import load_scorer
+from embed_udfs.jobs.rerank.tiny_blip import save_tiny_blip
 
 CANDIDATES = 12
 # history follows every mart; these tests build only the rerank marts
@@ -140,7 +140,7 @@ def test_the_stage1_model_as_reranker_reproduces_stage1_and_reruns_score_nothing
 
 
 def test_two_shards_score_every_candidate_once_between_them(db, catalog):
-    from embed_udfs.backfill import Shard
+    from embed_udfs.jobs.base import Shard
 
     _clear(db, "stage1_itself")
     reranker = _reranker(catalog, "stage1_itself")

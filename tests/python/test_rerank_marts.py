@@ -249,7 +249,7 @@ def test_random_scores_uplift_matches_numpy_per_section(db, planted, tmp_path):
 
 
 def test_scorecard_block_shows_the_all_uplift_ceiling_and_sections(db, planted):
-    from embed_udfs.rerank.report import rerank_scorecard
+    from embed_udfs.jobs.rerank.report import rerank_scorecard
 
     # the marts as the previous test left them (random scores)
     uplift = _uplift(db)

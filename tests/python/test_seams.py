@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from conftest import PROJECT_DIR
 
-from embed_udfs import cli, contract, encoders, jobs
+from embed_udfs import cli, contract, encoders
 from embed_udfs.config import SpaceConfig, load_config
 from embed_udfs.encoders import Runtime, load_encoder, register_backend, unit_rows
 from embed_udfs.errors import ConfigError, EncoderError
+from embed_udfs.jobs import registry as jobs
+from embed_udfs.jobs.backfill import BackfillJobOptions
+from embed_udfs.jobs.base import Job, JobSummary, options_from
+from embed_udfs.jobs.cluster import ClusterJobOptions
 
 
 @dataclass
@@ -91,14 +95,14 @@ def test_the_registry_decides_backends_and_their_modalities(hash_backend):
 
 
 @dataclass(frozen=True)
-class _Job:
+class _Job(Job):
     name: str
     after: tuple[str, ...] = ()
     reads: contract.Relation = contract.SPACE_INPUTS
     writes: contract.Relation = contract.Relation("embeddings", "nothing")
 
-    def run(self, settings, config, options) -> jobs.JobSummary:
-        return jobs.JobSummary(self.name, ())
+    def run(self, settings, config, options) -> JobSummary:
+        return JobSummary(self.name, ())
 
 
 def test_jobs_run_in_dependency_order_and_a_missing_dependency_is_named():
@@ -121,4 +125,22 @@ def test_jobs_run_in_dependency_order_and_a_missing_dependency_is_named():
         for name in ("report_extra", "tune_extra", "orphan"):
             jobs.unregister_job(name)
     assert [job.name for job in jobs.jobs()] == ["backfill", "cluster", "rerank", "tune"]
-    assert jobs.JobSummary("x", ("a", "b")).line() == "x: a; b"
+    assert JobSummary("x", ("a", "b")).line() == "x: a; b"
+
+
+def test_each_job_flag_is_declared_once_and_reaches_its_job():
+    """A job's sub-command and the job's refresh flags come from its options; the
+    refresh's --space goes to the backfill only, not to the cluster's own --space."""
+    parser = cli.build_parser()
+    parsed = vars(parser.parse_args(["refresh", "--space", "a", "--skip-backfill"]))
+    backfill = options_from(BackfillJobOptions, parsed, build_inputs=False, refresh=True)
+    cluster = options_from(ClusterJobOptions, parsed, build_inputs=False, refresh=True)
+    assert (backfill.space, backfill.skip_backfill, backfill.chunk_size) == (["a"], True, 1024)
+    assert (cluster.space, cluster.build_inputs) == (None, False)
+
+    parsed = vars(parser.parse_args(["cluster", "--space", "b", "--no-dbt"]))
+    cluster = options_from(ClusterJobOptions, parsed)
+    assert (cluster.space, cluster.build_inputs) == (["b"], False)
+    assert options_from(ClusterJobOptions, {}).build_inputs  # --no-dbt not given
+    with pytest.raises(SystemExit):  # a refresh-only flag is not the backfill's
+        parser.parse_args(["backfill", "--skip-backfill"])

@@ -22,8 +22,8 @@ from conftest import (
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ConfigError, DbtError, GridBelowDepth
-from embed_udfs.jobs import JobOptions
-from embed_udfs.tune.job import TuneJob, TuneOptions, tune
+from embed_udfs.jobs.base import options_from
+from embed_udfs.jobs.tune.job import TuneJob, TuneJobOptions, TuneOptions, tune
 
 K_VALUES = [1, 5, 10]
 GRID = [10, 12, 16, 24, 40, 80]
@@ -168,9 +168,13 @@ def test_the_chosen_setting_is_the_cheapest_meeting_the_target(planted, db, tmp_
 
 def test_the_refresh_runs_the_job_only_when_enabled(planted, db):
     dbt_vars, config, *_ = planted
-    off = TuneJob().run(db, config, JobOptions())
-    assert off.line() == "tune: off (vars.ann_tuning: false)"
-    on = TuneJob().run(db, replace(config, ann=replace(config.ann, tuning=True)), JobOptions())
+    job = TuneJob()
+    # what the refresh passes: no flags of its own, and the galleries built already
+    options = options_from(TuneJobOptions, {}, build_inputs=False, refresh=True)
+    assert not job.enabled(config, options)
+    tuning = replace(config, ann=replace(config.ann, tuning=True))
+    assert job.enabled(tuning, options)
+    on = job.run(db, tuning, options)
     assert [line.split(" ")[0] for line in on.lines] == [
         "planted/text_to_image",
         "planted/image_to_text",

@@ -12,7 +12,7 @@ from conftest import PROJECT_DIR, config_for, planted_config, planted_space, que
 from embed_udfs import cli, store
 from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError, GridBelowDepth, NoAnnIndex, NotAVectorColumn
-from embed_udfs.tune.job import TuneOptions, tune
+from embed_udfs.jobs.tune.job import TuneOptions, tune
 
 N = 600
 DIM = 16

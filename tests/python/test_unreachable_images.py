@@ -18,10 +18,14 @@ from loopback import LOOPBACK, LoopbackImages, closed_port, png_bytes
 from test_bounded_inputs import bomb_png
 
 from embed_udfs import cli, store
-from embed_udfs.backfill import BackfillOptions, backfill_space
 from embed_udfs.config import load_config
 from embed_udfs.db import connection
-from embed_udfs.jobs import BackfillJob, JobOptions
+from embed_udfs.jobs.backfill import (
+    BackfillJob,
+    BackfillJobOptions,
+    BackfillOptions,
+    backfill_space,
+)
 
 LIMITS = {
     "image_download_deadline_s": 2.5,
@@ -186,7 +190,7 @@ def test_a_refresh_downloads_each_image_once_and_learns_a_dead_host_once(
         _load(db, config, rows)
         dbt_build(db, {}, tmp_path, "+int_space_inputs")
         summary = BackfillJob().run(
-            db, config, JobOptions(spaces=["clip_image", "clip_b_image"], workers=0)
+            db, config, BackfillJobOptions(space=["clip_image", "clip_b_image"], workers=0)
         )
         asked, downloaded = dead.requests["hang.png"], server.requests["ok.png"]
     first, second = summary.details

@@ -9,9 +9,9 @@ import pytest
 from conftest import PROJECT_DIR
 
 from embed_udfs import cli
-from embed_udfs.cluster import refresh_clusters
 from embed_udfs.config import load_config
 from embed_udfs.errors import ConfigError
+from embed_udfs.jobs.cluster import refresh_clusters
 from embed_udfs.pipeline import refresh
 
 
@@ -52,7 +52,7 @@ def test_wrong_vars_are_refused_by_the_config_before_dbt(
 def test_an_unknown_space_is_refused_before_dbt(no_dbt, db):
     config = load_config(PROJECT_DIR)
     with pytest.raises(ConfigError, match="unknown space 'nope'; the spaces in"):
-        refresh(db, config, spaces=["minilm_text", "nope"])
+        refresh(db, config, options={"space": ["minilm_text", "nope"]})
     with pytest.raises(ConfigError, match="unknown space 'nope'; the spaces in"):
         refresh_clusters(db, config, spaces=["nope"])
 

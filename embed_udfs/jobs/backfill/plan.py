@@ -4,8 +4,6 @@ rows belong to this shard, and which of them changed since the last run.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,44 +14,14 @@ from psycopg import sql
 from tqdm import tqdm
 
 from embed_udfs import contract, store
-from embed_udfs.backfill.sources import ReadFailure, input_hash, is_remote, read_image_bytes
 from embed_udfs.config import ProjectConfig, SpaceConfig
-from embed_udfs.errors import ConfigError, EmbedUdfsError
+from embed_udfs.encoders import file_sha256
+from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.jobs.backfill.sources import ReadFailure, input_hash, is_remote, read_image_bytes
+from embed_udfs.jobs.base import Shard
 
 HASH_THREADS = 8
 STALE_REPAIR = "stored vector stale: another input of the product was rejected after it"
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Worker `index` of `count`: it owns the products whose id hashes to index mod count."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str | None) -> Shard:
-        """'I/N' (e.g. '0/4'), else torchrun's RANK/WORLD_SIZE, else the whole catalog."""
-        if text:
-            try:
-                index, count = (int(part) for part in text.split("/"))
-            except ValueError as exc:
-                raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from exc
-        else:
-            index = int(os.environ.get("RANK", 0))
-            count = int(os.environ.get("WORLD_SIZE", 1))
-        if count < 1 or not 0 <= index < count:
-            raise ConfigError(f"shard {index}/{count}: need 0 <= I < N")
-        return cls(index, count)
-
-    def owns(self, product_id: str) -> bool:
-        if self.count == 1:
-            return True
-        digest = hashlib.blake2b(product_id.encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") % self.count == self.index
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 @dataclass(frozen=True)
@@ -68,8 +36,6 @@ def recipe_ref(space: SpaceConfig) -> str:
 
     A checkpoint path counts by its content, so replacing the file re-embeds.
     """
-    from embed_udfs.encoders import file_sha256
-
     weights = space.pretrained or "random"
     if space.pretrained and Path(space.pretrained).expanduser().is_file():
         weights = "sha256:" + file_sha256(str(Path(space.pretrained).expanduser()))

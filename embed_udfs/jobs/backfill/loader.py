@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from embed_udfs.backfill.sources import (
+from embed_udfs.config import IngestLimits
+from embed_udfs.jobs.backfill.sources import (
     CORRUPT,
     DEFAULT_LIMITS,
     DownloadCache,
@@ -19,7 +20,7 @@ from embed_udfs.backfill.sources import (
     input_hash,
     is_remote,
 )
-from embed_udfs.config import IngestLimits
+from embed_udfs.jobs.base import split_on_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +87,10 @@ def collate(samples: list[Sample]) -> tuple:
     )
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc)
-    )
-
-
 def forward(encode: Callable[[Any], np.ndarray], batch: Any) -> np.ndarray:
     """encode(batch); on CUDA out-of-memory, split the batch in two and go on."""
-    try:
-        return encode(batch)
-    except Exception as exc:
-        if not is_out_of_memory(exc) or len(batch) <= 1:
-            raise
-        import torch
+    return split_on_out_of_memory(encode, batch, _stack)
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(batch) // 2
-        log.warning("out of memory on a batch of %d; splitting it in two", len(batch))
-        return np.concatenate([forward(encode, batch[:half]), forward(encode, batch[half:])])
+
+def _stack(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return np.concatenate([first, second])

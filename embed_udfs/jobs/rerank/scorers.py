@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from embed_udfs.backfill.sources import (
+from embed_udfs.config import IngestLimits, SpaceConfig
+from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
+from embed_udfs.errors import EncoderError
+from embed_udfs.jobs.backfill.sources import (
     CORRUPT,
     DEFAULT_LIMITS,
     ReadFailure,
     decode_image,
     read_image_bytes,
 )
-from embed_udfs.config import IngestLimits
-from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
-from embed_udfs.errors import EncoderError
 
 if TYPE_CHECKING:
     import torch
@@ -105,9 +105,9 @@ class DualEncoderScorer:
 
     @classmethod
     def load(cls, reranker: RerankerConfig, runtime: Runtime) -> DualEncoderScorer:
+        # open_clip and torch load only for a dual-encoder reranker
         import open_clip
 
-        from embed_udfs.config import SpaceConfig
         from embed_udfs.encoders.open_clip_backend import load_open_clip, register_bundled_configs
 
         register_bundled_configs()
@@ -214,6 +214,7 @@ class BlipItmScorer:
 
     @classmethod
     def load(cls, reranker: RerankerConfig, runtime: Runtime) -> BlipItmScorer:
+        # transformers loads only for a cross-encoder reranker
         from transformers import AutoTokenizer, BlipForImageTextRetrieval, BlipImageProcessor
 
         try:

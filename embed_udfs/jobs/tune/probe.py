@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from embed_udfs.errors import TuneError
-from embed_udfs.tune.curve import Setting
+from embed_udfs.jobs.tune.curve import Setting
 
 log = logging.getLogger(__name__)
 

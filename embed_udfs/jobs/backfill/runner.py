@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from tqdm import tqdm
 
 from embed_udfs import store
-from embed_udfs.backfill.loader import ImageDataset, ImageInput, collate, forward
-from embed_udfs.backfill.plan import Plan, Shard, WorkItem, plan, recipe_ref
-from embed_udfs.backfill.sources import RemoteImages
 from embed_udfs.config import IngestLimits, ProjectConfig, SpaceConfig
 from embed_udfs.db import ConnectionSettings, connect
-from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder
+from embed_udfs.encoders import Encoder, TensorEncoder, as_tensor_encoder, load_encoder
 from embed_udfs.errors import DatabaseError
+from embed_udfs.jobs.backfill.loader import ImageDataset, ImageInput, collate, forward
+from embed_udfs.jobs.backfill.plan import Plan, WorkItem, plan, recipe_ref
+from embed_udfs.jobs.backfill.sources import RemoteImages
+from embed_udfs.jobs.base import Shard, progress_bar
 from embed_udfs.retry import DB_RECONNECT, RetriesExhausted, is_connection_error, retry_call
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,6 @@ def backfill_space(
         return summary
 
     if encoder_factory is None:
-        from embed_udfs.encoders import load_encoder
 
         def encoder_factory(space: SpaceConfig) -> Encoder:
             return load_encoder(space, options.device, options.precision)
@@ -273,7 +272,7 @@ class _Progress:
 
     def __init__(self, total: int, desc: str):
         self.total, self.desc = total, desc
-        self.bar = tqdm(total=total, desc=desc, unit="row", disable=None, smoothing=0.1)
+        self.bar = progress_bar(total, desc, "row", smoothing=0.1)
         self.done = 0
         self.started = self.logged = time.monotonic()
 
@@ -378,7 +377,7 @@ def _image_batches(
     limits: IngestLimits,
     remote: RemoteImages,
 ) -> Iterator[tuple[list[WorkItem], Any, list[store.Rejection]]]:
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader  # torch loads with the first model, not before
 
     workers = (
         options.num_workers if options.num_workers is not None else default_workers(encoder.device)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from embed_udfs import contract, store
 from embed_udfs.config import AnnConfig, ProjectConfig
 from embed_udfs.db import ConnectionSettings, connect
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import (
     ConfigError,
     EmbedUdfsError,
@@ -25,12 +27,10 @@ from embed_udfs.errors import (
     NoAnnIndex,
     NotAVectorColumn,
 )
-from embed_udfs.tune import curve, probe
-from embed_udfs.tune import store as tune_store
-from embed_udfs.tune.curve import RECALL_K, Point, Setting
-
-if TYPE_CHECKING:
-    from embed_udfs.jobs import JobOptions, JobSummary
+from embed_udfs.jobs.base import Job, JobOptions, JobSummary, int_list, option, progress_bar
+from embed_udfs.jobs.tune import curve, probe
+from embed_udfs.jobs.tune import store as tune_store
+from embed_udfs.jobs.tune.curve import RECALL_K, Point, Setting
 
 log = logging.getLogger(__name__)
 
@@ -603,8 +603,6 @@ def tune(
     ann = (options or TuneOptions()).apply(config.ann)
     depth = list_depth(config)
     if relation is None and dbt_vars is not None:
-        from embed_udfs.dbt_runner import run_dbt
-
         log.info("dbt: the galleries (%s)", contract.ANN_TUNING_VECTORS)
         run_dbt(
             ["build", "--select", f"+{contract.ANN_TUNING_VECTORS.name}"]
@@ -626,28 +624,150 @@ def tune(
                 check_ef_grid(ann, depth, config.eval.max_k)
         summaries = []
         total = sum(len(t.settings) for t in targets)
-        with tqdm(total=total, desc="tune", unit="setting", disable=None) as progress:
+        with progress_bar(total, "tune", "setting") as progress:
             for target in targets:
                 progress.set_postfix_str(target.name)
                 summaries.append(_measure(conn, config, ann, target, progress))
     return TuneSummary(tuple(summaries), time.perf_counter() - started)
 
 
-@dataclass(frozen=True)
-class TuneJob:
+EPILOG = """How good is the approximate search, and what does it cost? For each
+configured pair and direction, the gallery's eval vectors are copied into
+schema ann_index with the project's HNSW index (vector_cosine_ops, m=16,
+ef_construction=64), a deterministic sample of the other space's vectors
+(vars.ann_tuning_queries) searches it at every hnsw.ef_search in
+vars.ann_ef_search_grid (and each mode of vars.ann_iterative_scans), and each
+list is compared with the exact list from a sequential scan:
+
+  neighbour recall@10   share of the exact top 10 the index returned
+  recall/mrr bias       R@K and MRR read from the index's lists minus the
+                        same from the exact lists (what the index path of
+                        metrics.fct_retrieval_metrics overstates)
+  latency p50/p95       per query, timed inside the database
+
+The cheapest ef_search whose recall@10 meets vars.ann_target_recall is the
+tuned one: when the metrics search through the index (retrieval_search: hnsw,
+or auto above exact_search_max_gallery) their pre_hook uses it. Values below
+max(largest K, 10) are refused: an HNSW scan returns at most ef_search rows.
+
+--relation SCHEMA.TABLE measures your own serving index instead (HNSW: the
+ef_search grid; IVFFlat: vars.ann_probes_grid), with queries sampled from the
+table itself, and checks that its operator class orders like the cosine
+distance the evaluation uses and that the vectors are unit length (on the
+sample), saying what a mismatch costs. It only reads your table.
+Results: embeddings.ann_tuning; dbt keeps them as metrics.fct_ann_tuning, one
+row per setting, the chosen one marked (analyses/ann_tuning_curve.sql prints it).
+
+examples:
+  embed-udfs tune
+  embed-udfs tune --ef-search 40,80,160 --target-recall 0.95
+  embed-udfs tune --relation public.items --column embedding
+  embed-udfs tune --relation public.items --column embedding --index items_embedding_idx \\
+      --iterative-scan off --iterative-scan relaxed_order
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneJobOptions(JobOptions):
+    relation: str | None = option(
+        flag="--relation",
+        metavar="SCHEMA.TABLE",
+        help="tune your own table's HNSW or IVFFlat index instead of the configured galleries",
+    )
+    column: str | None = option(
+        flag="--column", help="with --relation: the vector column (default: its only one)"
+    )
+    id_column: str | None = option(
+        flag="--id-column",
+        help="with --relation: a row id for the lists (default: a one-column primary key, "
+        "else ctid)",
+    )
+    index: str | None = option(
+        flag="--index", help="with --relation: the index to tune, when the column has several"
+    )
+    ef_search: tuple[int, ...] | None = option(
+        flag="--ef-search",
+        type=int_list,
+        metavar="N,N,...",
+        help="hnsw.ef_search values to try (default vars.ann_ef_search_grid)",
+    )
+    probes: tuple[int, ...] | None = option(
+        flag="--probes",
+        type=int_list,
+        metavar="N,N,...",
+        help="ivfflat.probes values to try (default vars.ann_probes_grid)",
+    )
+    iterative_scan: Sequence[str] | None = option(
+        flag="--iterative-scan",
+        action="append",
+        choices=("off", "relaxed_order", "strict_order"),
+        help="pgvector iterative scan modes to try (repeatable; default vars.ann_iterative_scans)",
+    )
+    target_recall: float | None = option(
+        flag="--target-recall",
+        type=float,
+        help="neighbour recall@10 the chosen setting must reach, in (0, 1] "
+        "(default vars.ann_target_recall)",
+    )
+    queries: int | None = option(
+        flag="--queries", type=int, help="queries per gallery (default vars.ann_tuning_queries)"
+    )
+    build_inputs: bool = option(
+        True,
+        flag="--no-dbt",
+        action="store_false",
+        dest="build_inputs",
+        help="do not rebuild the galleries first (dbt build --select +int_ann_tuning_vectors)",
+    )
+
+    def tune_options(self) -> TuneOptions:
+        return TuneOptions(
+            target_recall=self.target_recall,
+            ef_search_grid=self.ef_search,
+            probes_grid=self.probes,
+            iterative_scans=tuple(self.iterative_scan) if self.iterative_scan else None,
+            queries=self.queries,
+        )
+
+
+class TuneJob(Job):
     """Measure every configured gallery's recall/latency curve (when vars.ann_tuning)."""
 
-    name: str = "tune"
-    reads: contract.Relation = contract.ANN_TUNING_VECTORS
-    writes: contract.ConfiguredRelation = contract.ANN_TUNING
-    after: tuple[str, ...] = ("backfill",)
+    name = "tune"
+    reads = contract.ANN_TUNING_VECTORS
+    writes = contract.ANN_TUNING
+    after = ("backfill",)
+    Options = TuneJobOptions
+    help = "measure the ANN index's recall/latency curve against exact search, per gallery"
+    epilog = EPILOG
+
+    def enabled(self, config: ProjectConfig, options: TuneJobOptions) -> bool:
+        # the refresh asks before building the galleries: an off job costs it nothing
+        return config.ann.tuning
+
+    def check(self, config: ProjectConfig, options: TuneJobOptions) -> None:
+        if options.relation is None and (options.column or options.id_column or options.index):
+            raise EmbedUdfsError(
+                "--column, --id-column and --index go with --relation SCHEMA.TABLE."
+            )
 
     def run(
-        self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions
+        self, settings: ConnectionSettings, config: ProjectConfig, options: TuneJobOptions
     ) -> JobSummary:
-        from embed_udfs.jobs import JobSummary  # jobs.py registers this job: import late
-
-        if not config.ann.tuning:
-            return JobSummary(self.name, ("off (vars.ann_tuning: false)",))
-        summary = tune(settings, config)
-        return JobSummary(self.name, summary.lines(), (summary,))
+        summary = tune(
+            settings,
+            config,
+            options.tune_options(),
+            dbt_vars=dict(options.dbt_vars) if options.build_inputs else None,
+            relation=options.relation,
+            column=options.column,
+            id_column=options.id_column,
+            index=options.index,
+        )
+        chosen = sum(t.chosen is not None for t in summary.targets)
+        footer = (
+            f"tune: {len(summary.targets)} target(s), {chosen} with a setting that meets the "
+            f"target, in {summary.seconds:.1f} s; the curve is in embeddings.ann_tuning "
+            "(metrics.fct_ann_tuning after `dbt build` or `embed-udfs refresh`)"
+        )
+        return JobSummary(self.name, summary.lines(), (summary,), (footer,))

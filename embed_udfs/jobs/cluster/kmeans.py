@@ -20,7 +20,9 @@ from embed_udfs import contract, store
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.contract import LABEL_VECTORS
 from embed_udfs.db import ConnectionSettings, connection
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import ClusterError
+from embed_udfs.jobs.base import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,7 @@ def cluster_vectors(
     seed is one k-means++ initialisation (n_init=1), so the spread over seeds
     is the initialisation noise. Deterministic given the seeds.
     """
+    # scikit-learn takes a second or two to import: only a clustering run pays for it
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
@@ -256,7 +259,7 @@ def cluster_spaces(
             for space in chosen
         }
         total = sum(len(reductions) * len(seeds) for reductions, _ in plans.values())
-        with tqdm(total=total, desc="kmeans", unit="run", disable=None) as progress:
+        with progress_bar(total, "kmeans", "run") as progress:
             for space in chosen:
                 sample = samples[space.name]
                 reductions, skipped = plans[space.name]
@@ -289,8 +292,6 @@ def refresh_clusters(
     """Build the label sample with dbt (unless told not to), then cluster it."""
     label_spaces(config, spaces)  # unknown or image spaces are refused before dbt starts
     if build_inputs:
-        from embed_udfs.dbt_runner import run_dbt
-
         log.info("dbt: the label sample (int_label_vectors)")
         # build without tests, so that seeds the sample depends on are loaded too
         run_dbt(

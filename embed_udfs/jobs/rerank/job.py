@@ -17,24 +17,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
 from psycopg import sql
-from tqdm import tqdm
 
 from embed_udfs import contract, store
-from embed_udfs.backfill.loader import is_out_of_memory
-from embed_udfs.backfill.plan import Shard
 from embed_udfs.config import ProjectConfig, RerankerConfig
 from embed_udfs.db import ConnectionSettings, connect
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import EmbedUdfsError
-from embed_udfs.rerank import store as rerank_store
-from embed_udfs.rerank.scorers import Scorer, load_scorer
-
-if TYPE_CHECKING:
-    from embed_udfs.jobs import JobOptions, JobSummary
+from embed_udfs.jobs.base import (
+    Job,
+    JobOptions,
+    JobSummary,
+    Shard,
+    option,
+    progress_bar,
+    split_on_out_of_memory,
+)
+from embed_udfs.jobs.rerank import store as rerank_store
+from embed_udfs.jobs.rerank.scorers import Scorer, load_scorer
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +226,7 @@ def rerank(
         scored: list[rerank_store.Scored] = []
         unscored: list[rerank_store.Unscored] = []
         chunks = 0
-        progress = tqdm(
-            total=len(work.todo),
-            desc=f"{reranker.name}: scoring",
-            unit="pair",
-            disable=None,
-            smoothing=0.1,
-        )
+        progress = progress_bar(len(work.todo), f"{reranker.name}: scoring", "pair", smoothing=0.1)
         with progress:
             for start in range(0, len(work.todo), batch_size):
                 batch = work.todo[start : start + batch_size]
@@ -269,21 +266,17 @@ def score_splitting(
     scorer: Scorer, pairs: Sequence[tuple[str, str]]
 ) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
     """scorer.score(pairs); on CUDA out-of-memory, split the batch in two and go on."""
-    try:
-        return scorer.score(pairs)
-    except Exception as exc:
-        if not is_out_of_memory(exc) or len(pairs) <= 1:
-            raise
-        import torch
+    return split_on_out_of_memory(scorer.score, pairs, _join_scores, "pairs")
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(pairs) // 2
-        log.warning("out of memory scoring %d pairs; splitting the batch in two", len(pairs))
-        first, first_failures = score_splitting(scorer, pairs[:half])
-        second, second_failures = score_splitting(scorer, pairs[half:])
-        failures = {**first_failures, **{half + i: f for i, f in second_failures.items()}}
-        return np.concatenate([first, second]), failures
+
+def _join_scores(
+    first: tuple[np.ndarray, dict[int, tuple[str, str]]],
+    second: tuple[np.ndarray, dict[int, tuple[str, str]]],
+) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
+    """The two halves' scores in order, the second half's failures at their own positions."""
+    offset = len(first[0])
+    failures = {**first[1], **{offset + i: f for i, f in second[1].items()}}
+    return np.concatenate([first[0], second[0]]), failures
 
 
 def refresh_reranks(
@@ -296,8 +289,6 @@ def refresh_reranks(
     build_candidates: bool = True,
 ) -> list[RerankSummary]:
     """Build the stage-1 candidates with dbt, then run every (or the named) reranker."""
-    from embed_udfs.dbt_runner import run_dbt
-
     rerank_config = config.rerank
     chosen = [rerank_config.reranker(name) for name in rerankers or []] or list(
         rerank_config.rerankers
@@ -320,22 +311,105 @@ def refresh_reranks(
     return summaries
 
 
-@dataclass(frozen=True)
-class RerankJob:
+EPILOG = """For each reranker in vars.rerankers, score every (query, candidate) pair of
+intermediate.int_rerank_candidates (each query's top vars.rerank_candidates
+stage-1 neighbours in the pairs it rescores) and write the scores to
+embeddings.rerank_scores. Only new or changed pairs are scored (by input_hash);
+a killed run resumes where its last committed chunk ended. Pairs that cannot
+be scored (a missing image, a NaN score) go to embeddings.rerank_errors.
+
+examples:
+  embed-udfs rerank
+  embed-udfs rerank --reranker blip --shard 0/2 --device cuda:0
+"""
+
+NONE_CONFIGURED = "no rerankers configured: declare them under vars.rerankers in dbt_project.yml"
+NEXT = (
+    "next: `dbt build` (or `embed-udfs refresh --skip-backfill`) turns them into "
+    "metrics.fct_rerank_ranks and metrics.fct_rerank_uplift"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankJobOptions(JobOptions):
+    reranker: Sequence[str] | None = option(
+        flag="--reranker", action="append", help="a reranker to run (default all)"
+    )
+    shard: str | None = option(
+        flag="--shard", metavar="I/N", help="score only queries whose product id hashes to I mod N"
+    )
+    batch_size: int | None = option(
+        flag="--batch-size", type=int, help="pairs per forward (default: the reranker's batch_size)"
+    )
+    chunk_size: int = option(
+        4096, flag="--chunk-size", type=int, help="pairs per committed chunk (default 4096)"
+    )
+    device: str | None = option(
+        flag="--device", help="cuda, cuda:N or cpu (default: cuda if available)"
+    )
+    precision: str = option(
+        "auto",
+        flag="--precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="autocast dtype on CUDA (auto = fp16); CPU always runs fp32",
+    )
+    dry_run: bool = option(
+        False,
+        flag="--dry-run",
+        action="store_true",
+        help="count what would be scored, score nothing",
+    )
+    build_inputs: bool = option(
+        True,
+        flag="--no-dbt",
+        action="store_false",
+        dest="build_inputs",
+        help="do not rebuild the candidates first (dbt build --select +int_rerank_candidates)",
+    )
+
+    def runner_options(self) -> RerankOptions:
+        return RerankOptions(
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            device=self.device,
+            precision=self.precision,
+            shard=Shard.parse(self.shard),
+            dry_run=self.dry_run,
+        )
+
+
+class RerankJob(Job):
     """Score each query's stage-1 candidates with every reranker in vars.rerankers."""
 
-    name: str = "rerank"
-    reads: contract.Relation = contract.RERANK_CANDIDATES
-    writes: contract.ConfiguredRelation = contract.RERANK_SCORES
-    after: tuple[str, ...] = ("backfill",)
+    name = "rerank"
+    reads = contract.RERANK_CANDIDATES
+    writes = contract.RERANK_SCORES
+    after = ("backfill",)
+    Options = RerankJobOptions
+    help = "rescore each query's stage-1 candidates with the rerankers in vars.rerankers"
+    epilog = EPILOG
+
+    def check(self, config: ProjectConfig, options: RerankJobOptions) -> None:
+        options.runner_options()  # a malformed --shard is refused before any work
 
     def run(
-        self, settings: ConnectionSettings, config: ProjectConfig, options: JobOptions
+        self, settings: ConnectionSettings, config: ProjectConfig, options: RerankJobOptions
     ) -> JobSummary:
-        from embed_udfs.jobs import JobSummary  # jobs.py registers this job: import late
-
-        # the refresh has built what this job reads (int_rerank_candidates) just before
         summaries = refresh_reranks(
-            settings, config, dbt_vars=dict(options.dbt_vars), build_candidates=False
+            settings,
+            config,
+            dbt_vars=dict(options.dbt_vars),
+            rerankers=options.reranker,
+            options=options.runner_options(),
+            build_candidates=options.build_inputs,
         )
-        return JobSummary(self.name, tuple(s.line() for s in summaries), tuple(summaries))
+        if options.dry_run:
+            lines = tuple(
+                f"{s.reranker}: would score {s.scored} pairs of {s.queries} queries, "
+                f"unchanged {s.unchanged}"
+                for s in summaries
+            )
+        else:
+            lines = tuple(s.line() for s in summaries)
+        footer = (NONE_CONFIGURED,) if not summaries else () if options.dry_run else (NEXT,)
+        return JobSummary(self.name, lines, tuple(summaries), footer)

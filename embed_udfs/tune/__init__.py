@@ -1,3 +1,0 @@
-"""`embed-udfs tune`: the recall/latency curve of an ANN index (HNSW ef_search, IVFFlat
-probes) against exact neighbour lists, for every configured gallery or a user's own
-table; written to embeddings.ann_tuning, which dbt keeps as metrics.fct_ann_tuning."""
