@@ -158,7 +158,8 @@ def main() -> None:
             spaces = [space["name"] for space in dbt_vars["embed_spaces"]]
             removed = keep_complete_products(settings, spaces)
             log.info("%s: removed %d products without a vector in every space", revision, removed)
-        log.info("%s: building %s in %s", revision, ", ".join(MARTS), settings.dbname)
+        built = "every model" if args.all_marts else ", ".join(MARTS)
+        log.info("%s: building %s in %s", revision, built, settings.dbname)
         try:
             build(project, settings, dbt_vars, everything=args.all_marts)
             out = CHECKOUTS / f"figures_{index}"
