@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from embed_udfs import db, demo, load, report, roles, runs, store
+from embed_udfs import contract, db, demo, load, report, roles, runs, store
 from embed_udfs.check import check
 from embed_udfs.config import find_project_dir, load_config
 from embed_udfs.demo import training as demo_training
@@ -239,6 +239,13 @@ def cmd_job(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     settings = ctx.settings()
+    with db.connection(settings) as conn:
+        if not contract.exists(conn, contract.RETRIEVAL_METRICS):
+            raise EmbedUdfsError(
+                f"nothing to report in {settings.dbname}: {contract.RETRIEVAL_METRICS} does not "
+                "exist, so no refresh has published metrics here yet. Run `embed-udfs refresh` "
+                "(or `embed-udfs demo run`) first."
+            )
     if args.html:
         print(_write_html(ctx, settings, Path(args.html).absolute()))
         return 0

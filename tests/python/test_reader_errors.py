@@ -41,3 +41,15 @@ def test_a_reader_dsn_gets_a_sentence_not_a_traceback(db, reader, monkeypatch, c
     assert "Traceback" not in err and err.count("\n") == 1
     monkeypatch.delenv("EMBED_UDFS_DSN")
     assert query(db, "select count(*) from embeddings.vectors") == before
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_a_report_before_any_refresh_is_a_sentence(db, monkeypatch, capsys, tmp_path, html):
+    monkeypatch.setenv("PGDATABASE", db.dbname)
+    extra = ["--html", str(tmp_path / "r.html")] if html else []
+    code = cli.main(["--project-dir", str(PROJECT_DIR), "report", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: nothing to report in {db.dbname}")
+    assert "Run `embed-udfs refresh`" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
