@@ -37,7 +37,9 @@ def _vars(text_fields: list[str] | None = None) -> dict:
 def test_a_quote_in_a_checkpoint_path_builds_and_is_kept_exactly(db, tmp_path):
     dbt_vars = _vars()
     plant(db, config_for(dbt_vars), [("P1", "bags"), ("P2", "shoes")], {})
-    dbt_build(db, dbt_vars, tmp_path, "+int_space_inputs", "dim_retrieval_pairs")
+    dbt_build(
+        db, dbt_vars, tmp_path, "+int_space_inputs", "dim_embedding_spaces", "dim_retrieval_pairs"
+    )
     spaces = query(
         db,
         "select space, family, pretrained, prompt, text_fields from metrics.dim_embedding_spaces "

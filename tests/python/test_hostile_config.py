@@ -107,7 +107,14 @@ def test_a_hostile_name_is_refused_before_dbt_runs_and_changes_nothing(
         load_config(PROJECT_DIR, overrides=dbt_vars)
     before = _outside_dbt(catalog)
     with pytest.raises(ConfigError) as refused:
-        dbt_build(catalog, dbt_vars, tmp_path, "+int_space_inputs", "dim_retrieval_pairs")
+        dbt_build(
+            catalog,
+            dbt_vars,
+            tmp_path,
+            "+int_space_inputs",
+            "dim_embedding_spaces",
+            "dim_retrieval_pairs",
+        )
     assert message in str(refused.value)
     assert not (tmp_path / "target").exists()  # dbt never started
     assert _outside_dbt(catalog) == before
@@ -124,7 +131,14 @@ def test_hostile_literals_are_quoted_stored_exactly_and_change_nothing(catalog, 
     )
     load_config(PROJECT_DIR, overrides=dbt_vars)  # free text: accepted, then quoted
     before = _outside_dbt(catalog)
-    dbt_build(catalog, dbt_vars, tmp_path, "+int_space_inputs", "dim_retrieval_pairs")
+    dbt_build(
+        catalog,
+        dbt_vars,
+        tmp_path,
+        "+int_space_inputs",
+        "dim_embedding_spaces",
+        "dim_retrieval_pairs",
+    )
     assert _outside_dbt(catalog) == before
     stored = query(
         catalog,
