@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch and torchvision from the same release line (CPU here, CUDA on GPU hosts)
 	$(BIN)/pip install --quiet 'torch==2.14.1' 'torchvision==0.29.1'
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# the core and every extra (the model stack included): the demo and every test need them
+	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from embed_udfs import contract
+from embed_udfs import contract, extras
 from embed_udfs.config import ProjectConfig, check_text_fields, require_checkpoints
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.encoders import check_backends
@@ -115,5 +115,12 @@ def _plan(config: ProjectConfig, job_names: list[str]) -> list[str]:
             for r in config.rerank.rerankers
         ]
     lines.append("refresh runs: dbt inputs, " + ", ".join(job_names) + ", dbt build")
+    lines.append(
+        "extras: "
+        + ", ".join(
+            f"{name} {'installed' if present else 'not installed'}"
+            for name, present in extras.installed().items()
+        )
+    )
     lines.append(f"config digest: {config.digest}")
     return lines

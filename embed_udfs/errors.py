@@ -83,3 +83,12 @@ class GridBelowDepth(ConfigError):
 class PublishBlocked(DatabaseError):
     """Other sessions held the locks the publish needs past its patience; nothing was
     published, and the message names them."""
+
+
+class MissingExtra(EmbedUdfsError):
+    """A command needs a part of the install that is not there (an extra such as
+    `encoders`); the message names the modules and the exact `pip install` line."""
+
+    def __init__(self, message: str, extra: str):
+        super().__init__(message)
+        self.extra = extra

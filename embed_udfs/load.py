@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from embed_udfs import store
+from embed_udfs import extras, store
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.terminal import clean
@@ -101,6 +101,13 @@ def parse_mapping(specs: Sequence[str]) -> dict[str, str]:
     return mapping
 
 
+def require_reader(path: Path) -> None:
+    """Refuse a file type whose reader is not installed (Parquet needs the parquet
+    extra), before any work."""
+    if path.name.lower().endswith(".parquet"):
+        extras.require(extras.PARQUET, "embed-udfs load FILE.parquet")
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[str, dict[str, object]]]]:
     """The file's column names and its records as (where, {column: value})."""
     suffix = "".join(path.suffixes[-2:]).lower()
@@ -177,10 +184,8 @@ def _read_jsonl(path: Path):
 
 
 def _read_parquet(path: Path):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
-        raise LoadError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+    require_reader(path)
+    import pyarrow.parquet as pq
     try:
         table = pq.read_table(path)
     except Exception as exc:

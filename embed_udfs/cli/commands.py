@@ -16,10 +16,9 @@ from typing import Any
 
 import yaml
 
-from embed_udfs import contract, db, demo, load, report, roles, runs, store
+from embed_udfs import contract, db, extras, load, report, roles, runs, store
 from embed_udfs.check import check
 from embed_udfs.config import find_project_dir, load_config
-from embed_udfs.demo import training as demo_training
 from embed_udfs.encoders import check_backends
 from embed_udfs.errors import EmbedUdfsError, EmptySampleError
 from embed_udfs.jobs.base import options_from
@@ -137,6 +136,11 @@ def _reader(args: argparse.Namespace, ctx: _Context, settings: db.ConnectionSett
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # the demo trains and runs models: without them it stops here, before any work
+    extras.require(extras.DEMO, f"embed-udfs demo {args.demo_command}")
+    from embed_udfs import demo
+    from embed_udfs.demo import training as demo_training
+
     ctx = _Context(args)
     image_dir = ctx.project_dir / ".embed_metrics" / "demo_images"
     products = demo.generate_catalog(image_dir, n_products=args.products, seed=args.seed)
@@ -167,6 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     mapping = load.parse_mapping(args.map or [])
+    load.require_reader(Path(args.path))  # Parquet needs its extra: said before connecting
     with db.connection(ctx.settings()) as conn:
         summary = load.load_catalog(
             conn, ctx.config, Path(args.path), mapping=mapping, replace=args.replace

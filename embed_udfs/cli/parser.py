@@ -32,6 +32,16 @@ Typical use:
 
 Configuration (spaces, pairs, K, sample size) lives in dbt_project.yml vars.
 The database is the embedded server unless EMBED_UDFS_DSN or PGHOST is set.
+
+Install: `pip install embed-udfs` (the core, no model stack) runs every SQL metric on
+vectors already in the database (`refresh --skip-backfill`), cluster, tune, load,
+report and baseline. Extras add the rest; a command that needs a missing one says so
+before any work:
+  embed-udfs[encoders]   backfill (torch, open_clip, sentence-transformers)
+  embed-udfs[rerank]     rerank (torch, open_clip, transformers)
+  embed-udfs[demo]       demo (both of the above)
+  embed-udfs[parquet]    load FILE.parquet (pyarrow)
+  embed-udfs[all]        everything
 """
 
 

@@ -28,6 +28,7 @@ from embed_udfs.encoders.base import (
     state_dict_sha256,
     unit_rows,
 )
+from embed_udfs import extras
 from embed_udfs.errors import ConfigError, EncoderError
 
 if TYPE_CHECKING:
@@ -38,12 +39,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Backend:
-    """A registered encoder backend: its name in `backend:`, what it embeds, its loader."""
+    """A registered encoder backend: its name in `backend:`, what it embeds, its loader,
+    and the modules its loader imports (the backfill checks them before any work)."""
 
     name: str
     modalities: tuple[str, ...]
     loader: Callable[[SpaceConfig, Runtime], Encoder]
     description: str = ""
+    requires: tuple[str, ...] = ("torch",)
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -54,13 +57,16 @@ def register_backend(
     modalities: Sequence[str],
     loader: Callable[[SpaceConfig, Runtime], Encoder],
     description: str = "",
+    requires: Sequence[str] = ("torch",),
 ) -> Backend:
     """Make `backend: <name>` valid in the config and dispatch its spaces to `loader`.
 
     Config validation, `load_encoder` and the CLI's backend list read this registry;
     registering a name twice replaces the earlier entry (tests register throwaway ones).
+    `requires` are the modules `loader` imports; torch by default, since every encoder
+    runs on a torch device.
     """
-    registered = Backend(name, tuple(modalities), loader, description)
+    registered = Backend(name, tuple(modalities), loader, description, tuple(requires))
     _BACKENDS[name] = registered
     return registered
 
@@ -101,6 +107,19 @@ def check_backends(spaces: Sequence[SpaceConfig]) -> None:
             )
 
 
+def require_backends(spaces: Sequence[SpaceConfig], command: str = "embed-udfs backfill") -> None:
+    """Refuse to embed `spaces` before any work when their backends' modules are not
+    installed (the core install has no model stack): the message has the pip line."""
+    modules = [module for space in spaces for module in backend(space.backend).requires]
+    extras.require(
+        extras.ENCODERS,
+        command,
+        modules,
+        instead="or, when the vectors are already in the vectors table, skip the backfill "
+        "(`embed-udfs refresh --skip-backfill`)",
+    )
+
+
 def load_encoder(space: SpaceConfig, device: str | None = None, precision: str = "auto") -> Encoder:
     """Load the model behind `space` and check that it produces `space.dim` dimensions.
 
@@ -137,12 +156,14 @@ register_backend(
     ("text", "image"),
     _load_open_clip,
     "CLIP-style text and image towers (open_clip): a tag, a checkpoint file or random weights",
+    requires=("torch", "torchvision", "open_clip", "PIL"),
 )
 register_backend(
     "sentence_transformers",
     ("text",),
     _load_sentence_transformer,
     "text models such as MiniLM, GTE or E5 (sentence-transformers), by name or local path",
+    requires=("torch", "sentence_transformers"),
 )
 
 
@@ -162,6 +183,7 @@ __all__ = [
     "file_sha256",
     "load_encoder",
     "register_backend",
+    "require_backends",
     "require_sequence",
     "resolve_runtime",
     "state_dict_sha256",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig, require_checkpoints
 from embed_udfs.db import ConnectionSettings
+from embed_udfs.encoders import require_backends
 from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.jobs.backfill.runner import BackfillOptions, backfill_space
 from embed_udfs.jobs.backfill.sources import RemoteImages
@@ -124,6 +125,9 @@ class BackfillJob(Job):
         if options.reason and not options.retry_errors:
             raise EmbedUdfsError("--reason only narrows --retry-errors; add --retry-errors.")
         if self.enabled(config, options):
+            if not options.dry_run:  # a dry run counts rows and loads no model
+                names = options.space or [space.name for space in config.spaces]
+                require_backends([config.space(name) for name in names])
             require_checkpoints(config, options.space)
 
     def run(

@@ -37,7 +37,7 @@ from embed_udfs.jobs.base import (
     split_on_out_of_memory,
 )
 from embed_udfs.jobs.rerank import store as rerank_store
-from embed_udfs.jobs.rerank.scorers import Scorer, load_scorer
+from embed_udfs.jobs.rerank.scorers import Scorer, load_scorer, require_scorers
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,11 @@ def _join_scores(
     return np.concatenate([first[0], second[0]]), failures
 
 
+def chosen_rerankers(config: ProjectConfig, names: Sequence[str] | None) -> list[RerankerConfig]:
+    """The named rerankers, or every one in vars.rerankers when none is named."""
+    return [config.rerank.reranker(name) for name in names or []] or list(config.rerank.rerankers)
+
+
 def refresh_reranks(
     settings: ConnectionSettings,
     config: ProjectConfig,
@@ -289,10 +294,7 @@ def refresh_reranks(
     build_candidates: bool = True,
 ) -> list[RerankSummary]:
     """Build the stage-1 candidates with dbt, then run every (or the named) reranker."""
-    rerank_config = config.rerank
-    chosen = [rerank_config.reranker(name) for name in rerankers or []] or list(
-        rerank_config.rerankers
-    )
+    chosen = chosen_rerankers(config, rerankers)
     if not chosen:
         return []
     if build_candidates:
@@ -391,6 +393,7 @@ class RerankJob(Job):
 
     def check(self, config: ProjectConfig, options: RerankJobOptions) -> None:
         options.runner_options()  # a malformed --shard is refused before any work
+        require_scorers(chosen_rerankers(config, options.reranker), "embed-udfs rerank")
 
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: RerankJobOptions

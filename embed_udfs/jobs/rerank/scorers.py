@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from embed_udfs import extras
 from embed_udfs.config import IngestLimits, SpaceConfig
 from embed_udfs.encoders import Runtime, resolve_runtime, state_dict_sha256
 from embed_udfs.errors import EncoderError
@@ -53,6 +54,25 @@ class Scorer(Protocol):
     def score(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, dict[int, Failure]]:
         """Scores of (text product id, image product id) pairs, and the pairs that could
         not be scored (by position) with the reason; their score is NaN."""
+
+
+# the modules each reranker backend's scorer imports (the rerank extra brings them)
+SCORER_MODULES: dict[str, tuple[str, ...]] = {
+    "open_clip": ("torch", "torchvision", "open_clip", "PIL"),
+    "blip_itm": ("torch", "transformers", "PIL"),
+}
+
+
+def require_scorers(rerankers: Sequence[RerankerConfig], command: str) -> None:
+    """Refuse to rerank before any work when the scorers' modules are not installed
+    (the core install has no model stack): the message has the pip line."""
+    modules = [m for r in rerankers for m in SCORER_MODULES.get(r.backend, ("torch",))]
+    extras.require(
+        extras.RERANK,
+        command,
+        modules,
+        instead="or leave vars.rerankers empty, and the refresh runs no reranker",
+    )
 
 
 def load_scorer(
