@@ -1,6 +1,7 @@
 """No import circles in embed_udfs: the graph of its modules, built from every import
 statement (module level and inside functions, where late imports hide circles), has
-no cycle. Imports under `if TYPE_CHECKING:` never run and are left out."""
+no cycle. Imports under `if TYPE_CHECKING:` never run and are left out. And the model
+stack (torch, open_clip, ...) is imported only inside functions: the core install lacks it."""
 
 from __future__ import annotations
 
@@ -155,3 +156,70 @@ def test_a_late_import_cycle_is_found_and_type_checking_imports_are_not(tmp_path
     assert find_cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]]
     (package / "c.py").write_text("import pkg.d\n")
     assert find_cycles(import_graph(package)) == [["pkg.c", "pkg.d", "pkg.c"]]
+
+
+# The model stack: only the extras bring it, so embed_udfs imports it inside the
+# functions that run a model, never when a module loads (docs/install.md).
+MODEL_STACK = ("torch", "torchvision", "open_clip", "sentence_transformers", "transformers")
+
+
+def module_level_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module loads: not inside a function (or lambda), not
+    under `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return
+        if isinstance(node, ast.If) and _type_checking_only(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _top_level_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[0] for alias in node.names]
+    return [] if node.level else [(node.module or "").split(".")[0]]
+
+
+def eager_model_imports(package: Path = PACKAGE) -> list[str]:
+    """`module: line N imports X` for each module-level import of the model stack."""
+    found = []
+    for name, path in module_names(package).items():
+        for node in module_level_imports(ast.parse(path.read_text(), str(path))):
+            for top in _top_level_names(node):
+                if top in MODEL_STACK:
+                    found.append(f"{name}: line {node.lineno} imports {top}")
+    return found
+
+
+def test_the_model_stack_is_imported_only_inside_functions():
+    eager = eager_model_imports()
+    assert not eager, "the core install has no model stack; import it where it runs:\n" + (
+        "\n".join("  " + line for line in eager)
+    )
+
+
+def test_an_eager_import_of_the_model_stack_is_found(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "lazy.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n"
+        "def f():\n    import open_clip\nclass C:\n    g = lambda: __import__('torch')\n"
+    )
+    (package / "eager.py").write_text(
+        "import numpy\nclass C:\n    import transformers\nfrom torch.nn import functional\n"
+    )
+    assert eager_model_imports(package) == [
+        "pkg.eager: line 3 imports transformers",
+        "pkg.eager: line 4 imports torch",
+    ]
