@@ -186,6 +186,7 @@ def _read_jsonl(path: Path):
 def _read_parquet(path: Path):
     require_reader(path)
     import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except Exception as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from embed_udfs import extras
 from embed_udfs.encoders.base import (
     DEFAULT_BATCH_SIZE,
     PRECISIONS,
@@ -28,7 +29,6 @@ from embed_udfs.encoders.base import (
     state_dict_sha256,
     unit_rows,
 )
-from embed_udfs import extras
 from embed_udfs.errors import ConfigError, EncoderError
 
 if TYPE_CHECKING:

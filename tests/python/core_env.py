@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import os
 import sys
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
