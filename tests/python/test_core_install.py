@@ -183,6 +183,12 @@ def test_sql_metrics_on_the_users_vectors_without_the_model_stack(core, db, tmp_
         assert got[metric] == pytest.approx(value, abs=2e-5), metric
     assert query(db, "select count(*) from embeddings.cluster_assignments")[0][0] > 0
 
-    shown = _cli(core, "report", dsn=db.secret_uri(), tmp=tmp_path)
+    shown = _cli(core, "--vars", json.dumps(dbt_vars), "report", dsn=db.secret_uri())
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "planted" in shown.stdout
+    # a dry run of the backfill counts, loads no model: the core runs it
+    counted = _cli(
+        core, "--vars", json.dumps(dbt_vars), "backfill", "--dry-run", dsn=db.secret_uri()
+    )
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    assert counted.stdout.startswith("t: would embed ")
