@@ -18,9 +18,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pip's own copy of the same parser
+    from pip._vendor import tomli as tomllib  # type: ignore[no-redef]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
