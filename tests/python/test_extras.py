@@ -157,3 +157,15 @@ def test_the_demo_and_a_parquet_load_are_refused_first(monkeypatch, tmp_path):
     with pytest.raises(MissingExtra, match=r"pip install 'embed-udfs\[parquet\]'"):
         load.require_reader(tmp_path / "catalog.Parquet")
     load.require_reader(tmp_path / "catalog.csv")
+
+
+def test_check_says_which_extras_are_installed(monkeypatch):
+    from embed_udfs.check import _plan
+
+    config = load_config(PROJECT_DIR, overrides=_one_space("open_clip"))
+    assert "extras: encoders installed, rerank installed, demo installed, parquet installed" in (
+        _plan(config, ["backfill"])
+    )
+    monkeypatch.setattr(extras, "PARQUET", extras.Extra("parquet", (ABSENT,)))
+    monkeypatch.setitem(extras.EXTRAS, "parquet", extras.PARQUET)
+    assert "parquet not installed" in _plan(config, ["backfill"])[-2]
