@@ -18,7 +18,7 @@ from conftest import (
     planted_space,
     query,
 )
-from reference import exact_ranks, wilson
+from reference import exact_ranks, gaps, wilson
 
 from embed_udfs.dbt_runner import run_dbt
 
@@ -105,7 +105,7 @@ def levelled(db, tmp_path_factory):
         target_path=target / "target",
         quiet=True,
     )
-    dbt_build(db, dbt_vars, target, "+fct_retrieval_metrics")
+    dbt_build(db, dbt_vars, target, "+fct_retrieval_metrics", "+fct_embedding_gaps")
     rows = query(
         db,
         "select direction, section_level, section, metric, value, n, hits, ci_low, ci_high, "
@@ -186,3 +186,29 @@ def test_a_section_named_all_stays_apart_from_the_overall_row(levelled):
         assert len(overall) == 2 * len(per_direction)  # one per direction and metric
         assert metrics[("text_to_image", level, "ALL", "recall_at_1")][1] == len(products)
         assert metrics[("text_to_image", level, "ALL (section)", "recall_at_1")][1] == 12
+
+
+def test_gaps_per_level_match_numpy(db, levelled):
+    products, texts, images, _ = levelled
+    paths = [path for _, path in products]
+    rows = query(
+        db,
+        "select section_level, section, metric, value, n from metrics.fct_embedding_gaps "
+        "where pair = 'planted'",
+    )
+    got = {(level, section, metric): (value, n) for level, section, metric, value, n in rows}
+    checked = {
+        ("leaf", "Home | Kitchen | Pans"): [p == BAD for p in paths],
+        ("leaf", "other"): [p == "Toys | Games | Dice" for p in paths],
+        ("level_2", "Home | Kitchen"): [
+            p.replace(" ", "").startswith("Home|Kitchen") for p in paths
+        ],
+        ("level_1", "Toys"): [p.startswith("Toys") for p in paths],
+        ("level_1", "ALL"): [True] * len(paths),
+    }
+    for (level, section), members in checked.items():
+        for metric, value in gaps(texts, images, members).items():
+            got_value, got_n = got[(level, section, metric)]
+            assert got_value == pytest.approx(value, abs=2e-5), (level, section, metric)
+            assert got_n == sum(members)
+    assert {level for level, _, _ in got} == set(LEVELS)
