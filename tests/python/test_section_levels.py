@@ -20,7 +20,10 @@ from conftest import (
 )
 from reference import exact_ranks, gaps, wilson
 
+from embed_udfs import report
+from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.report.html import write_report
 
 MIN_QUERIES = 10
 # leaf path -> products; the deepest paths have three levels
@@ -80,10 +83,8 @@ def _expected(paths: list[str], scores: np.ndarray) -> dict[tuple[str, str], tup
     return expected
 
 
-@pytest.fixture(scope="module")
-def levelled(db, tmp_path_factory):
-    products, texts, images = _planted()
-    dbt_vars = planted_config(
+def _vars() -> dict:
+    return planted_config(
         [planted_space("t", "text", 32), planted_space("i", "image", 32)],
         [{"name": "planted", "text_space": "t", "image_space": "i"}],
         eval_k_values=[1, 5, 10, 50],
@@ -93,6 +94,12 @@ def levelled(db, tmp_path_factory):
         eval_section_cap=None,
         section_min_queries=MIN_QUERIES,
     )
+
+
+@pytest.fixture(scope="module")
+def levelled(db, tmp_path_factory):
+    products, texts, images = _planted()
+    dbt_vars = _vars()
     plant(db, config_for(dbt_vars), products, {"t": texts, "i": images})
     target = tmp_path_factory.mktemp("levels")
     # the thresholds the mart's tests read, then the mart with its tests
@@ -212,3 +219,28 @@ def test_gaps_per_level_match_numpy(db, levelled):
             assert got_value == pytest.approx(value, abs=2e-5), (level, section, metric)
             assert got_n == sum(members)
     assert {level for level, _, _ in got} == set(LEVELS)
+
+
+def test_the_scorecard_and_the_report_show_every_level(db, levelled, tmp_path):
+    _, _, _, metrics = levelled
+    with connection(db) as conn:
+        card = report.scorecard(conn, config_for(_vars()))
+        page = write_report(conn, config_for(_vars()), tmp_path / "r.html").read_text()
+    lines = card.splitlines()
+    headings = [line.split("  (")[0] for line in lines if line.startswith("pair ")]
+    assert headings == [
+        "pair planted, leaf sections",
+        "pair planted, level_1 sections",
+        "pair planted, level_2 sections",
+    ]
+    leaf = lines[lines.index(next(x for x in lines if x.startswith("pair planted, leaf"))) :]
+    rows = [line.split() for line in leaf[2:12]]
+    assert rows[0][0] == "ALL" and rows[1][:2] == ["ALL", "(macro)"]
+    micro, macro = metrics[("text_to_image", "leaf", "ALL", "recall_at_1")][0::5]
+    assert float(rows[0][-7 + 0]) == pytest.approx(micro, abs=5e-4)  # t2i R@1
+    assert float(rows[1][-7]) == pytest.approx(macro, abs=5e-4)
+    # weakest first: the bad leaf right under the two ALL rows
+    assert " ".join(rows[2][:5]) == "Home | Kitchen | Pans"
+    for level in LEVELS:
+        assert f"planted, {level}, text → image: Recall@K by section" in page
+    assert "ALL (macro)" in page
