@@ -20,7 +20,7 @@ from conftest import (
 )
 from reference import exact_ranks, gaps, wilson
 
-from embed_udfs import report
+from embed_udfs import load, report
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.report.html import write_report
@@ -244,3 +244,67 @@ def test_the_scorecard_and_the_report_show_every_level(db, levelled, tmp_path):
     for level in LEVELS:
         assert f"planted, {level}, text → image: Recall@K by section" in page
     assert "ALL (macro)" in page
+
+
+def test_load_keeps_a_marketplace_category_path_and_counts_its_levels(db, tmp_path):
+    """`embed-udfs load --map` alone: the path is stored as written, and staging and
+    int_section_levels split it (levels as numpy counts them above)."""
+    rows = [
+        ("M1", "Jigsaw 1000", "Toys & Games | Puzzles | Jigsaw Puzzles"),
+        ("M2", "Jigsaw 500", "Toys & Games|Puzzles|Jigsaw Puzzles"),
+        ("M3", "Cube", "Toys & Games | Puzzles | 3D Puzzles"),
+        ("M4", "Chess", "Toys & Games | Games"),
+        ("M5", "Kettle", "Home | Kitchen | Kettles"),
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "ASIN,Title,Category\n" + "".join(f'{a},{t},"{c}"\n' for a, t, c in rows),
+        encoding="utf-8",
+    )
+    config = config_for(_vars())
+    with connection(db) as conn:
+        summary = load.load_catalog(
+            conn,
+            config,
+            path,
+            mapping=load.parse_mapping(["id=ASIN,name=Title,section=Category"]),
+            replace=True,
+        )
+    assert summary.rows == 5
+    # level 1: Toys & Games, Home; level 2: + Puzzles, Games, Kitchen; leaves: four paths
+    assert summary.section_levels == (2, 3, 4)
+    assert "2 at level 1, 3 at level 2, 4 at level 3" in summary.line()
+    stored = dict(query(db, "select product_id, collection_section from catalog.products"))
+    assert stored["M2"] == "Toys & Games|Puzzles|Jigsaw Puzzles"  # kept as written
+    run_dbt(
+        ["build", "--select", "stg_catalog__products", "int_section_levels"],
+        db,
+        PROJECT_DIR,
+        dbt_vars=_vars(),
+        target_path=tmp_path / "target",
+        quiet=True,
+    )
+    levels = query(
+        db,
+        "select section_level, count(distinct section) from intermediate.int_section_levels "
+        "group by section_level order by section_level",
+    )
+    assert dict(levels) == {"level_1": 2, "level_2": 3, "leaf": 4}
+
+
+def test_load_refuses_a_path_whose_first_level_is_all(db, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        'ASIN,Title,Category\nM1,Mug,"Home | Mugs"\nM2,Cup,"ALL | Cups"\nM3,Pot,"Home | ALL"\n',
+        encoding="utf-8",
+    )
+    with connection(db) as conn, pytest.raises(load.LoadError) as caught:
+        load.load_catalog(
+            conn,
+            config_for(_vars()),
+            path,
+            mapping=load.parse_mapping(["id=ASIN,name=Title,section=Category"]),
+        )
+    message = str(caught.value)
+    assert "collection_section 'ALL', a reserved name: line 3" in message
+    assert "line 4" not in message  # a deeper segment named ALL cannot be read as the overall row
