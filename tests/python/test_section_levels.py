@@ -21,8 +21,10 @@ from conftest import (
 from reference import exact_ranks, gaps, wilson
 
 from embed_udfs import load, report
+from embed_udfs.config import load_config
 from embed_udfs.db import connection
 from embed_udfs.dbt_runner import run_dbt
+from embed_udfs.errors import ConfigError
 from embed_udfs.report.html import write_report
 
 MIN_QUERIES = 10
@@ -308,3 +310,33 @@ def test_load_refuses_a_path_whose_first_level_is_all(db, tmp_path):
     message = str(caught.value)
     assert "collection_section 'ALL', a reserved name: line 3" in message
     assert "line 4" not in message  # a deeper segment named ALL cannot be read as the overall row
+
+
+@pytest.mark.parametrize(("value", "expected"), [("|", "|"), (">", ">"), (None, None), ("", None)])
+def test_the_separator_var_takes_a_mark_or_null(value, expected):
+    assert load_config(PROJECT_DIR, overrides={"section_separator": value}).sections.separator == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"section_separator": " | "}, "without spaces"),
+        ({"section_separator": "  "}, "non-blank"),
+        ({"section_separator": 3}, "non-blank"),
+        ({"section_min_queries": 0}, "section_min_queries"),
+    ],
+)
+def test_bad_section_vars_are_refused_with_the_reason(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(PROJECT_DIR, overrides=overrides)
+    assert message in str(caught.value)
+
+
+def test_level_counts_follow_the_paths_as_staging_normalises_them():
+    sections = ["A | B | C", "A|B|D", " A | E ", "F", None, "A | B | C"]
+    # level 1: A, F; level 2: A | B, A | E, F; level 3: A | B | C, A | B | D, A | E, F
+    assert load.section_level_counts(sections, "|") == (2, 3, 4)
+    assert load.section_level_counts(["A | B", "C"], None) == (2,)
+    assert load.section_level_counts([None], "|") == ()
