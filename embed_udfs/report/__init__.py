@@ -44,7 +44,8 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     ).fetchall()
     gaps = conn.execute(
         sql.SQL(
-            "select pair, section_level, section, value from {} where metric = 'cosine_gap'"
+            "select pair, section_level, section, value, macro_value, n_sections from {} "
+            "where metric = 'cosine_gap'"
         ).format(contract.EMBEDDING_GAPS.identifier)
     ).fetchall()
     if not rows:
@@ -70,9 +71,14 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         if section == "ALL" and macro is not None and abs(macro - value) > MACRO_SHOWN_ABOVE:
             table[pair, level][MACRO_ROW][f"{short} {metric}"] = macro
             sizes[pair, level, MACRO_ROW] = n_sections
-    for pair, level, section, value in gaps:
-        if (clean(pair), level) in table:
-            table[clean(pair), level][clean(section)]["gap"] = value
+    for pair, level, section, value, macro, n_sections in gaps:
+        pair, section = clean(pair), clean(section)
+        if (pair, level) not in table:
+            continue
+        table[pair, level][section]["gap"] = value
+        if section == "ALL" and macro is not None and abs(macro - value) > MACRO_SHOWN_ABOVE:
+            table[pair, level][MACRO_ROW]["gap"] = macro
+            sizes.setdefault((pair, level, MACRO_ROW), n_sections)
 
     columns = [f"{d} {m}" for d in ("t2i", "i2t") for m in metrics] + ["gap"]
     headers = [c.replace("recall_at_", "R@").replace(mrr, "MRR") for c in columns]

@@ -221,6 +221,26 @@ def test_gaps_per_level_match_numpy(db, levelled):
             assert got_value == pytest.approx(value, abs=2e-5), (level, section, metric)
             assert got_n == sum(members)
     assert {level for level, _, _ in got} == set(LEVELS)
+    # ALL: the macro average over the level's (folded) sections beside the micro one
+    macro = dict(
+        query(
+            db,
+            "select section_level, macro_value from metrics.fct_embedding_gaps "
+            "where pair = 'planted' and section = 'ALL' and metric = 'cosine_gap'",
+        )
+    )
+    for level in LEVELS:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, path in enumerate(paths):
+            groups[_section_at(path, level)].append(i)
+        folded: dict[str, list[int]] = defaultdict(list)
+        for section, members in groups.items():
+            folded["other" if len(members) < MIN_QUERIES else section].extend(members)
+        per_section = [
+            gaps(texts, images, np.isin(np.arange(len(paths)), members))["cosine_gap"]
+            for members in folded.values()
+        ]
+        assert macro[level] == pytest.approx(np.mean(per_section), abs=2e-5), level
 
 
 def test_the_scorecard_and_the_report_show_every_level(db, levelled, tmp_path):

@@ -143,9 +143,17 @@ tidy as (
     ) as metrics (metric, value, n_pairs, ci_low, ci_high)
 ),
 
+-- ALL rows: the macro average (the mean of the level's section rows) and
+-- how many sections it averages, beside value, the micro average
 final as (
     select
         *,
+        case when section = 'ALL' then
+                avg(value) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+        end as macro_value,
+        case when section = 'ALL' then
+                count(*) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+        end as n_sections,
         now() as computed_at
     from tidy
 )
