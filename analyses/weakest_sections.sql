@@ -1,6 +1,8 @@
--- The weakest sections per pair and direction by Recall@10, with n and the
--- Wilson interval, so that a small section's low figure is read with its
--- uncertainty. `dbt compile --select weakest_sections` renders it for psql.
+-- The weakest sections per pair, direction and section level by Recall@10,
+-- with n and the Wilson interval, so that a small section's low figure is
+-- read with its uncertainty (sections under vars.section_min_queries queries
+-- are folded into `other`). `dbt compile --select weakest_sections` renders
+-- it for psql.
 with
 
 metrics as (
@@ -11,16 +13,19 @@ ranked as (
     select
         pair,
         direction,
+        section_level,
         section,
         value as recall_at_10,
         n,
         ci_low,
         ci_high,
-        row_number() over (partition by pair, direction order by value asc, n desc) as weakness_rank
+        row_number() over (
+            partition by pair, direction, section_level order by value asc, n desc
+        ) as weakness_rank
     from metrics
     where metric = 'recall_at_10' and section <> 'ALL'
 )
 
 select * from ranked
 where weakness_rank <= 5
-order by pair, direction, weakness_rank
+order by pair, direction, section_level, weakness_rank

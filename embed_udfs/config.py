@@ -118,6 +118,17 @@ def _section_cap(value: Any) -> int | str | None:
         raise _rule(f"use a positive integer, {SECTION_CAP_AUTO} or null") from None
 
 
+def _section_separator(value: Any) -> str | None:
+    """A path separator of collection_section (spaces around it are ignored), or null."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _rule('use a non-blank string such as "|" or ">", or null for one-level sections')
+    if value.strip() != value:
+        raise _rule(f"write it without spaces ({value.strip()!r}): segments are trimmed anyway")
+    return value
+
+
 def _boolean(value: Any) -> bool:
     # dbt's Jinja treats the string 'false' as true, so a string here is a mistake.
     if not isinstance(value, bool):
@@ -413,6 +424,16 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class SectionConfig:
+    """How collection_section is read: a path split on `separator` ("A | B | C") into
+    levels (None: one level), and the fewest queries a section needs to be reported on its
+    own; smaller ones are folded into the `other` row of their level."""
+
+    separator: str | None = "|"
+    min_queries: int = 10
+
+
+@dataclass(frozen=True)
 class AnnConfig:
     """ANN tuning (`embed-udfs tune`): the settings tried against exact lists, how many
     queries each gallery gets, and the neighbour recall@10 the tuned setting must reach.
@@ -530,6 +551,9 @@ class ProjectVars(IngestVars):
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
     eval_section_cap_factor: Annotated[float, BeforeValidator(_number_at_least(1))]
     strict_samples: Bool
+    # Sections: collection_section as a path, and the smallest section reported.
+    section_separator: Annotated[str | None, BeforeValidator(_section_separator)]
+    section_min_queries: PositiveInt
     similarity_histogram_bins: PositiveInt
     similarity_histogram_negatives: Annotated[int | str, BeforeValidator(_histogram_negatives)]
 
@@ -732,6 +756,7 @@ class ProjectConfig:
     ann: AnnConfig
     ingest: IngestLimits = dataclasses.field(default_factory=IngestLimits)
     rerank: RerankConfig = dataclasses.field(default_factory=lambda: RerankConfig(100, ()))
+    sections: SectionConfig = dataclasses.field(default_factory=SectionConfig)
     # the digest of the rendered vars that were validated, as dbt's guard recomputes it
     digest: str = ""
 
@@ -998,6 +1023,9 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             section_cap_factor=model.eval_section_cap_factor,
             exact_search_max_gallery=model.exact_search_max_gallery,
             strict_samples=model.strict_samples,
+        ),
+        sections=SectionConfig(
+            separator=model.section_separator, min_queries=model.section_min_queries
         ),
         products_relation=model.products_relation,
         vectors_relation=model.vectors_relation,

@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,9 @@ class LoadSummary:
     updated: int
     replaced: bool
     several_images: int = 0  # rows whose image field held several "|"-joined URLs
+    # where collection_section is a path: distinct sections per level, level 1 first
+    section_levels: tuple[int, ...] = ()
+    separator: str | None = None
 
     def line(self) -> str:
         how = "replaced the table with" if self.replaced else "upserted"
@@ -72,6 +75,15 @@ class LoadSummary:
                 f"\n{self.several_images} rows had several image URLs joined by '|'; the first "
                 "of each was kept (image_uri holds one image per product)"
             )
+        if len(self.section_levels) > 1:
+            counts = ", ".join(
+                f"{count} at level {level}" for level, count in enumerate(self.section_levels, 1)
+            )
+            text += (
+                f"\ncollection_section is a path ({self.separator!r} between levels): {counts} "
+                "(the last are the leaves); the metrics are reported per level "
+                "(docs/evaluation-protocol.md#section-levels)"
+            )
         return text
 
 
@@ -81,6 +93,7 @@ class CheckedRows:
 
     rows: list[tuple[str | None, ...]]
     several_images: int
+    section_levels: tuple[int, ...] = ()
 
 
 def parse_mapping(specs: Sequence[str]) -> dict[str, str]:
@@ -203,9 +216,13 @@ def validate(
     records: Iterator[tuple[str, Mapping[str, object]]],
     mapping: Mapping[str, str],
     path: Path,
+    separator: str | None = "|",
 ) -> CheckedRows:
     """The rows to write; LoadError naming every offending row. Names from the file are
-    cleaned of escape sequences and control characters before a message repeats them."""
+    cleaned of escape sequences and control characters before a message repeats them.
+    A collection_section is kept as written; where it is a path (`separator` between
+    levels, "Toys & Games | Puzzles | Jigsaw Puzzles") its levels are counted, and its
+    first segment must not be a reserved name either."""
     where_file = clean(path, max_width=None)
     source = {column: mapping.get(column, column) for column in store.PRODUCTS_COLUMNS}
     unknown = [
@@ -254,7 +271,7 @@ def validate(
                 problem(f"{column} longer than {limit} characters", where)
             elif text is not None and "\0" in text:
                 problem(f"a NUL character in {column}", where)
-            elif column == "collection_section" and _is_reserved_section(text):
+            elif column == "collection_section" and _is_reserved_section(text, separator):
                 problem(RESERVED_SECTION_PROBLEM, where)
             row.append(text)
         product_id = row[0]
@@ -282,7 +299,9 @@ def validate(
         )
     if not rows:
         raise LoadError(f"{where_file}: no rows to load.")
-    return CheckedRows(rows=rows, several_images=several_images)
+    section_at = store.PRODUCTS_COLUMNS.index("collection_section")
+    levels = section_level_counts((row[section_at] for row in rows), separator)
+    return CheckedRows(rows=rows, several_images=several_images, section_levels=levels)
 
 
 RESERVED_SECTION_PROBLEM = f"collection_section {RESERVED_SECTION!r}, a reserved name"
@@ -294,9 +313,30 @@ RESERVED_SECTION_HINT = (
 )
 
 
-def _is_reserved_section(text: str | None) -> bool:
-    # as stg_catalog__products compares it: trim() removes spaces only
-    return text is not None and text.strip(" ") == RESERVED_SECTION
+def section_segments(text: str, separator: str | None) -> list[str]:
+    """A section's path as stg_catalog__products normalises it: split on the separator,
+    segments trimmed of spaces, empty ones dropped."""
+    parts = text.split(separator) if separator else [text]
+    return [part.strip(" ") for part in parts if part.strip(" ")]
+
+
+def section_level_counts(sections: Iterable[str | None], separator: str | None) -> tuple[int, ...]:
+    """Distinct sections at each level of the paths, level 1 first; a path shorter than
+    the deepest counts as its own section at the deeper levels, as int_section_levels
+    has it. () when no section has a value."""
+    paths = {tuple(section_segments(s, separator)) for s in sections if s is not None}
+    paths.discard(())
+    depth = max((len(path) for path in paths), default=0)
+    return tuple(len({path[:level] for path in paths}) for level in range(1, depth + 1))
+
+
+def _is_reserved_section(text: str | None, separator: str | None = None) -> bool:
+    # as stg_catalog__products compares it: trim() removes spaces only; on a path, the
+    # first segment (the level-1 section) is what could be read as the overall row
+    if text is None:
+        return False
+    segments = section_segments(text, separator)
+    return bool(segments) and segments[0] == RESERVED_SECTION
 
 
 def _several_urls(text: str) -> list[str]:
@@ -317,7 +357,8 @@ def load_catalog(
 ) -> LoadSummary:
     """Validate the whole file, then replace or upsert the products relation in one transaction."""
     header, records = read_rows(path)
-    checked = validate(header, records, mapping or {}, path)
+    separator = config.sections.separator
+    checked = validate(header, records, mapping or {}, path, separator)
     rows = checked.rows
     relation = config.products_relation
     schema, _, table = relation.rpartition(".")
@@ -372,6 +413,8 @@ def load_catalog(
         updated=existing,
         replaced=replace,
         several_images=checked.several_images,
+        section_levels=checked.section_levels,
+        separator=separator,
     )
     log.info("%s", summary.line())
     return summary

@@ -47,9 +47,10 @@
 {%- endmacro %}
 
 
-{#- Section values the marts use for their own rows: the overall row and the
-    products without a section. A catalog section of one of these names is
+{#- Section values the marts use for their own rows: the overall row, the
+    products without a section and the small sections folded together. A
+    catalog section (or the first segment of a path) of one of these names is
     renamed in staging so that it stays apart. -#}
 {% macro reserved_section_names() -%}
-    {{ return(['ALL', missing_section_label()]) }}
+    {{ return(['ALL', missing_section_label(), folded_section_label()]) }}
 {%- endmacro %}

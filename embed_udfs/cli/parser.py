@@ -139,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN=FILE_COLUMN,...",
         help="which file column feeds each products column, e.g. "
         "'name=Product Name,section=Category' (id, name, description, section, store, image, "
-        "or the full column names); unmapped columns are taken by their own name",
+        "or the full column names); unmapped columns are taken by their own name. A section "
+        "that is a category path ('Toys & Games | Puzzles | Jigsaw Puzzles') loads as written "
+        "and is reported per level (vars.section_separator)",
     )
     load.add_argument(
         "--replace",

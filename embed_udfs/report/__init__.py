@@ -13,26 +13,40 @@ from embed_udfs.config import ProjectConfig
 from embed_udfs.terminal import clean
 
 SCORECARD_METRICS = ("recall_at_1", "recall_at_10")
+LEAF_LEVEL = "leaf"
+MACRO_ROW = "ALL (macro)"
+# the macro average is shown where it differs from the micro one by more than rounding
+MACRO_SHOWN_ABOVE = 0.0005
 
 
 def _fmt(value: float | None) -> str:
     return "   -  " if value is None else f"{value:6.3f}"
 
 
+def _level_order(level: str) -> tuple[int, int]:
+    """leaf first (the catalog's own sections), then level_1, level_2, ..."""
+    if level == LEAF_LEVEL:
+        return (0, 0)
+    return (1, int(level.rsplit("_", 1)[-1]) if level.rsplit("_", 1)[-1].isdigit() else 0)
+
+
 def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
-    """One table per pair: a row per section, R@1, R@10 and MRR both ways, cosine gap, n."""
+    """One table per pair and section level: a row per section, R@1, R@10 and MRR both
+    ways, cosine gap, n; the ALL row's macro average (over sections) beneath it."""
     mrr = f"mrr_at_{config.eval.max_k}"
     metrics = (*SCORECARD_METRICS, mrr)
     rows = conn.execute(
         sql.SQL(
-            "select pair, direction, section, metric, value, n from {} where metric = any(%s)"
+            "select pair, section_level, direction, section, metric, value, n, macro_value, "
+            "n_sections from {} where metric = any(%s)"
         ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
     gaps = conn.execute(
-        sql.SQL("select pair, section, value from {} where metric = 'cosine_gap'").format(
-            contract.EMBEDDING_GAPS.identifier
-        )
+        sql.SQL(
+            "select pair, section_level, section, value, macro_value, n_sections from {} "
+            "where metric = 'cosine_gap'"
+        ).format(contract.EMBEDDING_GAPS.identifier)
     ).fetchall()
     if not rows:
         if not config.pairs:
@@ -45,33 +59,56 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
                 f"  not evaluable: {reason}" for reason in reasons
             )
         return "No retrieval metrics yet for the configured pairs: run `embed-udfs refresh`."
-    table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    sizes: dict[tuple[str, str], int] = {}
-    for pair, direction, section, metric, value, n in rows:
+    table: dict[tuple[str, str], dict[str, dict[str, float]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    sizes: dict[tuple[str, str, str], int] = {}
+    for pair, level, direction, section, metric, value, n, macro, n_sections in rows:
         pair, section = clean(pair), clean(section)  # both come from the data
         short = {"text_to_image": "t2i", "image_to_text": "i2t"}[direction]
-        table[pair][section][f"{short} {metric}"] = value
-        sizes[pair, section] = n
-    for pair, section, value in gaps:
-        table[clean(pair)][clean(section)]["gap"] = value
+        table[pair, level][section][f"{short} {metric}"] = value
+        sizes[pair, level, section] = n
+        if section == "ALL" and macro is not None and abs(macro - value) > MACRO_SHOWN_ABOVE:
+            table[pair, level][MACRO_ROW][f"{short} {metric}"] = macro
+            sizes[pair, level, MACRO_ROW] = n_sections
+    for pair, level, section, value, macro, n_sections in gaps:
+        pair, section = clean(pair), clean(section)
+        if (pair, level) not in table:
+            continue
+        table[pair, level][section]["gap"] = value
+        if section == "ALL" and macro is not None and abs(macro - value) > MACRO_SHOWN_ABOVE:
+            table[pair, level][MACRO_ROW]["gap"] = macro
+            sizes.setdefault((pair, level, MACRO_ROW), n_sections)
 
     columns = [f"{d} {m}" for d in ("t2i", "i2t") for m in metrics] + ["gap"]
     headers = [c.replace("recall_at_", "R@").replace(mrr, "MRR") for c in columns]
+    several_levels = len({level for _, level in table}) > 1
+    width = 16
+    if several_levels:  # paths are long: as wide as the longest, within reason
+        width = min(48, max(width, *(len(s) + 1 for sections in table.values() for s in sections)))
     lines = []
-    for pair in sorted(table):
-        sections = table[pair]
+    for pair, level in sorted(table, key=lambda key: (key[0], _level_order(key[1]))):
+        sections = table[pair, level]
         order = sorted(
-            (s for s in sections if s != "ALL"),
+            (s for s in sections if s not in ("ALL", MACRO_ROW)),
             key=lambda s: (sections[s].get("t2i recall_at_10", 0.0), s),
         )
-        lines.append(f"\npair {pair}  (n = queries per direction; weakest sections first)")
-        lines.append(f"  {'section':<16}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
-        for section in ["ALL", *order]:
+        where = f"pair {pair}, {level} sections" if several_levels else f"pair {pair}"
+        lines.append(f"\n{where}  (n = queries per direction; weakest sections first)")
+        lines.append(f"  {'section':<{width}}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
+        shown = ["ALL", *([MACRO_ROW] if MACRO_ROW in sections else []), *order]
+        for section in shown:
             values = sections[section]
             lines.append(
-                f"  {section:<16}{sizes.get((pair, section), 0):>6}  "
+                f"  {section[:width]:<{width}}{sizes.get((pair, level, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
+    if any(MACRO_ROW in sections for sections in table.values()):
+        lines.append(
+            f"\n{MACRO_ROW}: the mean over the level's sections (n = sections), where it differs "
+            "from ALL, the mean over queries; `other` holds the sections with fewer than "
+            f"{config.sections.min_queries} queries (vars.section_min_queries)."
+        )
     not_evaluable = empty_sample_reasons(conn, "retrieval")
     if not_evaluable:
         lines.append("")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -56,9 +56,15 @@ class Retrieval:
     """Recall@K per pair, direction and section; the reasons samples are empty when none."""
 
     k_values: tuple[int, ...]
-    # (pair, direction) -> section -> K -> recall
+    # (pair, direction) -> section -> K -> recall, on the leaf level (the catalog's sections)
     recall: Mapping[tuple[str, str], Mapping[str, Mapping[int, Estimate]]]
     empty_reasons: tuple[str, ...] = ()
+    # the levels above the leaf where sections are paths: level -> the same shape as recall
+    levels: Mapping[str, Mapping[tuple[str, str], Mapping[str, Mapping[int, Estimate]]]] = field(
+        default_factory=dict
+    )
+    # (level, pair, direction) -> K -> the ALL row's macro average over the level's sections
+    macro: Mapping[tuple[str, str, str], Mapping[int, Estimate]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,26 +203,31 @@ def _query(
 def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
     rows = _query(
         conn,
-        "select pair, direction, section, k, value, ci_low, ci_high, n "
-        "from {} where metric like 'recall_at_%' "
-        "order by pair, direction, section, k",
+        "select section_level, pair, direction, section, k, value, ci_low, ci_high, n, "
+        "macro_value, n_sections from {} where metric like 'recall_at_%' "
+        "order by section_level, pair, direction, section, k",
         contract.RETRIEVAL_METRICS,
     )
     if not rows:
         return Retrieval((), {}, tuple(empty_sample_reasons(conn, "retrieval")))
-    recall: dict[tuple[str, str], dict[str, dict[int, Estimate]]] = defaultdict(
-        lambda: defaultdict(dict)
+    by_level: dict[str, dict[tuple[str, str], dict[str, dict[int, Estimate]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict))
     )
-    for pair, direction, section, k, value, low, high, n in rows:
-        recall[pair, direction][section][k] = Estimate(value, low, high, n)
-    return Retrieval(tuple(sorted({row[3] for row in rows})), recall)
+    macro: dict[tuple[str, str, str], dict[int, Estimate]] = defaultdict(dict)
+    for level, pair, direction, section, k, value, low, high, n, macro_value, n_sections in rows:
+        by_level[level][pair, direction][section][k] = Estimate(value, low, high, n)
+        if section == "ALL" and macro_value is not None:
+            macro[level, pair, direction][k] = Estimate(macro_value, n=n_sections)
+    recall = by_level.pop("leaf", {})
+    return Retrieval(tuple(sorted({row[4] for row in rows})), recall, (), by_level, macro)
 
 
 def fetch_recall_curves(conn: psycopg.Connection) -> RecallCurves | None:
     rows = _query(
         conn,
         "select pair, direction, k, value, ci_low, ci_high, n from {} "
-        "where metric like 'recall_at_%' and section = 'ALL' order by pair, direction, k",
+        "where metric like 'recall_at_%' and section = 'ALL' and section_level = 'leaf' "
+        "order by pair, direction, k",
         contract.RETRIEVAL_METRICS,
     )
     if not rows:
@@ -242,7 +253,7 @@ def fetch_similarity(conn: psycopg.Connection) -> tuple[SimilarityHistogram, ...
     if rows and contract.exists(conn, contract.EMBEDDING_GAPS):
         for pair, metric, value in _query(
             conn,
-            "select pair, metric, value from {} where section = 'ALL'",
+            "select pair, metric, value from {} where section = 'ALL' and section_level = 'leaf'",
             contract.EMBEDDING_GAPS,
         ):
             gaps[pair][metric] = value

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
 from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.report import MACRO_ROW, MACRO_SHOWN_ABOVE
 from embed_udfs.report.fetchers import (
     GENERIC_ROW_LIMIT,
     Estimate,
@@ -238,67 +239,104 @@ def retrieval_section(data: Retrieval) -> Section:
     k_values = data.k_values
     sort_k = 10 if 10 in k_values else k_values[-1]
     grids = []
+    levels = {"leaf": data.recall, **dict(sorted(data.levels.items(), key=lambda i: i[0]))}
+    several = len(levels) > 1
     for pair in sorted({pair for pair, _ in data.recall}):
-        # both directions of a pair on one scale, zoomed in when recall is low (random weights)
-        upper = nice_upper(
-            _top(
-                by_k.values()
-                for (p, _), by_section in data.recall.items()
-                if p == pair
-                for by_k in by_section.values()
-            )
-        )
-        figures = []
-        for direction, label in DIRECTIONS.items():
-            sections = data.recall.get((pair, direction))
-            if not sections:
-                continue
-            order = sorted(
-                (s for s in sections if s != "ALL"),
-                key=lambda s: (_value(sections[s].get(sort_k)), s),
-            )
-            categories = ["ALL", *order] if "ALL" in sections else order
-            series = [
-                Series(
-                    f"R@{k}",
-                    [_interval(sections[c][k]) if k in sections[c] else None for c in categories],
-                )
-                for k in k_values
-            ]
-            svg = interval_bars(
-                categories,
-                series,
-                title=f"{pair}: {label}",
-                x_label="Recall@K (share of queries whose positive ranks within K)",
-                domain=(0.0, upper),
-            )
-            table = _table(
-                [
-                    "section",
-                    "n",
-                    *(f"R@{k}" for k in k_values),
-                    *(f"R@{k} 95% CI" for k in k_values),
-                ],
-                [
-                    [
-                        c,
-                        next(iter(sections[c].values())).n,
-                        *(sections[c][k].value if k in sections[c] else None for k in k_values),
-                        *(_ci(sections[c][k]) if k in sections[c] else None for k in k_values),
-                    ]
-                    for c in categories
-                ],
-            )
-            figures.append(Figure(svg, f"{pair}, {label}: Recall@K by section", table))
-        grids.append(Grid(tuple(figures), heading=f"pair {pair}"))
+        for level, recall in levels.items():
+            figures = _retrieval_figures(data, recall, pair, level if several else None, sort_k)
+            heading = f"pair {pair}" + (f", {level} sections" if several else "")
+            grids.append(Grid(tuple(figures), heading=heading))
+    levels_lead = (
+        " Sections are paths, so each level has its own figures: leaf (the catalog's "
+        "sections), then level_1, level_2, ... (their prefixes)."
+        if several
+        else ""
+    )
     return Section(
         "retrieval",
         title,
         lead="Recall@K of every pair in both directions, overall (ALL) and per "
         f"collection_section, weakest sections (by R@{sort_k}) first under ALL. Whiskers are "
-        "Wilson 95% intervals; n is the number of queries.",
+        "Wilson 95% intervals; n is the number of queries. Sections with fewer queries than "
+        "vars.section_min_queries are folded into `other`; the table's `ALL (macro)` row is "
+        "the mean over the sections (n = sections), beside ALL, the mean over queries."
+        + levels_lead,
         grids=tuple(grids),
     )
+
+
+def _retrieval_figures(
+    data: Retrieval,
+    recall: Mapping[tuple[str, str], Mapping[str, Mapping[int, Estimate]]],
+    pair: str,
+    level: str | None,
+    sort_k: int,
+) -> list[Figure]:
+    """Both directions of one pair on one level: the chart and its table."""
+    k_values = data.k_values
+    # both directions of a pair on one scale, zoomed in when recall is low (random weights)
+    upper = nice_upper(
+        _top(
+            by_k.values()
+            for (p, _), by_section in recall.items()
+            if p == pair
+            for by_k in by_section.values()
+        )
+    )
+    figures = []
+    for direction, label in DIRECTIONS.items():
+        sections = recall.get((pair, direction))
+        if not sections:
+            continue
+        order = sorted(
+            (s for s in sections if s != "ALL"),
+            key=lambda s: (_value(sections[s].get(sort_k)), s),
+        )
+        categories = ["ALL", *order] if "ALL" in sections else order
+        series = [
+            Series(
+                f"R@{k}",
+                [_interval(sections[c][k]) if k in sections[c] else None for c in categories],
+            )
+            for k in k_values
+        ]
+        where = f"{pair}, {level}" if level else pair
+        svg = interval_bars(
+            categories,
+            series,
+            title=f"{where}: {label}",
+            x_label="Recall@K (share of queries whose positive ranks within K)",
+            domain=(0.0, upper),
+        )
+        rows = [
+            [
+                c,
+                next(iter(sections[c].values())).n,
+                *(sections[c][k].value if k in sections[c] else None for k in k_values),
+                *(_ci(sections[c][k]) if k in sections[c] else None for k in k_values),
+            ]
+            for c in categories
+        ]
+        macro = data.macro.get((level or "leaf", pair, direction), {})
+        if any(
+            k in macro and abs(macro[k].value - sections["ALL"][k].value) > MACRO_SHOWN_ABOVE
+            for k in k_values
+            if "ALL" in sections and k in sections["ALL"]
+        ):
+            n_sections = next(iter(macro.values())).n
+            values = [macro[k].value if k in macro else None for k in k_values]
+            rows.insert(1, [MACRO_ROW, n_sections, *values, *(None for _ in k_values)])
+        table = _table(
+            [
+                "section",
+                "n",
+                *(f"R@{k}" for k in k_values),
+                *(f"R@{k} 95% CI" for k in k_values),
+            ],
+            rows,
+        )
+        figures.append(Figure(svg, f"{where}, {label}: Recall@K by section", table))
+    return figures
 
 
 def _value(figure: Estimate | None) -> float:

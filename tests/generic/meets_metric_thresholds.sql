@@ -2,8 +2,12 @@
     severity in the thresholds seed. The model needs metric, value, section
     and n columns, and the column the seed's `pair` names (`subject_column`:
     pair for retrieval and gap marts, space for label metrics); direction
-    is matched when the model has one. -#}
-{% test meets_metric_thresholds(model, thresholds, severity_level, has_direction=true, subject_column='pair') %}
+    is matched when the model has one. With `leaf_level_only`, a model that
+    reports section levels (section_level) is judged on its leaf sections and
+    ALL, so one overall figure fails once, not once per level. -#}
+{% test meets_metric_thresholds(
+    model, thresholds, severity_level, has_direction=true, subject_column='pair', leaf_level_only=false
+) %}
 
 with
 
@@ -14,6 +18,9 @@ thresholds as (
 
 metrics as (
     select * from {{ model }}
+    {%- if leaf_level_only %}
+    where section_level = 'leaf'
+    {%- endif %}
 ),
 
 below as (

@@ -1,8 +1,12 @@
 {#- Section values that name rows of the marts rather than a section: `ALL`
     is the overall row of every mart, `unknown` holds the products without a
-    section. A catalog section with one of these names is renamed here
-    (`ALL (section)`), so it never merges with those rows, and
-    tests/assert_sections_are_not_reserved_names.sql warns about it. -#}
+    section, `other` the small sections folded together. A catalog section
+    with one of these names is renamed here (`ALL (section)`), so it never
+    merges with those rows, and tests/assert_sections_are_not_reserved_names.sql
+    warns about it. A section that is a path (vars.section_separator, e.g.
+    "Toys | Puzzles") is normalised first: segments trimmed, empty ones
+    dropped, joined by " | "; the check applies to its first segment, the
+    level-1 section (macros/section_levels.sql). -#}
 {%- set reserved = reserved_section_names() %}
 
 with
@@ -16,7 +20,7 @@ renamed as (
         product_id::text as product_id,
         nullif(trim(product_name), '') as product_name,
         nullif(trim(product_description), '') as product_description,
-        nullif(trim(collection_section), '') as section_given,
+        {{ section_path("nullif(trim(collection_section), '')") }} as section_given,
         nullif(trim(store_name), '') as store_name,
         nullif(trim(image_uri), '') as image_uri
     from products
@@ -29,11 +33,13 @@ sectioned as (
         product_description,
         case
             when section_given is null then {{ sql_string(missing_section_label()) }}
-            when {{ in_list('section_given', reserved) }} then section_given || ' (section)'
+            when {{ in_list(section_head('section_given'), reserved) }}
+                then {{ section_head('section_given') }} || ' (section)'
+                    || substr(section_given, length({{ section_head('section_given') }}) + 1)
             else section_given
         end as collection_section,
         section_given is null as is_section_missing,
-        coalesce({{ in_list('section_given', reserved) }}, false) as is_section_renamed,
+        coalesce({{ in_list(section_head('section_given'), reserved) }}, false) as is_section_renamed,
         store_name,
         image_uri
     from renamed

@@ -1,7 +1,8 @@
 {#- Cosine and squared-euclidean gaps between positive pairs (the text and
     the image of one product) and negative pairs (a product's text and any
-    other product's image in the sample), per pair and section (and ALL).
-    Section s holds the pairs whose text side is in s. The negative means are
+    other product's image in the sample), per pair, section level and section
+    (and ALL on every level; int_section_levels, with the sections under
+    vars.section_min_queries folded into the level's `other`). Section s holds the pairs whose text side is in s. The negative means are
     exact and O(N): the sum over all (i, j != i) of t_i . v_j is
     (sum of t_i) . (sum of v_j) minus the positive dot products. -#}
 
@@ -46,6 +47,21 @@ positives as (
     {%- endif %}
 ),
 
+-- each positive pair at every level of its section's path, small sections
+-- folded into their level's `other` (macros/section_levels.sql)
+sectioned as (
+    select
+        positives.*,
+        levels.section_level,
+        {{ folded_section(
+            'levels.section',
+            'count(*) over (partition by positives.pair, levels.section_level, levels.section)'
+        ) }} as section
+    from positives
+    inner join {{ ref('int_section_levels') }} as levels
+        on positives.collection_section = levels.collection_section
+),
+
 gallery_totals as (
     select
         pair,
@@ -59,7 +75,8 @@ gallery_totals as (
 by_section as (
     select
         pair,
-        {{ section_label('collection_section') }} as section,
+        section_level,
+        {{ section_label('section') }} as section,
         count(*) as n,
         sum(text_embedding) as text_sum,
         sum(positive_dot) as positive_dot_sum,
@@ -69,13 +86,14 @@ by_section as (
         stddev_samp(positive_cosine) as positive_cosine_stddev,
         avg(positive_sq_euclidean) as positive_sq_euclidean_mean,
         stddev_samp(positive_sq_euclidean) as positive_sq_euclidean_stddev
-    from positives
-    group by grouping sets ((pair, collection_section), (pair))
+    from sectioned
+    group by grouping sets ((pair, section_level, section), (pair, section_level))
 ),
 
 means as (
     select
         by_section.pair,
+        by_section.section_level,
         by_section.section,
         by_section.n,
         by_section.n * (gallery_totals.n_gallery - 1) as n_negative_pairs,
@@ -97,6 +115,7 @@ means as (
 tidy as (
     select
         means.pair,
+        means.section_level,
         means.section,
         metrics.metric,
         metrics.value,
@@ -124,9 +143,17 @@ tidy as (
     ) as metrics (metric, value, n_pairs, ci_low, ci_high)
 ),
 
+-- ALL rows: the macro average (the mean of the level's section rows) and
+-- how many sections it averages, beside value, the micro average
 final as (
     select
         *,
+        case when section = 'ALL' then
+                avg(value) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+        end as macro_value,
+        case when section = 'ALL' then
+                count(*) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+        end as n_sections,
         now() as computed_at
     from tidy
 )

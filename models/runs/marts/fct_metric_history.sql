@@ -16,12 +16,16 @@
 
 with
 
+-- the leaf sections (the catalog's own) and ALL: the levels above a path's
+-- leaf are re-aggregations of the same queries, read from the marts
 retrieval as (
     select * from {{ ref('fct_retrieval_metrics') }}
+    where section_level = 'leaf'
 ),
 
 gaps as (
     select * from {{ ref('fct_embedding_gaps') }}
+    where section_level = 'leaf'
 ),
 
 labels as (
