@@ -92,6 +92,7 @@ class Tile:
     """A product in the gallery: its picture (a thumbnail class, or a placeholder with
     the reason) when the side shown is an image, its name when it is a text."""
 
+    product_id: str
     name: str
     section: str
     is_image: bool
@@ -754,11 +755,19 @@ def _tile(
     product: Product, is_image: bool, thumbnails: ThumbnailSet, caption: str = "", css: str = ""
 ) -> Tile:
     name = product.name or product.product_id
+    section = product.section or ""
     if not is_image:
-        return Tile(name, product.section or "", False, caption=caption, css=css)
+        return Tile(product.product_id, name, section, False, caption=caption, css=css)
     thumb = thumbnails.get(product.image_uri)
     return Tile(
-        name, product.section or "", True, thumb.css_class, thumb.reason, caption=caption, css=css
+        product.product_id,
+        name,
+        section,
+        True,
+        thumb.css_class,
+        thumb.reason,
+        caption=caption,
+        css=css,
     )
 
 
