@@ -36,9 +36,7 @@ weakest as (
         metric = 'recall_at_10'
         and section <> 'ALL'
         and direction = {{ sql_string(direction) }}
-        {%- if pair is not none %}
-            and pair = {{ sql_string(pair) }}
-        {%- endif %}
+        and pair = {{ sql_string(pair) if pair is not none else 'pair' }}
     order by value asc, n desc, section asc
     limit 1
 ),
