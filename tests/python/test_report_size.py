@@ -26,9 +26,7 @@ def test_a_2000_product_report_with_thumbnails_stays_under_its_budget(db, tmp_pa
     ids = [f"P{i:05d}" for i in range(N_PRODUCTS)]
     sections = [f"section {i % N_SECTIONS:02d}" for i in range(N_PRODUCTS)]
     centres = rng.normal(size=(N_SECTIONS, DIM))
-    base = centres[[i % N_SECTIONS for i in range(N_PRODUCTS)]] + rng.normal(
-        size=(N_PRODUCTS, DIM)
-    )
+    base = centres[[i % N_SECTIONS for i in range(N_PRODUCTS)]] + rng.normal(size=(N_PRODUCTS, DIM))
     vectors = {
         "t": base + rng.normal(size=base.shape),
         "i": base + rng.normal(size=base.shape),
