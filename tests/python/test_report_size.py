@@ -57,6 +57,7 @@ def test_a_2000_product_report_with_thumbnails_stays_under_its_budget(db, tmp_pa
         db,
         dbt_vars,
         tmp_path,
+        "+dim_metric_thresholds",
         "+fct_retrieval_metrics",
         "+fct_retrieval_failure_neighbours",
         "+fct_retrieval_confusions",
