@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from conftest import config_for, dbt_build, plant, planted_config, planted_space
+from conftest import PROJECT_DIR, config_for, plant, planted_config, planted_space
 from PIL import Image
 
 from embed_udfs.db import connection
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.report.html import write_report
 from embed_udfs.report.thumbnails import DEFAULT_MAX_BYTES
 
@@ -53,14 +54,23 @@ def test_a_2000_product_report_with_thumbnails_stays_under_its_budget(db, tmp_pa
                     (str(path), product_id),
                 )
         conn.commit()
-    dbt_build(
+    # cautious: the threshold tests of the marts not built here stay out
+    run_dbt(
+        [
+            "build",
+            "--indirect-selection",
+            "cautious",
+            "--select",
+            "+dim_metric_thresholds",
+            "+fct_retrieval_metrics",
+            "+fct_retrieval_failure_neighbours",
+            "+fct_retrieval_confusions",
+        ],
         db,
-        dbt_vars,
-        tmp_path,
-        "+dim_metric_thresholds",
-        "+fct_retrieval_metrics",
-        "+fct_retrieval_failure_neighbours",
-        "+fct_retrieval_confusions",
+        PROJECT_DIR,
+        dbt_vars=dbt_vars,
+        target_path=tmp_path / "target",
+        quiet=True,
     )
     with connection(db) as conn:
         text = write_report(conn, config, tmp_path / "report.html").read_text(encoding="utf-8")
