@@ -708,6 +708,13 @@ def deltas_section(data: Rows | None) -> Section | None:
 QUERY_MODALITY = {"text_to_image": "text", "image_to_text": "image"}
 
 
+def _pair_direction_order(key: tuple[str, str]) -> tuple[str, int, str]:
+    """Pairs by name, text → image before image → text, as everywhere on the page."""
+    pair, direction = key
+    order = list(DIRECTIONS)
+    return (pair, order.index(direction) if direction in order else len(order), direction)
+
+
 def _focus_k(k_values: Sequence[int]) -> int:
     return 10 if 10 in k_values else k_values[-1]
 
@@ -736,7 +743,7 @@ def gallery_image_uris(data: ReportData) -> list[str | None]:
         return []
     first: list[str | None] = []
     later: list[str | None] = []
-    for pair, direction in sorted(failures.queries):
+    for pair, direction in sorted(failures.queries, key=_pair_direction_order):
         order, focus = _gallery_order(failures, data.retrieval, pair, direction)
         for section in order:
             target = first if section in focus else later
@@ -816,7 +823,7 @@ def failures_section(
     title = "Failure gallery"
     k = _focus_k(retrieval.k_values) if retrieval.k_values else None
     galleries = []
-    for pair, direction in sorted(data.queries):
+    for pair, direction in sorted(data.queries, key=_pair_direction_order):
         order, focus = _gallery_order(data, retrieval, pair, direction)
         by_section = retrieval.recall.get((pair, direction), {})
         sections = []
@@ -873,7 +880,9 @@ def confusions_section(data: Confusions | None) -> Section | None:
     if data is None:
         return None
     figures = []
-    for (pair, direction), cells in sorted(data.cells.items()):
+    for (pair, direction), cells in sorted(
+        data.cells.items(), key=lambda item: _pair_direction_order(item[0])
+    ):
         sections = sorted({s for key in cells for s in key})
         values = {key: share for key, (share, _, _) in cells.items()}
         label = DIRECTIONS.get(direction, direction)
@@ -922,7 +931,9 @@ def moves_section(data: RunMoves | None) -> Section | None:
     if data is None:
         return None
     tables = []
-    for (pair, direction), by_move in sorted(data.moves.items()):
+    for (pair, direction), by_move in sorted(
+        data.moves.items(), key=lambda item: _pair_direction_order(item[0])
+    ):
         counts = data.n_compared.get((pair, direction), {})
         label = DIRECTIONS.get(direction, direction)
         heading = (
