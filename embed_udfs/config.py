@@ -604,6 +604,15 @@ class ProjectVars(IngestVars):
     ann_curve_target: OptionalText = Field(
         default=None, description="analyses/ann_tuning_curve.sql: one gallery or relation"
     )
+    worst_pair: OptionalText = Field(
+        default=None, description="analyses/worst_queries.sql: the pair (default: any)"
+    )
+    worst_direction: OptionalText = Field(
+        default=None, description="analyses/worst_queries.sql: the direction (text_to_image)"
+    )
+    worst_section: OptionalText = Field(
+        default=None, description="analyses/worst_queries.sql: the section (default: weakest)"
+    )
 
     @model_validator(mode="after")
     def _across_vars(self) -> ProjectVars:

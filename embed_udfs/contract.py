@@ -89,6 +89,11 @@ RETRIEVAL_RANKS = Relation("metrics", "fct_retrieval_ranks")
 REJECTED_INPUTS = Relation("metrics", "fct_rejected_inputs")
 PIPELINE_STEPS = Relation("metrics", "fct_pipeline_steps")
 METRIC_THRESHOLDS = Relation("metrics", "dim_metric_thresholds")
+RETRIEVAL_FAILURES = Relation("metrics", "fct_retrieval_failures")
+RETRIEVAL_FAILURE_NEIGHBOURS = Relation("metrics", "fct_retrieval_failure_neighbours")
+RETRIEVAL_CONFUSIONS = Relation("metrics", "fct_retrieval_confusions")
+RANK_MOVES = Relation("metrics", "fct_rank_moves")
+LABEL_CONFUSIONS = Relation("metrics", "fct_label_confusions")
 
 MARTS_REPORTED: tuple[Relation, ...] = (
     SIMILARITY_HISTOGRAMS,
@@ -99,6 +104,11 @@ MARTS_REPORTED: tuple[Relation, ...] = (
     REJECTED_INPUTS,
     PIPELINE_STEPS,
     METRIC_DELTAS,
+    RETRIEVAL_FAILURES,
+    RETRIEVAL_FAILURE_NEIGHBOURS,
+    RETRIEVAL_CONFUSIONS,
+    RANK_MOVES,
+    LABEL_CONFUSIONS,
 )
 
 MODELS_READ: tuple[Relation, ...] = (

@@ -222,10 +222,18 @@ def _refresh_and_report(
 DEFAULT_HTML_REPORT = Path(".embed_metrics") / "report.html"
 
 
-def _write_html(ctx: _Context, settings: db.ConnectionSettings, path: Path) -> Path:
+def _write_html(
+    ctx: _Context,
+    settings: db.ConnectionSettings,
+    path: Path,
+    *,
+    fetch_images: bool = False,
+    max_thumbnail_mb: float | None = None,
+) -> Path:
     target = path if path.is_absolute() else ctx.project_dir / path
+    cap = {} if max_thumbnail_mb is None else {"max_thumbnail_bytes": int(max_thumbnail_mb * 2**20)}
     with db.connection(settings) as conn:
-        return write_report(conn, ctx.config, target)
+        return write_report(conn, ctx.config, target, fetch_images=fetch_images, **cap)
 
 
 def cmd_job(args: argparse.Namespace) -> int:
@@ -252,7 +260,15 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "(or `embed-udfs demo run`) first."
             )
     if args.html:
-        print(_write_html(ctx, settings, Path(args.html).absolute()))
+        print(
+            _write_html(
+                ctx,
+                settings,
+                Path(args.html).absolute(),
+                fetch_images=args.fetch_images,
+                max_thumbnail_mb=args.max_thumbnail_mb,
+            )
+        )
         return 0
     with db.connection(settings) as conn:
         print(report.scorecard(conn, ctx.config))

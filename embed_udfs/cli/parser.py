@@ -12,6 +12,7 @@ from embed_udfs.cli import commands
 from embed_udfs.encoders import backend, backend_names
 from embed_udfs.jobs.base import Job, Option, declared_options
 from embed_udfs.jobs.registry import jobs
+from embed_udfs.report.thumbnails import DEFAULT_MAX_BYTES
 
 DESCRIPTION = """\
 Embedding-quality metrics for product catalogs in PostgreSQL + pgvector.
@@ -195,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="write one self-contained HTML file (plots as inline SVG, works offline) to PATH "
         "and print its path, instead of the terminal scorecard",
     )
+    report.add_argument(
+        "--fetch-images",
+        action="store_true",
+        help="with --html: read http(s) image URIs for the failure gallery's thumbnails, with "
+        "the backfill's bounds (public addresses only unless allowed, byte cap, deadline, "
+        "per-host limits); without it a remote image shows a placeholder and nothing is "
+        "fetched. Local paths and file:// are always read",
+    )
+    report.add_argument(
+        "--max-thumbnail-mb",
+        type=_positive_float,
+        default=DEFAULT_MAX_BYTES / 1024 / 1024,
+        metavar="MB",
+        help="with --html: the most the embedded thumbnails may add to the page, in MB "
+        "(default %(default).0f); the weakest sections get theirs first and the page says "
+        "how many were left out",
+    )
     report.set_defaults(func=commands.cmd_report)
     return parser
 
@@ -225,3 +243,13 @@ def _add_job_command(subcommands: Any, job: Job) -> None:
         if declared.command:
             _add_option(parser, declared, default, declared.help)
     parser.set_defaults(func=commands.cmd_job, job=job.name)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, e.g. 3 or 0.5") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value

@@ -142,6 +142,82 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Product:
+    """A catalog product as the gallery shows it; image_uri is as the catalog holds it
+    (never printed: it is read, decoded and re-encoded into a thumbnail)."""
+
+    product_id: str
+    name: str | None
+    section: str | None
+    store: str | None
+    image_uri: str | None
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """One of the items a query retrieved, in rank order."""
+
+    rank: int
+    product: Product
+    distance: float | None
+    is_positive: bool
+    is_duplicate: bool
+
+
+@dataclass(frozen=True)
+class FailedQuery:
+    """A query whose positive is not first, with its top items."""
+
+    product: Product
+    positive_rank: int | None  # None: beyond max(K)
+    dedup_tolerant_rank: int | None
+    positive_distance: float | None
+    worst_order: int
+    retrieved: tuple[Retrieved, ...]
+
+
+@dataclass(frozen=True)
+class FailureGallery:
+    """Each section's worst queries: (pair, direction) -> section -> queries, worst first."""
+
+    max_k: int
+    per_section: int
+    queries: Mapping[tuple[str, str], Mapping[str, tuple[FailedQuery, ...]]]
+
+
+@dataclass(frozen=True)
+class Confusions:
+    """Which sections retrieve which: (pair, direction) -> (query section, retrieved
+    section) -> (share of the query section's queries, count, the section's queries)."""
+
+    cells: Mapping[tuple[str, str], Mapping[tuple[str, str], tuple[float, int, int]]]
+    label_confusions: Rows | None = None  # fct_label_confusions' most frequent per space
+
+
+@dataclass(frozen=True)
+class Move:
+    product: Product
+    rank_before: int | None
+    rank_after: int | None
+    rank_change: int
+    max_k_before: int
+    max_k_after: int
+
+
+@dataclass(frozen=True)
+class RunMoves:
+    """The latest run against the pinned baseline: the products that moved most per
+    pair and direction (gains and losses, largest first) and the per-section deltas."""
+
+    baseline_run_id: str
+    run_id: str
+    # (pair, direction) -> "better" / "worse" -> moves
+    moves: Mapping[tuple[str, str], Mapping[str, tuple[Move, ...]]]
+    n_compared: Mapping[tuple[str, str], Mapping[str, int]]  # -> move -> products
+    section_deltas: Rows | None
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the page shows, in the order it shows it."""
 
@@ -158,6 +234,9 @@ class ReportData:
     rerank: Rows | None
     history: MetricHistory | None
     deltas: Rows | None
+    failures: FailureGallery | None = None
+    confusions: Confusions | None = None
+    moves: RunMoves | None = None
 
 
 def fetch_report(conn: psycopg.Connection, config: ProjectConfig) -> ReportData:
@@ -180,6 +259,9 @@ def fetch_report(conn: psycopg.Connection, config: ProjectConfig) -> ReportData:
         rerank=fetch_rows(conn, contract.RERANK_UPLIFT),
         history=fetch_history(conn, config),
         deltas=fetch_deltas(conn),
+        failures=fetch_failures(conn, config),
+        confusions=fetch_confusions(conn),
+        moves=fetch_moves(conn, config),
     )
 
 
@@ -369,4 +451,192 @@ def fetch_rows(conn: psycopg.Connection, relation: contract.Relation) -> Rows | 
         tuple(clean(headers[i], max_width=None) for i in keep),
         tuple(tuple(row[i] for i in keep) for row in rows[:GENERIC_ROW_LIMIT]),
         truncated=len(rows) > GENERIC_ROW_LIMIT,
+    )
+
+
+# the failure gallery: the worst queries shown per section; the run-against-run view:
+# the products shown per pair, direction and way they moved
+FAILURES_PER_SECTION = 5
+MOVES_SHOWN = 10
+LABEL_CONFUSIONS_SHOWN = 8  # per text space
+SECTION_DELTAS_COLUMNS = (
+    "pair",
+    "direction",
+    "section",
+    "reference_value",
+    "value",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "verdict",
+)
+
+
+def _text(value: Any) -> Any:
+    return clean(value, max_width=None) if isinstance(value, str) else value
+
+
+def _product(product_id: Any, name: Any, section: Any, store: Any, image_uri: Any) -> Product:
+    # the URI stays as stored: it is read, never printed
+    return Product(_text(product_id), _text(name), _text(section), _text(store), image_uri)
+
+
+def fetch_failures(
+    conn: psycopg.Connection, config: ProjectConfig, per_section: int = FAILURES_PER_SECTION
+) -> FailureGallery | None:
+    """Each pair's, direction's and section's `per_section` worst failed queries with
+    their top items; None when the marts are absent, empty queries when none failed."""
+    if not (
+        contract.exists(conn, contract.RETRIEVAL_FAILURES)
+        and contract.exists(conn, contract.RETRIEVAL_FAILURE_NEIGHBOURS)
+    ):
+        return None
+    queries = conn.execute(
+        sql.SQL(
+            "select pair, direction, collection_section, worst_order, query_product_id, "
+            "query_name, query_store_name, query_image_uri, positive_rank, dedup_tolerant_rank, "
+            "positive_distance from {} where is_failure and worst_order <= %s "
+            "order by pair, direction, collection_section, worst_order"
+        ).format(contract.RETRIEVAL_FAILURES.identifier),
+        (per_section,),
+    ).fetchall()
+    lists: dict[tuple[str, str, str], list[Retrieved]] = defaultdict(list)
+    for row in conn.execute(
+        sql.SQL(
+            "select pair, direction, query_product_id, neighbour_rank, neighbour_product_id, "
+            "neighbour_name, neighbour_section, neighbour_store_name, neighbour_image_uri, "
+            "distance, is_positive, is_duplicate_of_positive from {} where worst_order <= %s "
+            "order by pair, direction, query_product_id, neighbour_rank"
+        ).format(contract.RETRIEVAL_FAILURE_NEIGHBOURS.identifier),
+        (per_section,),
+    ):
+        pair, direction, query_id, rank, *product, distance, positive, duplicate = row
+        lists[pair, direction, query_id].append(
+            Retrieved(rank, _product(*product), distance, bool(positive), bool(duplicate))
+        )
+    gallery: dict[tuple[str, str], dict[str, list[FailedQuery]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for pair, direction, section, order, query_id, name, store, uri, rank, tolerant, d in queries:
+        gallery[_text(pair), _text(direction)][_text(section)].append(
+            FailedQuery(
+                _product(query_id, name, section, store, uri),
+                rank,
+                tolerant,
+                d,
+                order,
+                tuple(lists.get((pair, direction, query_id), ())),
+            )
+        )
+    return FailureGallery(
+        max(config.eval.k_values),
+        per_section,
+        {
+            key: {section: tuple(items) for section, items in sections.items()}
+            for key, sections in gallery.items()
+        },
+    )
+
+
+def fetch_confusions(conn: psycopg.Connection) -> Confusions | None:
+    if not contract.exists(conn, contract.RETRIEVAL_CONFUSIONS):
+        return None
+    rows = _query(
+        conn,
+        "select pair, direction, query_section, retrieved_section, share_of_queries, "
+        "n_retrieved, n_queries from {} order by pair, direction, query_section, "
+        "retrieved_section",
+        contract.RETRIEVAL_CONFUSIONS,
+    )
+    if not rows:
+        return None
+    cells: dict[tuple[str, str], dict[tuple[str, str], tuple[float, int, int]]] = defaultdict(dict)
+    for pair, direction, query_section, retrieved, share, n, n_queries in rows:
+        cells[pair, direction][query_section, retrieved] = (share, n, n_queries)
+    label_rows = None
+    if contract.exists(conn, contract.LABEL_CONFUSIONS):
+        columns = ("space", "section", "neighbour_section", "n_confused", "n_section")
+        label_rows = Rows(
+            contract.LABEL_CONFUSIONS,
+            (*columns, "share_of_section"),
+            tuple(
+                _query(
+                    conn,
+                    "select space, section, neighbour_section, n_confused, n_section, "
+                    "share_of_section from {} where confusion_rank <= %s "
+                    "order by space, confusion_rank",
+                    contract.LABEL_CONFUSIONS,
+                    (LABEL_CONFUSIONS_SHOWN,),
+                )
+            ),
+        )
+    return Confusions(cells, label_rows)
+
+
+def fetch_moves(
+    conn: psycopg.Connection, config: ProjectConfig, shown: int = MOVES_SHOWN
+) -> RunMoves | None:
+    """The latest run against the pinned baseline; None when there is no baseline or
+    no product ranked in both runs."""
+    if not contract.exists(conn, contract.RANK_MOVES):
+        return None
+    rows = conn.execute(
+        sql.SQL(
+            "select moves.pair, moves.direction, moves.baseline_run_id, moves.run_id, "
+            "moves.product_id, failures.query_name, moves.collection_section, "
+            "failures.query_store_name, failures.query_image_uri, moves.rank_before, "
+            "moves.rank_after, moves.rank_change, moves.max_k_before, moves.max_k_after, "
+            "moves.improvement_order, moves.regression_order "
+            "from {moves} as moves left join {failures} as failures "
+            "on moves.pair = failures.pair and moves.direction = failures.direction "
+            "and moves.product_id = failures.query_product_id "
+            "where (moves.improvement_order <= %(shown)s and moves.rank_change > 0) "
+            "or (moves.regression_order <= %(shown)s and moves.rank_change < 0) "
+            "order by moves.pair, moves.direction, moves.rank_change desc, moves.product_id"
+        ).format(
+            moves=contract.RANK_MOVES.identifier, failures=contract.RETRIEVAL_FAILURES.identifier
+        ),
+        {"shown": shown},
+    ).fetchall()
+    counts = conn.execute(
+        sql.SQL(
+            "select pair, direction, move, count(*), min(baseline_run_id), min(run_id) "
+            "from {} group by pair, direction, move"
+        ).format(contract.RANK_MOVES.identifier)
+    ).fetchall()
+    if not counts:
+        return None
+    moves: dict[tuple[str, str], dict[str, list[Move]]] = defaultdict(
+        lambda: {"better": [], "worse": []}
+    )
+    for pair, direction, _, _, *product, before, after, change, k_before, k_after, _, _ in rows:
+        move = Move(_product(*product), before, after, change, k_before, k_after)
+        moves[_text(pair), _text(direction)]["better" if change > 0 else "worse"].append(move)
+    n_compared: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for pair, direction, move_kind, n, _, _ in counts:
+        n_compared[_text(pair), _text(direction)][move_kind] = n
+    k_values = config.eval.k_values
+    k = 10 if 10 in k_values else max(k_values)
+    section_deltas = None
+    if contract.exists(conn, contract.METRIC_DELTAS):
+        deltas = conn.execute(
+            sql.SQL(
+                "select {} from {} where reference = 'baseline' and family = 'retrieval' "
+                "and metric = %s order by pair, direction, section = 'ALL' desc, "
+                "verdict = 'no detectable change', difference, section limit %s"
+            ).format(
+                sql.SQL(", ").join(map(sql.Identifier, SECTION_DELTAS_COLUMNS)),
+                contract.METRIC_DELTAS.identifier,
+            ),
+            (f"recall_at_{k}", GENERIC_ROW_LIMIT),
+        ).fetchall()
+        section_deltas = Rows(
+            contract.METRIC_DELTAS, SECTION_DELTAS_COLUMNS, tuple(_cleaned(deltas))
+        )
+    return RunMoves(
+        _text(counts[0][4]),
+        _text(counts[0][5]),
+        {key: {m: tuple(v) for m, v in by.items()} for key, by in moves.items()},
+        n_compared,
+        section_deltas,
     )

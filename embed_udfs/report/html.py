@@ -21,25 +21,33 @@ from embed_udfs.errors import EmbedUdfsError
 from embed_udfs.report import MACRO_ROW, MACRO_SHOWN_ABOVE
 from embed_udfs.report.fetchers import (
     GENERIC_ROW_LIMIT,
+    Confusions,
     Estimate,
+    FailedQuery,
+    FailureGallery,
     LabelStructure,
     MetricHistory,
+    Product,
     RecallCurves,
     ReportData,
     Retrieval,
     Rows,
+    RunMoves,
     SimilarityHistogram,
     SpaceComparison,
     fetch_report,
 )
+from embed_udfs.report.focus import sections_in_focus
 from embed_udfs.report.svg import (
     Interval,
     Series,
+    heat_map,
     histogram,
     interval_bars,
     line_chart,
     nice_upper,
 )
+from embed_udfs.report.thumbnails import DEFAULT_MAX_BYTES, ThumbnailSet, make_thumbnails
 from embed_udfs.terminal import clean
 
 log = logging.getLogger(__name__)
@@ -81,6 +89,43 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class Tile:
+    """A product in the gallery: its picture (a thumbnail class, or a placeholder with
+    the reason) when the side shown is an image, its name when it is a text."""
+
+    product_id: str
+    name: str
+    section: str
+    is_image: bool
+    thumb: str | None = None  # the CSS class of its data URI
+    reason: str | None = None  # why a placeholder stands in for the picture
+    caption: str = ""
+    css: str = ""  # "positive", "duplicate": how the tile is outlined
+
+
+@dataclass(frozen=True)
+class GalleryQuery:
+    query: Tile
+    positive: Tile
+    verdict: str  # "positive at rank 14", with a near-duplicate note
+    retrieved: tuple[Tile, ...]
+
+
+@dataclass(frozen=True)
+class GallerySection:
+    section: str
+    summary: str  # e.g. "R@10 0.412 · n 120 · 5 worst of 70 failed queries"
+    open: bool  # shown unfolded: a section in focus
+    queries: tuple[GalleryQuery, ...]
+
+
+@dataclass(frozen=True)
+class Gallery:
+    heading: str
+    sections: tuple[GallerySection, ...]
+
+
+@dataclass(frozen=True)
 class Section:
     anchor: str
     title: str
@@ -89,6 +134,8 @@ class Section:
     items: tuple[str, ...] = ()  # a bulleted list under the message
     grids: tuple[Grid, ...] = ()
     table: Table | None = None
+    galleries: tuple[Gallery, ...] = ()
+    tables: tuple[tuple[str, Table], ...] = ()  # tables under their own headings
 
 
 # ---------------------------------------------------------------- rendering
@@ -114,10 +161,19 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def write_report(conn: psycopg.Connection, config: ProjectConfig, path: Path) -> Path:
+def write_report(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    path: Path,
+    *,
+    fetch_images: bool = False,
+    max_thumbnail_bytes: int = DEFAULT_MAX_BYTES,
+) -> Path:
     """Write the report to `path` (parent folders created) and return the resolved path."""
     started = time.perf_counter()
-    page = render_report(conn, config)
+    page = render_report(
+        conn, config, fetch_images=fetch_images, max_thumbnail_bytes=max_thumbnail_bytes
+    )
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,13 +187,28 @@ def write_report(conn: psycopg.Connection, config: ProjectConfig, path: Path) ->
     return path.resolve()
 
 
-def render_report(conn: psycopg.Connection, config: ProjectConfig) -> str:
-    """The whole page as a string."""
-    return render(fetch_report(conn, config))
+def render_report(
+    conn: psycopg.Connection,
+    config: ProjectConfig,
+    *,
+    fetch_images: bool = False,
+    max_thumbnail_bytes: int = DEFAULT_MAX_BYTES,
+) -> str:
+    """The whole page as a string. Remote images are read only with `fetch_images`, through
+    the backfill's reader and its bounds (config.ingest)."""
+    data = fetch_report(conn, config)
+    thumbnails = make_thumbnails(
+        gallery_image_uris(data),
+        config.ingest,
+        fetch_remote=fetch_images,
+        max_bytes=max_thumbnail_bytes,
+    )
+    return render(data, thumbnails)
 
 
-def render(data: ReportData) -> str:
+def render(data: ReportData, thumbnails: ThumbnailSet | None = None) -> str:
     """The page for what the fetchers returned: the sections that have something to show."""
+    thumbnails = thumbnails if thumbnails is not None else ThumbnailSet()
     sections = [
         retrieval_section(data.retrieval),
         curves_section(data.curves),
@@ -147,9 +218,16 @@ def render(data: ReportData) -> str:
         rerank_section(data.rerank),
         history_section(data.history),
         deltas_section(data.deltas),
+        failures_section(data.failures, data.retrieval, thumbnails),
+        confusions_section(data.confusions),
+        moves_section(data.moves),
     ]
     template = _environment().get_template("report.html")
-    return template.render(report=data, sections=[s for s in sections if s is not None])
+    return template.render(
+        report=data,
+        sections=[s for s in sections if s is not None],
+        thumbnails=thumbnails.data_uris,
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -660,4 +738,281 @@ def deltas_section(data: Rows | None) -> Section | None:
         title,
         lead=DELTAS_LEAD,
         table=_table(data.columns, ([_plain(v) for v in row] for row in data.rows)),
+    )
+
+
+# ---------------------------------------------------------------- failures, confusions, moves
+
+QUERY_MODALITY = {"text_to_image": "text", "image_to_text": "image"}
+
+
+def _pair_direction_order(key: tuple[str, str]) -> tuple[str, int, str]:
+    """Pairs by name, text → image before image → text, as everywhere on the page."""
+    pair, direction = key
+    order = list(DIRECTIONS)
+    return (pair, order.index(direction) if direction in order else len(order), direction)
+
+
+def _focus_k(k_values: Sequence[int]) -> int:
+    return 10 if 10 in k_values else k_values[-1]
+
+
+def _gallery_order(
+    failures: FailureGallery, retrieval: Retrieval, pair: str, direction: str
+) -> tuple[list[str], tuple[str, ...]]:
+    """The sections of one pair and direction in the order the gallery lists them (those in
+    focus first, then the rest weakest first) and those in focus."""
+    sections = failures.queries.get((pair, direction), {})
+    by_section = retrieval.recall.get((pair, direction), {})
+    k = _focus_k(retrieval.k_values) if retrieval.k_values else 0
+    focus = tuple(s for s in sections_in_focus(by_section, k) if s in sections)
+    rest = sorted(
+        (s for s in sections if s not in focus),
+        key=lambda s: (_value(by_section.get(s, {}).get(k)), s),
+    )
+    return [*focus, *rest], focus
+
+
+def gallery_image_uris(data: ReportData) -> list[str | None]:
+    """The images the failure gallery shows, the most important first: the sections in
+    focus before the rest, each query's own picture before what it retrieved."""
+    failures = data.failures
+    if failures is None:
+        return []
+    first: list[str | None] = []
+    later: list[str | None] = []
+    for pair, direction in sorted(failures.queries, key=_pair_direction_order):
+        order, focus = _gallery_order(failures, data.retrieval, pair, direction)
+        for section in order:
+            target = first if section in focus else later
+            for query in failures.queries[pair, direction][section]:
+                target.append(query.product.image_uri)
+                if QUERY_MODALITY.get(direction) == "text":
+                    target.extend(item.product.image_uri for item in query.retrieved)
+    return first + later
+
+
+def _rank_text(rank: int | None, max_k: int) -> str:
+    return f"beyond {max_k}" if rank is None else str(rank)
+
+
+def _tile(
+    product: Product, is_image: bool, thumbnails: ThumbnailSet, caption: str = "", css: str = ""
+) -> Tile:
+    name = product.name or product.product_id
+    section = product.section or ""
+    if not is_image:
+        return Tile(product.product_id, name, section, False, caption=caption, css=css)
+    thumb = thumbnails.get(product.image_uri)
+    return Tile(
+        product.product_id,
+        name,
+        section,
+        True,
+        thumb.css_class,
+        thumb.reason,
+        caption=caption,
+        css=css,
+    )
+
+
+def _gallery_query(
+    query: FailedQuery, direction: str, max_k: int, thumbnails: ThumbnailSet
+) -> GalleryQuery:
+    query_is_image = QUERY_MODALITY.get(direction) == "image"
+    verdict = f"positive at rank {_rank_text(query.positive_rank, max_k)}"
+    if query.dedup_tolerant_rank is not None and (
+        query.positive_rank is None or query.dedup_tolerant_rank < query.positive_rank
+    ):
+        verdict += f"; a near-duplicate of it at rank {query.dedup_tolerant_rank}"
+    distance = f" · d {query.positive_distance:.3f}" if query.positive_distance is not None else ""
+    retrieved = tuple(
+        _tile(
+            item.product,
+            not query_is_image,
+            thumbnails,
+            caption=f"#{item.rank}"
+            + (f" · d {item.distance:.3f}" if item.distance is not None else "")
+            + (" · the positive" if item.is_positive else "")
+            + (" · near-duplicate of the positive" if item.is_duplicate else ""),
+            css="positive" if item.is_positive else "duplicate" if item.is_duplicate else "",
+        )
+        for item in query.retrieved
+    )
+    return GalleryQuery(
+        _tile(query.product, query_is_image, thumbnails, caption="query"),
+        _tile(
+            query.product,
+            not query_is_image,
+            thumbnails,
+            caption=f"positive · rank {_rank_text(query.positive_rank, max_k)}{distance}",
+            css="positive",
+        ),
+        verdict,
+        retrieved,
+    )
+
+
+def failures_section(
+    data: FailureGallery | None, retrieval: Retrieval, thumbnails: ThumbnailSet
+) -> Section | None:
+    if data is None:
+        return None
+    title = "Failure gallery"
+    k = _focus_k(retrieval.k_values) if retrieval.k_values else None
+    galleries = []
+    for pair, direction in sorted(data.queries, key=_pair_direction_order):
+        order, focus = _gallery_order(data, retrieval, pair, direction)
+        by_section = retrieval.recall.get((pair, direction), {})
+        sections = []
+        for section in order:
+            queries = data.queries[pair, direction][section]
+            figure = by_section.get(section, {}).get(k) if k is not None else None
+            summary = (
+                f"R@{k} {figure.value:.3f} · n {figure.n}"
+                if figure is not None and figure.value is not None
+                else "no Recall@K figure"
+            )
+            summary += f" · the {len(queries)} worst quer{'y' if len(queries) == 1 else 'ies'}"
+            sections.append(
+                GallerySection(
+                    section,
+                    summary,
+                    section in focus,
+                    tuple(_gallery_query(q, direction, data.max_k, thumbnails) for q in queries),
+                )
+            )
+        galleries.append(
+            Gallery(f"{pair}: {DIRECTIONS.get(direction, direction)}", tuple(sections))
+        )
+    if not galleries:
+        return Section(
+            "failures", title, message="Every query's positive is first: there is no failure."
+        )
+    lead = (
+        f"Per pair, direction and section, the {data.per_section} queries whose positive ranks "
+        "worst, each with its positive and the rank it got, and the first items it retrieved "
+        "instead with their cosine distances (d) and sections. A green outline is the positive, "
+        "an amber one a near-duplicate of it (the same duplicate group): such a miss is no real "
+        f"error. The weakest sections by R@{k} are unfolded; open any other below them. From "
+        f"{contract.RETRIEVAL_FAILURES} and {contract.RETRIEVAL_FAILURE_NEIGHBOURS}."
+    )
+    items: tuple[str, ...] = ()
+    if thumbnails.left_out:
+        items = (
+            f"{thumbnails.left_out} thumbnail(s) left out: the thumbnails reached the "
+            f"report's budget of {thumbnails.max_bytes / 1024 / 1024:.1f} MB "
+            "(raise it with --max-thumbnail-mb); the least weak sections lost theirs first.",
+        )
+    return Section(
+        "failures",
+        title,
+        lead=lead,
+        message="Thumbnails:" if items else None,
+        items=items,
+        galleries=tuple(galleries),
+    )
+
+
+def confusions_section(data: Confusions | None) -> Section | None:
+    if data is None:
+        return None
+    figures = []
+    for (pair, direction), cells in sorted(
+        data.cells.items(), key=lambda item: _pair_direction_order(item[0])
+    ):
+        sections = sorted({s for key in cells for s in key})
+        values = {key: share for key, (share, _, _) in cells.items()}
+        label = DIRECTIONS.get(direction, direction)
+        svg = heat_map(
+            sections,
+            sections,
+            values,
+            title=f"{pair}: {label}",
+            x_label="section of the first item retrieved (by number)",
+            y_label="query section",
+        )
+        table = _table(
+            ["query section", "retrieved section", "queries", "of", "share"],
+            [
+                [query_section, retrieved, n, n_queries, share]
+                for (query_section, retrieved), (share, n, n_queries) in sorted(cells.items())
+            ],
+        )
+        figures.append(Figure(svg, f"{pair}, {label}: section of the first item", table))
+    tables: tuple[tuple[str, Table], ...] = ()
+    if data.label_confusions is not None and data.label_confusions.rows:
+        tables = (
+            (
+                f"Label confusions: the sections 1-NN mixes up most, per text space "
+                f"({data.label_confusions.relation})",
+                _table(
+                    data.label_confusions.columns,
+                    ([_plain(v) for v in row] for row in data.label_confusions.rows),
+                ),
+            ),
+        )
+    return Section(
+        "confusions",
+        "Section confusions",
+        lead="Which sections retrieve which: for each pair and direction, the share of a "
+        "section's queries (rows) whose first item comes from each section (columns, numbered "
+        "as the rows). A dark diagonal is good; a dark cell off it is a section the model "
+        "takes for another, or two sections that overlap in the catalog. From "
+        f"{contract.RETRIEVAL_CONFUSIONS}.",
+        grids=(Grid(tuple(figures)),),
+        tables=tables,
+    )
+
+
+def moves_section(data: RunMoves | None) -> Section | None:
+    if data is None:
+        return None
+    tables = []
+    for (pair, direction), by_move in sorted(
+        data.moves.items(), key=lambda item: _pair_direction_order(item[0])
+    ):
+        counts = data.n_compared.get((pair, direction), {})
+        label = DIRECTIONS.get(direction, direction)
+        heading = (
+            f"{pair}: {label} · of {sum(counts.values()):,} products ranked in both runs, "
+            f"{counts.get('better', 0):,} better, {counts.get('worse', 0):,} worse, "
+            f"{counts.get('unchanged', 0):,} unchanged"
+        )
+        rows = []
+        for kind in ("better", "worse"):
+            for move in by_move.get(kind, ()):
+                rows.append(
+                    [
+                        move.product.name or move.product.product_id,
+                        move.product.product_id,
+                        move.product.section,
+                        f"{_rank_text(move.rank_before, move.max_k_before)} → "
+                        f"{_rank_text(move.rank_after, move.max_k_after)}",
+                        move.rank_change,
+                        kind,
+                    ]
+                )
+        tables.append(
+            (heading, _table(["product", "id", "section", "rank", "change", "moved"], rows))
+        )
+    if data.section_deltas is not None and data.section_deltas.rows:
+        tables.append(
+            (
+                "Per-section deltas against the baseline, with their verdicts",
+                _table(
+                    data.section_deltas.columns,
+                    ([_plain(v) for v in row] for row in data.section_deltas.rows),
+                ),
+            )
+        )
+    return Section(
+        "moves",
+        "Run against the baseline",
+        lead=f"What the change since the pinned baseline (run {data.baseline_run_id}) did in "
+        f"the latest run ({data.run_id}): per pair and direction the products whose positive "
+        "moved most, up and down (rank before → after; a rank beyond max(K) counts as max(K) "
+        "+ 1, so a move past the cut-off is never overstated), then every section's Recall "
+        f"delta and verdict. From {contract.RANK_MOVES} and {contract.METRIC_DELTAS}.",
+        tables=tuple(tables),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from embed_udfs.terminal import clean
@@ -431,3 +431,89 @@ def histogram(
     )
     parts.append(legend)
     return _frame(width, total_height, title, "".join(parts))
+
+
+def _heat_colour(share: float) -> str:
+    """White (0) to deep blue (1), in one hue so that it reads in grey too."""
+    share = min(max(share, 0.0), 1.0)
+    r, g, b = (round(255 + (end - 255) * share) for end in (8, 69, 148))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heat_map(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Mapping[tuple[str, str], float],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    label_chars: int = 24,
+    cell: int = 26,
+) -> str:
+    """A grid of shares in [0, 1], one row per `rows` item and one column per `columns`
+    item, darker for larger; a missing (row, column) is 0. Columns are labelled by their
+    position in `rows` when the two are the same list (a confusion matrix), so long names
+    are written once."""
+
+    def short(label: str) -> str:
+        return label if len(label) <= label_chars else label[: label_chars - 1] + "\u2026"
+
+    label_width = 16 + 7 * min(max((len(r) for r in rows), default=4), label_chars)
+    left, top = label_width + 20, 64
+    width = max(left + cell * len(columns) + 24, 320)
+    height = top + cell * len(rows) + 40
+    parts = [_text(8, 18, title, size=14, weight="600")]
+    parts.append(_text(left, 40, x_label, size=12, fill="#333"))
+    parts.append(
+        _text(
+            12,
+            top + cell * len(rows) / 2,
+            y_label,
+            anchor="middle",
+            size=12,
+            fill="#333",
+            extra=f'transform="rotate(-90 12 {_n(top + cell * len(rows) / 2)})"',
+        )
+    )
+    index = {name: i + 1 for i, name in enumerate(rows)}
+    for c, column in enumerate(columns):
+        x = left + c * cell + cell / 2
+        tag = str(index[column]) if column in index else short(column)
+        parts.append(_text(x, top - 6, tag, anchor="middle", size=11, fill="#555"))
+    for r, row in enumerate(rows):
+        y = top + r * cell
+        parts.append(
+            _text(left - 6, y + cell / 2 + 4, f"{short(row)} ({index[row]})", anchor="end")
+        )
+        for c, column in enumerate(columns):
+            share = values.get((row, column), 0.0)
+            x = left + c * cell
+            stroke = ' stroke="#222" stroke-width="1.2"' if row == column else ""
+            parts.append(
+                f'<rect x="{_n(x)}" y="{_n(y)}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{_heat_colour(share)}"{stroke}>'
+                f"<title>{escape(row)} → {escape(column)}: {share:.1%}</title></rect>"
+            )
+            if share >= 0.005:
+                fill = "#fff" if share > 0.55 else "#222"
+                parts.append(
+                    _text(
+                        x + (cell - 1) / 2,
+                        y + cell / 2 + 3,
+                        f"{share * 100:.0f}",
+                        anchor="middle",
+                        size=9,
+                        fill=fill,
+                    )
+                )
+    parts.append(
+        _text(
+            left,
+            top + cell * len(rows) + 20,
+            "cell = % of the row's queries; outlined: the section itself",
+            size=11,
+            fill="#555",
+        )
+    )
+    return _frame(width, height, title, "".join(parts))
