@@ -392,6 +392,13 @@ class RerankJob(Job):
     def check(self, config: ProjectConfig, options: RerankJobOptions) -> None:
         options.runner_options()  # a malformed --shard is refused before any work
 
+    def enabled(self, config: ProjectConfig, options: RerankJobOptions) -> bool:
+        # no reranker configured or named: no candidates to build, nothing to score
+        return bool(options.reranker or config.rerank.rerankers)
+
+    def written(self, config: ProjectConfig) -> tuple[contract.Relation, ...]:
+        return (self.writes.resolve(config), contract.rerank_errors(config))
+
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: RerankJobOptions
     ) -> JobSummary:
