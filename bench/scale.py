@@ -124,9 +124,10 @@ class PeakRss:
     (sampled every half second from /proc: each process's VmHWM)."""
 
     def __init__(self, settings: ConnectionSettings) -> None:
-        with connection(settings) as conn:
+        with connection(settings) as conn:  # the backend's parent, while it lives
             backend = conn.execute("select pg_backend_pid()").fetchone()[0]  # type: ignore[index]
-        self.postmaster = int(Path(f"/proc/{backend}/stat").read_text().split(")")[1].split()[1])
+            stat = Path(f"/proc/{backend}/stat").read_text()
+        self.postmaster = int(stat.split(")")[1].split()[1])
         self.postgres_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
