@@ -22,6 +22,7 @@ from embed_udfs.jobs.backfill.sources import ReadFailure, input_hash, is_remote,
 from embed_udfs.jobs.base import Shard
 
 HASH_THREADS = 8
+HASH_CHUNK = 4096  # rows handed to the hashing threads at a time
 CACHE_WRITE_BATCH = 10_000  # remembered hashes are written in batches: memory stays bounded
 STALE_REPAIR = "stored vector stale: another input of the product was rejected after it"
 
@@ -173,8 +174,14 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
             reject(product_id, input_hash(recipe, b""), reason or "empty input")
     learned: list[tuple[Key, str]] = []
     with ThreadPoolExecutor(HASH_THREADS) as pool:
+        # chunk by chunk: pool.map would hold a future (and its result) for every row
+        identified = (
+            found
+            for start in range(0, len(ready), HASH_CHUNK)
+            for found in pool.map(identify, ready[start : start + HASH_CHUNK])
+        )
         for product_id, model_input, digest, key in tqdm(
-            pool.map(identify, ready),
+            identified,
             total=len(ready),
             desc=f"{space.name}: hashing",
             unit="row",
