@@ -1,6 +1,8 @@
 """The whole refresh, in order: dbt builds what each registered job reads, the job
 runs (the jobs of embed_udfs.jobs.registry, in their declared order, each when it is
-enabled), and a final dbt build makes every metric and runs every test.
+enabled), and a final dbt build makes every metric and runs every test. Each model is
+built once per refresh (embed_udfs/build_plan.py): a job's inputs only where no earlier
+build made them, the final build the rest and what a job's output made stale.
 
 The marts are built and tested in a staging schema and published only when every
 test has passed (embed_udfs/publish.py): BI never sees an untested or partial set."""
@@ -15,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from embed_udfs import contract, publish, report, store
+from embed_udfs.build_plan import BuildPlan, DbtGraph
 from embed_udfs.config import ProjectConfig, check_text_fields
 from embed_udfs.db import ConnectionSettings, connection
 from embed_udfs.dbt_runner import run_dbt
@@ -70,34 +73,45 @@ def refresh(
     check_products(settings, config)
     staged_vars = {**(dbt_vars or {}), **publish.STAGING_VARS}
     summaries = []
-    built: set[contract.Relation] = set()
     with publish.publishing_lock(settings):
         publish.clear_staging(settings)
+        # the manifest names every model, its parents and the incremental marts
+        run_dbt(["parse"], settings, config.project_dir, dbt_vars=staged_vars)
+        plan = BuildPlan(DbtGraph.load(config.project_dir))
         for job, job_options in planned:
             if not job.enabled(config, job_options):
                 # before its inputs are built: an off job costs the refresh nothing
                 log.info("skipping %s: it is off for this run", job.name)
                 continue
-            if job.reads not in built:
-                log.info("dbt: %s reads %s", job.name, job.reads)
-                # models and seeds only: the tests run in the final build, once every job has run
+            needed = plan.inputs_of(job.reads)
+            if needed:
+                log.info("dbt: %s reads %s (%d models to build)", job.name, job.reads, len(needed))
+                # models and seeds only, each once: the tests run in the final build
                 run_dbt(
-                    ["build", "--select", f"+{job.reads.name}"]
+                    ["build", "--select", *needed]
                     + ["--resource-type", "model", "--resource-type", "seed"],
                     settings,
                     config.project_dir,
                     dbt_vars=staged_vars,
                 )
-                built.add(job.reads)
+                plan.mark_built(needed)
             summary = job.run(settings, config, job_options)
             log.info("%s", summary.line())
             summaries.append(summary)
-        if not built:  # the manifest that names the incremental marts comes from dbt
-            run_dbt(["parse"], settings, config.project_dir, dbt_vars=staged_vars)
-        publish.carry_history(settings, publish.incremental_marts(config.project_dir))
+            for relation in job.written(config):
+                plan.wrote(relation)
+        history = publish.incremental_marts(config.project_dir)
+        publish.carry_history(settings, history)
+        plan.unmark(history)  # the copied history is what the final build appends to
         log.info("dbt: build metrics and tests in %s", publish.STAGING)
         try:
-            run_dbt(["build"], settings, config.project_dir, dbt_vars=staged_vars)
+            selection = plan.final_selection()
+            run_dbt(
+                ["build"] if selection is None else ["build", "--select", *selection],
+                settings,
+                config.project_dir,
+                dbt_vars=staged_vars,
+            )
         except DbtError as exc:
             if exc.failed_nodes != (contract.EMPTY_SAMPLE_TEST,) or exc.skipped:
                 raise NotPublishedError(

@@ -72,3 +72,55 @@
         and nearest.product_id <> queries.product_id
         and nearest.distance < {{ near_duplicate_max_distance() }}
 {% endmacro %}
+
+
+{#- Turns the seed labels of a components table (product_id, duplicate_group_id)
+    into the smallest product_id of each connected component of the links in
+    `pairs` (product_id, duplicate_id). Two steps per round: every product takes
+    the smallest label among its links, then every label is replaced by its own
+    label until none changes (pointer jumping, which halves a chain's length each
+    time). A round that changes no label is the fixed point: every link then
+    joins two equal labels, and the smallest member kept its own id. -#}
+{% macro propagate_component_labels(components, pairs) %}
+do $$
+declare
+    hooked bigint;
+    jumped bigint;
+begin
+    create temporary table component_links on commit drop as
+    select product_id as from_id, duplicate_id as to_id from {{ pairs }}
+    union all
+    select duplicate_id as from_id, product_id as to_id from {{ pairs }};
+    create index on component_links (from_id);
+    create index on {{ components }} (product_id);
+    analyze component_links;
+    analyze {{ components }};
+    loop
+        update {{ components }} as component
+        set duplicate_group_id = smallest.label
+        from (
+            select
+                component_links.from_id as product_id,
+                min(linked.duplicate_group_id) as label
+            from component_links
+            inner join {{ components }} as linked
+                on component_links.to_id = linked.product_id
+            group by component_links.from_id
+        ) as smallest
+        where component.product_id = smallest.product_id
+            and smallest.label < component.duplicate_group_id;
+        get diagnostics hooked = row_count;
+        loop
+            update {{ components }} as component
+            set duplicate_group_id = parent.duplicate_group_id
+            from {{ components }} as parent
+            where parent.product_id = component.duplicate_group_id
+                and parent.duplicate_group_id < component.duplicate_group_id;
+            get diagnostics jumped = row_count;
+            exit when jumped = 0;
+        end loop;
+        exit when hooked = 0;
+    end loop;
+end
+$$
+{% endmacro %}

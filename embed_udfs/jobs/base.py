@@ -152,6 +152,10 @@ class Job(ABC):
         """Refuse bad options before any work: no dbt, no database (ConfigError)."""
         return None
 
+    def written(self, config: ProjectConfig) -> tuple[contract.Relation, ...]:
+        """Every table a run may change: the refresh rebuilds what dbt made from them."""
+        return (self.writes.resolve(config),)
+
     @abstractmethod
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: Any

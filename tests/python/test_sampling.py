@@ -163,7 +163,8 @@ def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_rest(db, caplog)
     plant(db, config, products, {"t": np.random.default_rng(5).normal(size=(30, 4))})
     with caplog.at_level("WARNING", logger="embed_udfs.pipeline"):
         summaries = refresh(db, config, dbt_vars=dbt_vars, options={"skip_backfill": True})
-    assert [summary.job for summary in summaries] == ["cluster", "rerank"]
+    # no reranker configured: the refresh skips rerank
+    assert [summary.job for summary in summaries] == ["cluster"]
     assert any(
         "not evaluable: retrieval sample for planted is empty" in record.getMessage()
         for record in caplog.records
@@ -182,7 +183,7 @@ def test_a_refresh_with_an_empty_retrieval_sample_publishes_the_rest(db, caplog)
     strict = _no_image_vars(strict_samples=True)
     with pytest.raises(EmptySampleError, match="retrieval sample for planted is empty") as failed:
         refresh(db, config_for(strict), dbt_vars=strict, options={"skip_backfill": True})
-    assert [summary.job for summary in failed.value.summaries] == ["cluster", "rerank"]
+    assert [summary.job for summary in failed.value.summaries] == ["cluster"]
 
 
 # A small skewed catalog like a real marketplace sample: one section holds 71%, ten

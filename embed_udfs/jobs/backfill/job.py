@@ -118,6 +118,9 @@ class BackfillJob(Job):
     def enabled(self, config: ProjectConfig, options: BackfillJobOptions) -> bool:
         return not options.skip_backfill
 
+    def written(self, config: ProjectConfig) -> tuple[contract.Relation, ...]:
+        return (self.writes.resolve(config), contract.BACKFILL_ERRORS.resolve(config))
+
     def check(self, config: ProjectConfig, options: BackfillJobOptions) -> None:
         for name in options.space or ():
             config.space(name)  # an unknown name is refused before any work

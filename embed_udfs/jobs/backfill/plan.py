@@ -17,10 +17,13 @@ from embed_udfs import contract, store
 from embed_udfs.config import ProjectConfig, SpaceConfig
 from embed_udfs.encoders import file_sha256
 from embed_udfs.errors import EmbedUdfsError
+from embed_udfs.jobs.backfill.hash_cache import CACHE_FILE, ImageHashCache, Key, file_key
 from embed_udfs.jobs.backfill.sources import ReadFailure, input_hash, is_remote, read_image_bytes
 from embed_udfs.jobs.base import Shard
 
 HASH_THREADS = 8
+HASH_CHUNK = 4096  # rows handed to the hashing threads at a time
+CACHE_WRITE_BATCH = 10_000  # remembered hashes are written in batches: memory stays bounded
 STALE_REPAIR = "stored vector stale: another input of the product was rejected after it"
 
 
@@ -88,6 +91,7 @@ class Plan:
     inputs: int = 0  # the space's rows in this shard
     retried: int = 0  # rows whose last failure was transient, tried again
     repairs: dict[str, int] = field(default_factory=dict)  # reason -> stored vectors redone
+    hashes_cached: int = 0  # local image files read and hashed now, remembered for next time
 
 
 def _payload_identity(config: ProjectConfig, space: SpaceConfig, model_input: str) -> bytes:
@@ -143,37 +147,61 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
         else:
             result.rejections.append(store.Rejection(product_id, digest, reason, detail, transient))
 
-    def identify(row: tuple[str, str | None, str | None]) -> tuple[str, str, bytes | ReadFailure]:
+    cache = ImageHashCache(config.project_dir / CACHE_FILE) if space.modality == "image" else None
+    max_bytes = config.ingest.image_max_bytes
+
+    def identify(
+        row: tuple[str, str | None, str | None],
+    ) -> tuple[str, str, str | ReadFailure, Key | None]:
+        """(product_id, input, its input hash or why it could not be read, and the
+        file's cache key when the hash is new and worth remembering)."""
         product_id, model_input, _ = row
         assert model_input is not None  # only rows that have an input are identified
+        key = file_key(recipe, model_input) if cache is not None else None
+        if key is not None and cache is not None and key[2] <= max_bytes:
+            cached = cache.lookup(key)
+            if cached is not None:
+                return product_id, model_input, cached, None
         try:
-            return product_id, model_input, _payload_identity(config, space, model_input)
+            payload = _payload_identity(config, space, model_input)
         except ReadFailure as failure:
-            return product_id, model_input, failure
+            return product_id, model_input, failure, None
+        return product_id, model_input, input_hash(recipe, payload), key
 
     ready = [row for row in rows if row[1] is not None]
     for product_id, model_input, reason in rows:
         if model_input is None:
             reject(product_id, input_hash(recipe, b""), reason or "empty input")
+    learned: list[tuple[Key, str]] = []
     with ThreadPoolExecutor(HASH_THREADS) as pool:
-        for product_id, model_input, payload in tqdm(
-            pool.map(identify, ready),
+        # chunk by chunk: pool.map would hold a future (and its result) for every row
+        identified = (
+            found
+            for start in range(0, len(ready), HASH_CHUNK)
+            for found in pool.map(identify, ready[start : start + HASH_CHUNK])
+        )
+        for product_id, model_input, digest, key in tqdm(
+            identified,
             total=len(ready),
             desc=f"{space.name}: hashing",
             unit="row",
             disable=None,
             leave=False,
         ):
-            if isinstance(payload, ReadFailure):
+            if isinstance(digest, ReadFailure):
                 reject(
                     product_id,
                     input_hash(recipe, model_input.encode()),
-                    payload.reason,
-                    payload.detail,
-                    payload.transient,
+                    digest.reason,
+                    digest.detail,
+                    digest.transient,
                 )
                 continue
-            digest = input_hash(recipe, payload)
+            if key is not None and cache is not None:
+                learned.append((key, digest))
+                if len(learned) >= CACHE_WRITE_BATCH:
+                    result.hashes_cached += cache.remember(learned)
+                    learned.clear()
             if existing.get(product_id) == digest and product_id not in invalid:
                 result.unchanged += 1
                 continue
@@ -187,4 +215,6 @@ def plan(conn: psycopg.Connection, config: ProjectConfig, space: SpaceConfig, sh
                     continue
                 result.retried += 1
             result.todo.append(WorkItem(product_id, model_input, digest))
+    if cache is not None:
+        result.hashes_cached += cache.remember(learned)
     return result

@@ -61,6 +61,13 @@ class ClusterJob(Job):
     def check(self, config: ProjectConfig, options: ClusterJobOptions) -> None:
         label_spaces(config, options.space)  # unknown or image spaces, before dbt starts
 
+    def enabled(self, config: ProjectConfig, options: ClusterJobOptions) -> bool:
+        # no text space, nothing to cluster: the refresh builds no label sample for it
+        return bool(label_spaces(config, options.space))
+
+    def written(self, config: ProjectConfig) -> tuple[contract.Relation, ...]:
+        return (self.writes.resolve(config), contract.cluster_runs(config))
+
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: ClusterJobOptions
     ) -> JobSummary:

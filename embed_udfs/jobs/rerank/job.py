@@ -395,6 +395,13 @@ class RerankJob(Job):
         options.runner_options()  # a malformed --shard is refused before any work
         require_scorers(chosen_rerankers(config, options.reranker), "embed-udfs rerank")
 
+    def enabled(self, config: ProjectConfig, options: RerankJobOptions) -> bool:
+        # no reranker configured or named: no candidates to build, nothing to score
+        return bool(options.reranker or config.rerank.rerankers)
+
+    def written(self, config: ProjectConfig) -> tuple[contract.Relation, ...]:
+        return (self.writes.resolve(config), contract.rerank_errors(config))
+
     def run(
         self, settings: ConnectionSettings, config: ProjectConfig, options: RerankJobOptions
     ) -> JobSummary:

@@ -1,15 +1,16 @@
 {#- Every product with its duplicate group. Groups are the connected
-    components of int_duplicate_pairs: two products are in one group when a
-    chain of exact or near-duplicate links joins them (exact duplicates are
-    transitive anyway; for near duplicates a tight threshold keeps chains
-    short, and group_size shows any that grow). duplicate_group_id is the
+    components of int_duplicate_pairs (int_duplicate_components): two products
+    are in one group when a chain of exact or near-duplicate links joins them
+    (exact duplicates are transitive anyway; for near duplicates a tight
+    threshold keeps chains short, group_size shows any that grow, and the warn
+    test assert_duplicate_groups_stay_small names them). duplicate_group_id is the
     smallest product_id in the group, so it does not move when the
     representative does. The representative is the first member in a stable
     order: products with a valid vector in every paired space first (so the
     group stays in the eval sample), then by product_id. -#}
 {%- set spaces = paired_space_names() %}
 
-with recursive
+with
 
 products as (
     select * from {{ ref('stg_catalog__products') }}
@@ -19,39 +20,16 @@ pairs as (
     select * from {{ ref('int_duplicate_pairs') }}
 ),
 
-edges as (
-    select
-        product_id,
-        duplicate_id as linked_id
-    from pairs
-    union
-    select
-        duplicate_id as product_id,
-        product_id as linked_id
-    from pairs
-),
-
--- every product reachable from each linked product (UNION stops at a fixed point)
-reachable (product_id, member_id) as (
-    select distinct
-        product_id,
-        product_id as member_id
-    from edges
-    union
-    select
-        reachable.product_id,
-        edges.linked_id as member_id
-    from reachable
-    inner join edges on reachable.member_id = edges.product_id
+linked as (
+    select * from {{ ref('int_duplicate_components') }}
 ),
 
 components as (
     select
         product_id,
-        min(member_id) as duplicate_group_id,
-        count(*) as group_size
-    from reachable
-    group by product_id
+        duplicate_group_id,
+        count(*) over (partition by duplicate_group_id) as group_size
+    from linked
 ),
 
 link_ends as (
