@@ -82,10 +82,12 @@ def constructs(sql: str) -> set[str]:
     if re.search(r"\bcreate\s+(unique\s+)?index\b[^;]*?\busing\s+hnsw\b", text, flags=re.S):
         found.add("hnsw-index")
     # a statement (at a line's start, after `;` or opening a hook's string) that sets a
-    # setting for the session; ALTER ... SET STORAGE and Jinja's {% set %} do not match
+    # setting for the session; ALTER ... SET STORAGE, Jinja's {% set %} and the SET of an
+    # UPDATE (on its own line or not) do not match
+    statements = re.sub(r"\bupdate\s+[^;]*?\bset\b", "update ", text, flags=re.S)
     if re.search(
         r"(?:^|;|[\"'])\s*set\s+(?!local\b)(?:session\s+)?[a-z_][a-z_.]*\s*(?:=|to\b)",
-        text,
+        statements,
         flags=re.M,
     ):
         found.add("session-set")
@@ -164,6 +166,8 @@ def listed_on_page() -> dict[str, set[str]]:
         ("select 1;\nset enable_seqscan = off", {"session-set"}),
         ("alter table t alter column embedding set storage plain;", set()),
         ("alter table t set (toast_tuple_target = 8160);", set()),
+        ("update groups as g\n    set label = 1\n    where g.id = 2;\nselect 1", set()),
+        ("update groups as g\n    set label = 1;\nset work_mem = '1GB'", {"session-set"}),
         ("{%- set spaces = near_duplicate_space_names() %}\nselect 1", set()),
         ("select * from t tablesample system (1)", {"tablesample"}),
         ("select * from t where id = 1 for update", {"for-update"}),
