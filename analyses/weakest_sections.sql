@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 -- The weakest sections per pair and direction by Recall@10, with n and the
 -- Wilson interval, so that a small section's low figure is read with its
 -- uncertainty. `dbt compile --select weakest_sections` renders it for psql.

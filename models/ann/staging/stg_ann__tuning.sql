@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- The ANN tuning curve written by `embed-udfs tune`, one row per (target,
     setting, metric). -#}
 with

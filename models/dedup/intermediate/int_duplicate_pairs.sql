@@ -8,7 +8,8 @@
                       product's top vars.near_duplicate_k HNSW neighbours
                       (int_near_duplicate_neighbours)
     Exact duplicates are linked to the first product (by product_id) that
-    shares the text or image, so a set of n copies gives n - 1 links, not n^2. -#}
+    shares the text or image, so a set of n copies gives n - 1 links, not n^2.
+    With vars.enable_dedup false there are no links: every product is its own group. -#}
 {%- set text_variant = checked_text_variant(var('dedup_text_variant', 'clean_no_boilerplate'), 'vars.dedup_text_variant') %}
 
 with
@@ -25,10 +26,12 @@ vectors as (
     select * from {{ ref('stg_embeddings__vectors') }}
 ),
 
+{% if family_enabled('dedup') -%}
 near_neighbours as (
     select * from {{ ref('int_near_duplicate_neighbours') }}
 ),
 
+{% endif -%}
 spaces as (
     select * from {{ ref('int_embedding_spaces') }}
 ),
@@ -79,6 +82,7 @@ exact_image as (
     where product_id <> first_id
 ),
 
+{% if family_enabled('dedup') -%}
 near_duplicate as (
     select
         product_id,
@@ -89,12 +93,19 @@ near_duplicate as (
     from near_neighbours
 ),
 
+{% endif -%}
 final as (
+    {%- if family_enabled('dedup') %}
     select * from exact_text
     union all
     select * from exact_image
     union all
     select * from near_duplicate
+    {%- else %}
+    -- vars.enable_dedup is false: no duplicates are looked for
+    select * from exact_text
+    where false
+    {%- endif %}
 )
 
 select * from final

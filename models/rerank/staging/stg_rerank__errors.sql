@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- (query, candidate) pairs `embed-udfs rerank` could not score, with the
     reason (a missing image, a NaN score). -#}
 with

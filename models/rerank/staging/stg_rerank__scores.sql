@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- Reranker scores written by `embed-udfs rerank`, one row per (reranker,
     pair, direction, query, candidate). -#}
 with

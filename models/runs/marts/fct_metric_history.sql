@@ -1,5 +1,4 @@
-{{ config(
-    materialized='incremental',
+{{ config(enabled=family_enabled('history'), materialized='incremental',
     unique_key=['run_id', 'family', 'pair', 'direction', 'section', 'metric'],
     on_schema_change='append_new_columns'
 ) }}
@@ -12,32 +11,43 @@
     (none, pca_<dims>) in `direction`; rerank uplift (value = after - before,
     with its bootstrap interval) puts `pair:reranker` in `pair`. A new
     metric family joins as one more branch of `combined`, in the same
-    columns. -#}
+    columns; a family switched off (vars.enable_<family>) has no branch. -#}
 
 with
 
+{% if family_enabled('retrieval') -%}
 retrieval as (
     select * from {{ ref('fct_retrieval_metrics') }}
 ),
 
+{% endif -%}
+{% if family_enabled('gaps') -%}
 gaps as (
     select * from {{ ref('fct_embedding_gaps') }}
 ),
 
+{% endif -%}
+{% if family_enabled('labels') -%}
 labels as (
     select * from {{ ref('fct_label_metrics') }}
 ),
 
+{% endif -%}
+{% if family_enabled('rerank') -%}
 uplift as (
     select * from {{ ref('fct_rerank_uplift') }}
 ),
 
+{% endif -%}
 runs as (
     select * from {{ ref('dim_runs') }}
     where run_id = '{{ invocation_id }}'
 ),
 
+{%- set branches = namespace(first=true) %}
 combined as (
+    {%- if family_enabled('retrieval') %}
+    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
     select
         'retrieval' as family,
         pair,
@@ -50,9 +60,9 @@ combined as (
         ci_low,
         ci_high
     from retrieval
-
-    union all
-
+    {%- endif %}
+    {%- if family_enabled('gaps') %}
+    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
     select
         'gap' as family,
         pair,
@@ -65,9 +75,9 @@ combined as (
         ci_low,
         ci_high
     from gaps
-
-    union all
-
+    {%- endif %}
+    {%- if family_enabled('labels') %}
+    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
     select
         'label' as family,
         space as pair,
@@ -80,9 +90,9 @@ combined as (
         ci_low,
         ci_high
     from labels
-
-    union all
-
+    {%- endif %}
+    {%- if family_enabled('rerank') %}
+    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
     select
         'rerank_uplift' as family,
         pair || ':' || reranker as pair,
@@ -95,6 +105,22 @@ combined as (
         ci_low,
         ci_high
     from uplift
+    {%- endif %}
+    {%- if branches.first %}
+    -- every family is off
+    select
+        null::text as family,
+        null::text as pair,
+        null::text as direction,
+        null::text as section,
+        null::text as metric,
+        null::float8 as value,
+        null::float8 as dedup_tolerant_value,
+        null::bigint as n,
+        null::float8 as ci_low,
+        null::float8 as ci_high
+    where false
+    {%- endif %}
 ),
 
 final as (
