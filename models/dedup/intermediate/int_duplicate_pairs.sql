@@ -27,9 +27,9 @@ vectors as (
 ),
 
 {% if family_enabled('dedup') -%}
-near_neighbours as (
-    select * from {{ ref('int_near_duplicate_neighbours') }}
-),
+    near_neighbours as (
+        select * from {{ ref('int_near_duplicate_neighbours') }}
+    ),
 
 {% endif -%}
 spaces as (
@@ -83,28 +83,28 @@ exact_image as (
 ),
 
 {% if family_enabled('dedup') -%}
-near_duplicate as (
-    select
-        product_id,
-        neighbour_id as duplicate_id,
-        'near_duplicate'::text as link_type,
-        space,
-        distance
-    from near_neighbours
-),
+    near_duplicate as (
+        select
+            product_id,
+            neighbour_id as duplicate_id,
+            'near_duplicate'::text as link_type,
+            space,
+            distance
+        from near_neighbours
+    ),
 
 {% endif -%}
 final as (
     {%- if family_enabled('dedup') %}
-    select * from exact_text
-    union all
-    select * from exact_image
-    union all
-    select * from near_duplicate
+        select * from exact_text
+        union all
+        select * from exact_image
+        union all
+        select * from near_duplicate
     {%- else %}
-    -- vars.enable_dedup is false: no duplicates are looked for
-    select * from exact_text
-    where false
+        -- vars.enable_dedup is false: no duplicates are looked for
+        select * from exact_text
+        where false
     {%- endif %}
 )
 

@@ -9,16 +9,16 @@
 with
 
 vectors as (
-{%- if vectors_have_space_column() %}
-    select
-        {{ input_column('vectors_columns', 'space') }}::text as space,
-        {{ input_column('vectors_columns', 'product_id') }} as product_id,
-        {{ input_column('vectors_columns', 'embedding') }}::vector as embedding,
-        {{ input_column('vectors_columns', 'input_hash') }}::text as input_hash,
-        {{ input_column('vectors_columns', 'model_ref') }}::text as model_ref,
-        {{ input_column('vectors_columns', 'embedded_at') }}::timestamptz as embedded_at
-    from {{ source_relation }}
-{%- else %}
+    {%- if vectors_have_space_column() %}
+        select
+            {{ input_column('vectors_columns', 'space') }}::text as space,
+            {{ input_column('vectors_columns', 'product_id') }} as product_id,
+            {{ input_column('vectors_columns', 'embedding') }}::vector as embedding,
+            {{ input_column('vectors_columns', 'input_hash') }}::text as input_hash,
+            {{ input_column('vectors_columns', 'model_ref') }}::text as model_ref,
+            {{ input_column('vectors_columns', 'embedded_at') }}::timestamptz as embedded_at
+        from {{ source_relation }}
+    {%- else %}
     {%- for space in embedding_spaces() %}
     select
         {{ sql_string(space.name) }}::text as space,

@@ -16,27 +16,27 @@
 with
 
 {% if family_enabled('retrieval') -%}
-retrieval as (
-    select * from {{ ref('fct_retrieval_metrics') }}
-),
+    retrieval as (
+        select * from {{ ref('fct_retrieval_metrics') }}
+    ),
 
 {% endif -%}
 {% if family_enabled('gaps') -%}
-gaps as (
-    select * from {{ ref('fct_embedding_gaps') }}
-),
+    gaps as (
+        select * from {{ ref('fct_embedding_gaps') }}
+    ),
 
 {% endif -%}
 {% if family_enabled('labels') -%}
-labels as (
-    select * from {{ ref('fct_label_metrics') }}
-),
+    labels as (
+        select * from {{ ref('fct_label_metrics') }}
+    ),
 
 {% endif -%}
 {% if family_enabled('rerank') -%}
-uplift as (
-    select * from {{ ref('fct_rerank_uplift') }}
-),
+    uplift as (
+        select * from {{ ref('fct_rerank_uplift') }}
+    ),
 
 {% endif -%}
 runs as (
@@ -45,81 +45,82 @@ runs as (
 ),
 
 {%- set branches = namespace(first=true) %}
+
 combined as (
     {%- if family_enabled('retrieval') %}
-    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
-    select
-        'retrieval' as family,
-        pair,
-        direction,
-        section,
-        metric,
-        value,
-        dedup_tolerant_value,
-        n,
-        ci_low,
-        ci_high
-    from retrieval
+        {{ 'union all' if not branches.first }}{%- set branches.first = false %}
+        select
+            'retrieval' as family,
+            pair,
+            direction,
+            section,
+            metric,
+            value,
+            dedup_tolerant_value,
+            n,
+            ci_low,
+            ci_high
+        from retrieval
     {%- endif %}
     {%- if family_enabled('gaps') %}
-    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
-    select
-        'gap' as family,
-        pair,
-        'both' as direction,
-        section,
-        metric,
-        value,
-        null::float8 as dedup_tolerant_value,
-        n,
-        ci_low,
-        ci_high
-    from gaps
+        {{ 'union all' if not branches.first }}{%- set branches.first = false %}
+        select
+            'gap' as family,
+            pair,
+            'both' as direction,
+            section,
+            metric,
+            value,
+            null::float8 as dedup_tolerant_value,
+            n,
+            ci_low,
+            ci_high
+        from gaps
     {%- endif %}
     {%- if family_enabled('labels') %}
-    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
-    select
-        'label' as family,
-        space as pair,
-        reduction as direction,
-        section,
-        metric,
-        value,
-        null::float8 as dedup_tolerant_value,
-        n,
-        ci_low,
-        ci_high
-    from labels
+        {{ 'union all' if not branches.first }}{%- set branches.first = false %}
+        select
+            'label' as family,
+            space as pair,
+            reduction as direction,
+            section,
+            metric,
+            value,
+            null::float8 as dedup_tolerant_value,
+            n,
+            ci_low,
+            ci_high
+        from labels
     {%- endif %}
     {%- if family_enabled('rerank') %}
-    {{ 'union all' if not branches.first }}{%- set branches.first = false %}
-    select
-        'rerank_uplift' as family,
-        pair || ':' || reranker as pair,
-        direction,
-        section,
-        metric,
-        difference as value,
-        null::float8 as dedup_tolerant_value,
-        n,
-        ci_low,
-        ci_high
-    from uplift
+        {{ 'union all' if not branches.first }}{%- set branches.first = false %}
+        select
+            'rerank_uplift' as family,
+            pair || ':' || reranker as pair,
+            direction,
+            section,
+            metric,
+            difference as value,
+            null::float8 as dedup_tolerant_value,
+            n,
+            ci_low,
+            ci_high
+        from uplift
     {%- endif %}
     {%- if branches.first %}
-    -- every family is off
-    select
-        null::text as family,
-        null::text as pair,
-        null::text as direction,
-        null::text as section,
-        null::text as metric,
-        null::float8 as value,
-        null::float8 as dedup_tolerant_value,
-        null::bigint as n,
-        null::float8 as ci_low,
-        null::float8 as ci_high
-    where false
+        -- every family is off
+        select
+            null::text as family,
+            null::text as pair,
+            null::text as direction,
+            null::text as section,
+            null::text as metric,
+            null::float8 as value,
+            null::float8 as dedup_tolerant_value,
+            null::bigint as n,
+            null::float8 as ci_low,
+            null::float8 as ci_high
+        where false
     {%- endif %}
 ),
 
