@@ -297,15 +297,20 @@ def _column_map(contract: Sequence[str], required: Sequence[str]) -> Callable[[A
             raise _rule(f"it must map contract columns ({', '.join(contract)}) to your columns")
         unknown = sorted(str(key) for key in value if key not in contract)
         if unknown:
-            raise _rule(
-                f"{', '.join(unknown)} is not a contract column; use {', '.join(contract)}"
-            )
+            raise _rule(f"{', '.join(unknown)} is not a contract column; use {', '.join(contract)}")
         mapped: dict[str, str | None] = {}
         for name in contract:
             column = value.get(name, name)
             if column is None and name in required:
                 raise _rule(f"{name} is required: name the column that holds it")
-            mapped[name] = None if column is None else _column_name(column)
+            if column is not None and not (
+                isinstance(column, str) and COLUMN_NAME.fullmatch(column)
+            ):
+                raise _rule(
+                    f"{name} maps to {column!r}, which is not a column name: use letters, "
+                    "digits and underscores, or null for a column the table lacks"
+                )
+            mapped[name] = column
         return mapped
 
     return check

@@ -326,13 +326,20 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
 ):
     """The role may read the user's tables and create in one schema, nothing else. Without
     the extension, dbt stops and names the statement; a superuser runs it once, and the
-    same role builds the package (its vectors are real[])."""
+    same role builds the package. Its vectors are real[], one column per space (a wide
+    table: vectors_columns.space null, each space's vector_column)."""
     settings = bare_database
     role = f"shop_dbt_{uuid.uuid4().hex[:6]}"
     items, texts, images = planted(n=30, seed=9)
     with admin(settings) as conn:
         conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         write_user_tables(conn, items, texts, images, "real[]")
+        conn.execute(
+            "create table shop.item_vectors as select item_key, "
+            "max(vec) filter (where model_name = 'txt') as text_vec, "
+            "max(vec) filter (where model_name = 'img') as image_vec "
+            "from shop.item_embeddings group by item_key"
+        )
         conn.execute(sql.SQL("grant usage on schema shop to {}").format(sql.Identifier(role)))
         conn.execute(
             sql.SQL("grant select on all tables in schema shop to {}").format(sql.Identifier(role))
@@ -349,9 +356,17 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
             )
         )
     try:
-        project = user_project(
-            tmp_path, settings, role, package_vars(enable_labels=False, eval_k_values=[1, 5])
+        wide = package_vars(
+            enable_labels=False,
+            eval_k_values=[1, 5],
+            vectors_relation="shop.item_vectors",
+            vectors_columns={"space": None, "product_id": "item_key"},
+            embed_spaces=[
+                {**SPACES[0], "vector_column": "text_vec"},
+                {**SPACES[1], "vector_column": "image_vec"},
+            ],
         )
+        project = user_project(tmp_path, settings, role, wide)
         assert dbt(project, "deps")[0] == 0
         code, output = dbt(project, "build", "--select", "package:embed_metrics")
         assert code != 0
@@ -363,8 +378,11 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
         code, output = dbt(project, "build", "--select", "package:embed_metrics")
         assert code == 0, output
         with admin(settings) as conn:
-            _, stored_texts = user_vectors(conn, "txt")
-            _, stored_images = user_vectors(conn, "img")
+            stored = conn.execute(
+                "select text_vec, image_vec from shop.item_vectors order by item_key"
+            ).fetchall()
+            stored_texts = np.array([row[0] for row in stored], dtype=np.float64)
+            stored_images = np.array([row[1] for row in stored], dtype=np.float64)
             value, n = conn.execute(
                 f"select value, n from {PACKAGE_SCHEMA}.fct_retrieval_metrics where pair = 'shop' "
                 "and direction = 'text_to_image' and section = 'ALL' and metric = 'recall_at_1'"
@@ -376,3 +394,45 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
         with admin(settings) as conn:
             conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"vectors_columns": {"vector": "vec"}},
+            r"vars\.vectors_columns is .*vector is not a contract column; use space, product_id",
+        ),
+        (
+            {"products_columns": {"product_id": None}},
+            r"vars\.products_columns is .*product_id is required",
+        ),
+        (
+            {"vectors_columns": {"embedding": 'vec"; drop table x; --'}},
+            r"vars\.vectors_columns is .*embedding maps to .*which is not a column name",
+        ),
+        (
+            {"products_columns": ["item_key"]},
+            r"vars\.products_columns is .*it must map contract columns",
+        ),
+        ({"enable_labels": "false"}, r"vars\.enable_labels is 'false'; it must be true or false"),
+    ],
+)
+def test_bad_column_maps_and_switches_are_refused_with_where(overrides, message):
+    from embed_udfs.config import load_config
+    from embed_udfs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(PROJECT_DIR, overrides)
+
+
+def test_column_maps_default_to_the_contract_names():
+    from embed_udfs.config import load_config
+
+    config = load_config(
+        PROJECT_DIR, {"products_columns": {"collection_section": "category", "image_uri": None}}
+    )
+    assert config.products_columns["collection_section"] == "category"
+    assert config.products_columns["image_uri"] is None
+    assert config.products_columns["product_name"] == "product_name"
+    assert config.vectors_columns["embedding"] == "embedding"
