@@ -360,7 +360,13 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
             enable_labels=False,
             eval_k_values=[1, 5],
             vectors_relation="shop.item_vectors",
-            vectors_columns={"space": None, "product_id": "item_key"},
+            vectors_columns={
+                "space": None,
+                "product_id": "item_key",
+                "input_hash": None,
+                "model_ref": None,
+                "embedded_at": None,
+            },
             embed_spaces=[
                 {**SPACES[0], "vector_column": "text_vec"},
                 {**SPACES[1], "vector_column": "image_vec"},
