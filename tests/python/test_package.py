@@ -285,8 +285,8 @@ def test_package_reads_only_the_columns_it_needs(db, shop):
 
 
 def test_a_family_switched_off_is_absent_and_the_rest_builds(db, shop, tmp_path):
-    """labels off: its models are not built (their old tables dropped first, to see that),
-    and retrieval and history still build."""
+    """labels, rerank, dedup and ANN tuning off: their models are not built (the old
+    tables are dropped first, to see that), and retrieval, gaps and history still build."""
     project, _ = shop
     with admin(db) as conn:
         conn.execute(f"drop schema {PACKAGE_SCHEMA} cascade")
@@ -295,13 +295,20 @@ def test_a_family_switched_off_is_absent_and_the_rest_builds(db, shop, tmp_path)
         "build",
         "--select",
         "package:embed_metrics",
-        vars_={"enable_labels": False, "enable_rerank": False},
+        vars_={
+            "enable_labels": False,
+            "enable_rerank": False,
+            "enable_dedup": False,
+            "enable_ann_tuning": False,
+        },
     )
     assert code == 0, output
     built = relations(db, PACKAGE_SCHEMA)
     assert not {r for r in built if r.startswith(("fct_label", "int_label_neighbours"))}
     assert "fct_space_comparisons" not in built
     assert not {r for r in built if "rerank" in r}
+    assert not {"int_near_duplicate_neighbours", "int_dedup_vectors", "fct_ann_tuning"} & built
+    assert not query(db, f"select 1 from {PACKAGE_SCHEMA}.int_duplicate_pairs")
     assert {"fct_retrieval_metrics", "fct_embedding_gaps", "fct_metric_history"} <= built
     families = query(db, f"select distinct family from {PACKAGE_SCHEMA}.fct_metric_history")
     assert {row[0] for row in families} == {"retrieval", "gap"}
