@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('ann_tuning')) }}
 -- The recall/latency curve of one tuned gallery or relation, one line per
 -- setting, cheapest first: neighbour recall@10 against exact lists, the R@10
 -- and MRR bias the setting puts on the retrieval metrics, per-query latency,

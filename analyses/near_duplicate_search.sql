@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('dedup')) }}
 -- The near-duplicate search exactly as int_duplicate_pairs runs it: for each
 -- product in the space marked `near_duplicates: true`, its top
 -- vars.near_duplicate_k neighbours from the space's HNSW index, kept when the

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 -- The weakest sections per pair, direction and section level by Recall@10,
 -- with n and the Wilson interval, so that a small section's low figure is
 -- read with its uncertainty (sections under vars.section_min_queries queries

@@ -54,6 +54,21 @@ RERANK_BACKEND_MODALITIES: dict[str, tuple[str, ...]] = {
 RERANK_BACKENDS = ("open_clip", "blip_itm")
 # The var that carries the digest of the validated vars to dbt (macros/config_guard.sql).
 DIGEST_VAR = "config_digest"
+# The columns of the user's relations, by their name in the data contract
+# (vars.products_columns, vars.vectors_columns; macros/inputs.sql reads them).
+PRODUCT_COLUMNS = (
+    "product_id",
+    "product_name",
+    "product_description",
+    "collection_section",
+    "store_name",
+    "image_uri",
+)
+VECTOR_COLUMNS = ("space", "product_id", "embedding", "input_hash", "model_ref", "embedded_at")
+# A user's column name: dbt quotes it, so any case is kept, but nothing else reaches SQL.
+COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# Families of metrics that a var switches off (macros/families.sql).
+FAMILIES = ("retrieval", "gaps", "labels", "dedup", "rerank", "ann_tuning", "history")
 
 
 def _rule(message: str) -> PydanticCustomError:
@@ -276,6 +291,42 @@ def _address_list(example: str) -> Callable[[Any], Any]:
     return check
 
 
+def _column_name(value: Any) -> str:
+    if not isinstance(value, str) or not COLUMN_NAME.fullmatch(value):
+        raise _rule("it must be a column name: letters, digits and underscores")
+    return value
+
+
+def _column_map(contract: Sequence[str], required: Sequence[str]) -> Callable[[Any], Any]:
+    """Contract column -> the user's column (null: the table has none). A contract column
+    left out keeps its own name, as the dbt macro reads it (macros/inputs.sql)."""
+
+    def check(value: Any) -> dict[str, str | None]:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise _rule(f"it must map contract columns ({', '.join(contract)}) to your columns")
+        unknown = sorted(str(key) for key in value if key not in contract)
+        if unknown:
+            raise _rule(f"{', '.join(unknown)} is not a contract column; use {', '.join(contract)}")
+        mapped: dict[str, str | None] = {}
+        for name in contract:
+            column = value.get(name, name)
+            if column is None and name in required:
+                raise _rule(f"{name} is required: name the column that holds it")
+            if column is not None and not (
+                isinstance(column, str) and COLUMN_NAME.fullmatch(column)
+            ):
+                raise _rule(
+                    f"{name} maps to {column!r}, which is not a column name: use letters, "
+                    "digits and underscores, or null for a column the table lacks"
+                )
+            mapped[name] = column
+        return mapped
+
+    return check
+
+
 def _directions(value: Any) -> tuple[str, ...]:
     given = list(DIRECTIONS) if value in (None, []) else value
     if not isinstance(given, (list, tuple)) or any(d not in DIRECTIONS for d in given):
@@ -341,6 +392,9 @@ class SpaceConfig:
     # words fed to the model, prompt included; unset means vars.text_max_words
     max_words: OptionalPositiveInt = None
     near_duplicates: Bool = False  # the near-duplicate search runs in this space
+    # the space's column in a vectors relation with one column per space
+    # (vars.vectors_columns.space null); None: the column named as the space
+    vector_column: Annotated[str | None, BeforeValidator(_optional(_column_name))] = None
 
 
 @dataclass(frozen=True, config=_ITEMS)
@@ -535,9 +589,26 @@ class ProjectVars(IngestVars):
 
     # Where the inputs and the jobs' outputs live (the data contract).
     products_relation: Relation
+    products_columns: Annotated[
+        dict[str, str | None], BeforeValidator(_column_map(PRODUCT_COLUMNS, ("product_id",)))
+    ]
     vectors_relation: Relation
+    # space None: one column per space (each space's vector_column)
+    vectors_columns: Annotated[
+        dict[str, str | None],
+        BeforeValidator(_column_map(VECTOR_COLUMNS, ("product_id", "embedding"))),
+    ]
     backfill_errors_relation: Relation
     cluster_assignments_relation: Relation
+
+    # Families of metrics (macros/families.sql); a family that is off is not built.
+    enable_retrieval: Bool
+    enable_gaps: Bool
+    enable_labels: Bool
+    enable_dedup: Bool
+    enable_rerank: Bool
+    enable_ann_tuning: Bool
+    enable_history: Bool
 
     # The evaluation protocol.
     eval_sample_size: Annotated[int, BeforeValidator(_integer(2))]
@@ -768,6 +839,13 @@ class ProjectConfig:
     sections: SectionConfig = dataclasses.field(default_factory=SectionConfig)
     # the digest of the rendered vars that were validated, as dbt's guard recomputes it
     digest: str = ""
+    # the user's column for each contract column (None: the relation has none)
+    products_columns: Mapping[str, str | None] = dataclasses.field(
+        default_factory=lambda: {name: name for name in PRODUCT_COLUMNS}
+    )
+    vectors_columns: Mapping[str, str | None] = dataclasses.field(
+        default_factory=lambda: {name: name for name in VECTOR_COLUMNS}
+    )
 
     def space(self, name: str) -> SpaceConfig:
         for space in self.spaces:
@@ -920,8 +998,9 @@ def check_text_fields(conn: psycopg.Connection, config: ProjectConfig) -> None:
     if not columns:
         return
     for index, space in enumerate(config.spaces):
-        for position, name in enumerate(space.text_fields):
-            if name not in columns:
+        for position, field in enumerate(space.text_fields):
+            name = config.products_columns.get(field, field)
+            if name is not None and name not in columns:
                 raise ConfigError(
                     f"{config.project_dir / 'dbt_project.yml'}: vars.embed_spaces[{index}]"
                     f".text_fields[{position}] is '{name}', which is not a column of "
@@ -1037,7 +1116,9 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             separator=model.section_separator, min_queries=model.section_min_queries
         ),
         products_relation=model.products_relation,
+        products_columns=model.products_columns,
         vectors_relation=model.vectors_relation,
+        vectors_columns=model.vectors_columns,
         backfill_errors_relation=model.backfill_errors_relation,
         labels=LabelConfig(
             pca_dims=tuple(dict.fromkeys(model.label_pca_dims)),

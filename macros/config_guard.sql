@@ -9,7 +9,10 @@
     {%- if execute -%}
         {%- set stamp = var('config_digest', none) -%}
         {%- if stamp is none -%}
-            {{ log("embed-metrics: these vars were not validated (dbt was run directly); `embed-udfs check` validates them and the database.", info=true) }}
+            {#- installed as a package, a run of the other project's models hears nothing -#}
+            {%- if pgvector_needed() -%}
+                {{ log("embed-metrics: these vars were not validated (dbt was run directly); `embed-udfs check` validates them and the database.", info=true) }}
+            {%- endif -%}
         {%- elif config_digest_of(stamp.vars) != stamp.md5 -%}
             {{ exceptions.raise_compiler_error(
                 "The vars changed after validation: run `embed-udfs check` to validate them,"

@@ -3,7 +3,20 @@
     (macros/config_guard.sql checks that they are the ones validated). -#}
 
 {% macro embedding_spaces() %}
-    {{ return(var('embed_spaces')) }}
+    {%- set spaces = var('embed_spaces') -%}
+    {#- Installed as a package, the demo's spaces (this project's defaults, whose
+        models are the demo's checkpoints) are never measured in a user's database. -#}
+    {%- if execute and not is_root_project() -%}
+        {%- for space in spaces if (space.get('pretrained') or '') is string
+            and (space.get('pretrained') or '').startswith('.embed_metrics/demo_models/') -%}
+            {{ exceptions.raise_compiler_error(
+                "vars.embed_spaces still holds the embed-metrics demo's spaces ('" ~ space.name
+                ~ "'). Set embed_spaces and embed_pairs in your dbt_project.yml to the spaces in"
+                ~ " your vectors relation (docs/package.md in the embed-metrics repository)."
+            ) }}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(spaces) }}
 {% endmacro %}
 
 

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(enabled=family_enabled('ann_tuning'), materialized='view') }}
 
 {#- The galleries and queries `embed-udfs tune` measures: the eval sample's
     vectors in every paired space (int_eval_vectors), under an enforced

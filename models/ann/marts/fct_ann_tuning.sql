@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('ann_tuning')) }}
 {#- The recall/latency curve of every tuned ANN index, one row per setting,
     with the cheapest setting that meets vars.ann_target_recall marked. -#}
 

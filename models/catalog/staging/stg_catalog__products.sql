@@ -11,18 +11,26 @@
 
 with
 
+-- only the contract's columns, under the names vars.products_columns gives them
 products as (
-    select * from {{ source('catalog', 'products') }}
+    select
+        {{ input_column('products_columns', 'product_id') }} as product_id,
+        {{ input_column('products_columns', 'product_name') }} as product_name,
+        {{ input_column('products_columns', 'product_description') }} as product_description,
+        {{ input_column('products_columns', 'collection_section') }} as collection_section,
+        {{ input_column('products_columns', 'store_name') }} as store_name,
+        {{ input_column('products_columns', 'image_uri') }} as image_uri
+    from {{ source('catalog', 'products') }}
 ),
 
 renamed as (
     select
         product_id::text as product_id,
-        nullif(trim(product_name), '') as product_name,
-        nullif(trim(product_description), '') as product_description,
-        {{ section_path("nullif(trim(collection_section), '')") }} as section_given,
-        nullif(trim(store_name), '') as store_name,
-        nullif(trim(image_uri), '') as image_uri
+        nullif(trim(product_name::text), '') as product_name,
+        nullif(trim(product_description::text), '') as product_description,
+        {{ section_path("nullif(trim(collection_section::text), '')") }} as section_given,
+        nullif(trim(store_name::text), '') as store_name,
+        nullif(trim(image_uri::text), '') as image_uri
     from products
 ),
 

@@ -1,4 +1,4 @@
-{{ config(post_hook="{{ index_vectors_by_space(this, near_duplicate_space_names()) }}") }}
+{{ config(enabled=family_enabled('dedup'), post_hook="{{ index_vectors_by_space(this, near_duplicate_space_names()) }}") }}
 
 {#- Every product's valid vector in the space marked near_duplicates: true,
     stored inline with an HNSW vector_cosine_ops index, so that the

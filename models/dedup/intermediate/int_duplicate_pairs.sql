@@ -8,7 +8,8 @@
                       product's top vars.near_duplicate_k HNSW neighbours
                       (int_near_duplicate_neighbours)
     Exact duplicates are linked to the first product (by product_id) that
-    shares the text or image, so a set of n copies gives n - 1 links, not n^2. -#}
+    shares the text or image, so a set of n copies gives n - 1 links, not n^2.
+    With vars.enable_dedup false there are no links: every product is its own group. -#}
 {%- set text_variant = checked_text_variant(var('dedup_text_variant', 'clean_no_boilerplate'), 'vars.dedup_text_variant') %}
 
 with
@@ -25,10 +26,12 @@ vectors as (
     select * from {{ ref('stg_embeddings__vectors') }}
 ),
 
-near_neighbours as (
-    select * from {{ ref('int_near_duplicate_neighbours') }}
-),
+{% if family_enabled('dedup') -%}
+    near_neighbours as (
+        select * from {{ ref('int_near_duplicate_neighbours') }}
+    ),
 
+{% endif -%}
 spaces as (
     select * from {{ ref('int_embedding_spaces') }}
 ),
@@ -79,22 +82,30 @@ exact_image as (
     where product_id <> first_id
 ),
 
-near_duplicate as (
-    select
-        product_id,
-        neighbour_id as duplicate_id,
-        'near_duplicate'::text as link_type,
-        space,
-        distance
-    from near_neighbours
-),
+{% if family_enabled('dedup') -%}
+    near_duplicate as (
+        select
+            product_id,
+            neighbour_id as duplicate_id,
+            'near_duplicate'::text as link_type,
+            space,
+            distance
+        from near_neighbours
+    ),
 
+{% endif -%}
 final as (
-    select * from exact_text
-    union all
-    select * from exact_image
-    union all
-    select * from near_duplicate
+    {%- if family_enabled('dedup') %}
+        select * from exact_text
+        union all
+        select * from exact_image
+        union all
+        select * from near_duplicate
+    {%- else %}
+        -- vars.enable_dedup is false: no duplicates are looked for
+        select * from exact_text
+        where false
+    {%- endif %}
 )
 
 select * from final

@@ -1,4 +1,4 @@
-{{ config(pre_hook=["{{ set_ef_search() }}", "set local enable_seqscan = off"]) }}
+{{ config(enabled=family_enabled('dedup'), pre_hook=["{{ set_ef_search() }}", "set local enable_seqscan = off"]) }}
 
 {#- Near-duplicate candidates, one row per unordered product pair (product_id
     < neighbour_id): cosine distance below vars.near_duplicate_max_distance in

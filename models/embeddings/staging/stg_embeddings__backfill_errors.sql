@@ -1,7 +1,7 @@
 with
 
 errors as (
-    select * from {{ source('embeddings', 'backfill_errors') }}
+    {{ job_output(source('embeddings', 'backfill_errors'), {'space': 'text', 'product_id': 'text', 'input_hash': 'text', 'reason': 'text', 'detail': 'text', 'model_ref': 'text', 'occurred_at': 'timestamptz'}) }}
 ),
 
 final as (

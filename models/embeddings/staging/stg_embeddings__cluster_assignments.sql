@@ -1,7 +1,7 @@
 with
 
 assignments as (
-    select * from {{ source('clusters', 'cluster_assignments') }}
+    {{ job_output(source('clusters', 'cluster_assignments'), {'space': 'text', 'reduction': 'text', 'dims': 'integer', 'seed': 'integer', 'product_id': 'text', 'cluster': 'integer'}) }}
 ),
 
 final as (

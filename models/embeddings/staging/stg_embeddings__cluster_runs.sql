@@ -1,7 +1,7 @@
 with
 
 runs as (
-    select * from {{ source('clusters', 'cluster_runs') }}
+    {{ job_output(source('clusters', 'cluster_runs'), {'space': 'text', 'reduction': 'text', 'dims': 'integer', 'seed': 'integer', 'n_products': 'integer', 'n_clusters': 'integer', 'explained_variance': 'float8', 'inertia': 'float8', 'n_iter': 'integer', 'clustered_at': 'timestamptz'}) }}
 ),
 
 final as (

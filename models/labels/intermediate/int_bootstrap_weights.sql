@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- Poisson bootstrap weights of every product of the label sample
     (macro poisson_bootstrap_weight: the same draws as int_rerank_bootstrap_weights,
     so a product has the same weights in every space and metric). -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- ARI and NMI of every KMeans run (space, reduction, seed) against
     collection_section, on the label sample (replicate 0) and on each Poisson
     bootstrap resample (replicates 1..B), from the contingency table of

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ set_ef_search() }}") }}
+{{ config(enabled=family_enabled('labels'), pre_hook="{{ set_ef_search() }}") }}
 
 {#- Each labelled product's nearest neighbour (cosine) among the other
     products of the label sample, in every text space, and whether the two

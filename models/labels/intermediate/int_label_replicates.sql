@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- Every label metric on the label sample (replicate 0) and on each Poisson
     bootstrap resample (replicates 1..B), per text space, reduction and
     section (and ALL): 1-NN accuracy and mean silhouette are weighted means

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- The cosine silhouette of every labelled product, with collection_section
     as the clustering, in every text space: s = (b - a) / max(a, b), where a
     is the mean cosine distance to the other products of its own section and

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- The section pairs that 1-NN confuses most, per text space: one row per
     (space, section, neighbour_section) where a product's nearest neighbour
     is in another section, with how often, as a share of the section's

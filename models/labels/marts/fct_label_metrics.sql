@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- How well each text space separates collection_section, in tidy form:
     one row per (space, metric, reduction, section) with n and a 95%
     interval. 1-NN accuracy gets a Wilson interval; silhouette, ARI and NMI

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('labels')) }}
 {#- Does text space A separate collection_section better than space B? One
     row per (metric, reduction, section, space_a, space_b) for 1-NN accuracy,
     ARI and NMI, over every ordered pair of text spaces. The difference

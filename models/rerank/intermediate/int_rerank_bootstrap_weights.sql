@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- Poisson bootstrap weights of every reranked query product, drawn exactly
     as int_bootstrap_weights draws them (macro poisson_bootstrap_weight), so a
     product has the same weights here and in the label metrics. The same

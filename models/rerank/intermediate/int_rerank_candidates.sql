@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- Stage 1 of two-stage retrieval: for every reranker and each (pair,
     direction) it rescores, each query's top vars.rerank_candidates gallery
     items from the pair's own space (int_retrieval_neighbours), with their

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- Stage-1 and stage-2 ranks of every query's positive, per reranker, pair
     and direction. Rank = 1 + candidates strictly closer (stage 1, cosine
     distance) or scored strictly higher (stage 2), so ties go in the query's

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- What reranking changed, per reranker, pair, direction, section (and
     ALL) and metric: the figure before (stage 1) and after (stage 2), the
     paired difference with a 95% percentile interval from the Poisson

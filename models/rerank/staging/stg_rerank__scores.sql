@@ -1,9 +1,10 @@
+{{ config(enabled=family_enabled('rerank')) }}
 {#- Reranker scores written by `embed-udfs rerank`, one row per (reranker,
     pair, direction, query, candidate). -#}
 with
 
 source as (
-    select * from {{ source('rerank', 'rerank_scores') }}
+    {{ job_output(source('rerank', 'rerank_scores'), {'reranker': 'text', 'pair': 'text', 'direction': 'text', 'query_product_id': 'text', 'candidate_product_id': 'text', 'score': 'float8', 'scorer_ref': 'text', 'input_hash': 'text', 'scored_at': 'timestamptz'}) }}
 ),
 
 final as (

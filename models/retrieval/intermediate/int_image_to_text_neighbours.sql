@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ retrieval_search_settings('image_to_text') }}") }}
+{{ config(enabled=family_enabled('retrieval'), pre_hook="{{ retrieval_search_settings('image_to_text') }}") }}
 
 {#- Every eval query's top neighbours in the image_to_text direction of every
     pair (image queries, text gallery): neighbour_rank 1..neighbour_depth(pair,

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(enabled=family_enabled('retrieval'), materialized='view') }}
 
 {#- Every query's top max(K) neighbours, both directions of every pair: the
     list that rank-based metrics (fct_retrieval_ranks), list-based metrics

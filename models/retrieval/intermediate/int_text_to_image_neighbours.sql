@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ retrieval_search_settings('text_to_image') }}") }}
+{{ config(enabled=family_enabled('retrieval'), pre_hook="{{ retrieval_search_settings('text_to_image') }}") }}
 
 {#- Every eval query's top neighbours in the text_to_image direction of every
     pair (text queries, image gallery): neighbour_rank 1..neighbour_depth(pair,

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('gaps')) }}
 {#- Cosine and squared-euclidean gaps between positive pairs (the text and
     the image of one product) and negative pairs (a product's text and any
     other product's image in the sample), per pair, section level and section

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- Every retrieval metric per pair, direction and section (and ALL), in
     tidy form: the per-query scores of fct_retrieval_scores averaged by the
     one aggregator (macro summarise_scores), each row with n, hits (0/1

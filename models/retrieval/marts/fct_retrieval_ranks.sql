@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- The rank of every query's positive, strict and dedup-tolerant, counted
     in the query's neighbour list (int_retrieval_neighbours): rank = 1 + the
     items strictly closer than the positive, null when max(K) or more are.

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- Every query's score on every retrieval metric: one row per (pair,
     direction, query product, metric, k), a strict score and its
     dedup-tolerant twin, each in [0, 1]. fct_retrieval_metrics averages them

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('gaps')) }}
 {#- Histograms of the cosine similarity of positive pairs (a product's text
     and its own image) and of negative pairs (a product's text and another
     sampled product's image), per retrieval pair, on fixed bin edges over

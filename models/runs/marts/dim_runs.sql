@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='run_id', on_schema_change='append_new_columns') }}
+{{ config(enabled=family_enabled('history'), materialized='incremental', unique_key='run_id', on_schema_change='append_new_columns') }}
 
 {#- One row per dbt run that builds the metrics: who ran it (a label), on
     which revision of the project, and the configuration that decides whether

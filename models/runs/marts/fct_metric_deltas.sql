@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('history')) }}
 {#- Each metric of the latest run against two references: the previous
     comparable run (the latest earlier run with the same metric identity:
     family, pair or space, direction, section and metric; config_changed

@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('history')) }}
 {#- The pinned baseline run (source runs.baseline, written by `embed-udfs
     baseline set`): at most one row. The table appears with the first
     `baseline set`; until then this view has no rows. Every build that
