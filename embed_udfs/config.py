@@ -550,6 +550,13 @@ class ProjectVars(IngestVars):
     ]
     bootstrap_replicates: Annotated[int, BeforeValidator(_integer(2, 16000))]
     bootstrap_seed: NonNegativeInt
+    # Intervals resample clusters: null = near-duplicate groups, else a products column.
+    bootstrap_cluster_column: Annotated[str | None, BeforeValidator(_optional(_identifier))]
+    # The evidence rule (docs/evaluation-protocol.md): Holm-adjusted p below this.
+    evidence_alpha: Annotated[
+        float, BeforeValidator(_number_in(0, 1, "e.g. 0.05 (a 5% family-wise error rate)"))
+    ]
+    small_section_n: PositiveInt  # sections with fewer queries or products are marked small
 
     # ANN tuning.
     ann_tuning: Bool

@@ -4,6 +4,7 @@
     (`ALL (section)`), so it never merges with those rows, and
     tests/assert_sections_are_not_reserved_names.sql warns about it. -#}
 {%- set reserved = reserved_section_names() %}
+{%- set cluster_column = bootstrap_cluster_column() %}
 
 with
 
@@ -18,7 +19,13 @@ renamed as (
         nullif(trim(product_description), '') as product_description,
         nullif(trim(collection_section), '') as section_given,
         nullif(trim(store_name), '') as store_name,
-        nullif(trim(image_uri), '') as image_uri
+        nullif(trim(image_uri), '') as image_uri,
+        {%- if cluster_column %}
+        -- the cluster the bootstrap resamples (vars.bootstrap_cluster_column)
+        nullif(trim({{ adapter.quote(cluster_column) }}::text), '') as bootstrap_cluster_value
+        {%- else %}
+        null::text as bootstrap_cluster_value
+        {%- endif %}
     from products
 ),
 
@@ -35,7 +42,8 @@ sectioned as (
         section_given is null as is_section_missing,
         coalesce({{ in_list('section_given', reserved) }}, false) as is_section_renamed,
         store_name,
-        image_uri
+        image_uri,
+        bootstrap_cluster_value
     from renamed
 ),
 
