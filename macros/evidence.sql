@@ -1,7 +1,8 @@
 {#- The one rule behind every "weaker section" flag and every
     better / worse / no evidence verdict (docs/evaluation-protocol.md):
-    a difference with its cluster bootstrap standard error gives a normal
-    p-value; the p-values of one family (the sections of one figure) are
+    a difference with its cluster bootstrap standard error gives a p-value
+    (normal, or t-like on the clusters where their number is known); the
+    p-values of one family (the sections of one figure) are
     adjusted by Holm's step-down method; a claim needs the adjusted p-value
     below vars.evidence_alpha. -#}
 
@@ -22,23 +23,54 @@
 {%- endmacro %}
 
 
+{#- A t statistic with df degrees of freedom as a standard normal deviate
+    (the approximation z = t (1 - 1/(4 df)) / sqrt(1 + t^2 / (2 df))): with
+    few clusters a normal p-value on a bootstrap standard error claims too
+    much, so the test behaves like a t-test on the clusters. -#}
+{% macro t_as_z(t, df) -%}
+    (({{ t }}) * (1 - 1 / (4.0 * ({{ df }}))) / sqrt(1 + ({{ t }}) ^ 2 / (2.0 * ({{ df }}))))
+{%- endmacro %}
+
+
 {#- One-sided p-value against "the difference is >= 0" (small when the
-    difference is clearly negative). A zero standard error with a negative
-    difference is certain; with none, no evidence. -#}
-{% macro p_below_zero(difference, standard_error) -%}
+    difference is clearly negative). With `clusters` (the clusters behind
+    the figure, G) the standard error is scaled by sqrt(G / (G - 1)) and the
+    statistic read on G - 1 degrees of freedom; fewer than 2 clusters is no
+    evidence. A zero standard error with a negative difference is certain;
+    with none, no evidence. -#}
+{% macro p_below_zero(difference, standard_error, clusters=none) -%}
     case
+        when ({{ standard_error }}) is null then null
+        {%- if clusters %}
+        when ({{ clusters }}) < 2 then 1.0
+        when ({{ standard_error }}) > 0 then {{ normal_cdf(t_as_z(
+            '(' ~ difference ~ ') / ((' ~ standard_error ~ ') * sqrt((' ~ clusters ~ ')::float8 / ((' ~ clusters ~ ') - 1)))',
+            '(' ~ clusters ~ ') - 1'
+        )) }}
+        {%- else %}
         when ({{ standard_error }}) > 0 then {{ normal_cdf('(' ~ difference ~ ') / (' ~ standard_error ~ ')') }}
+        {%- endif %}
         when ({{ difference }}) < 0 then 0.0
         when ({{ difference }}) is not null then 1.0
     end
 {%- endmacro %}
 
 
-{#- Two-sided p-value against "the difference is 0". -#}
-{% macro p_two_sided(difference, standard_error) -%}
+{#- Two-sided p-value against "the difference is 0" (`clusters` as in
+    p_below_zero). -#}
+{% macro p_two_sided(difference, standard_error, clusters=none) -%}
     case
+        when ({{ standard_error }}) is null then case when ({{ difference }}) = 0 then 1.0 end
+        {%- if clusters %}
+        when ({{ clusters }}) < 2 then 1.0
+        when ({{ standard_error }}) > 0 then 2 * {{ normal_cdf('-abs(' ~ t_as_z(
+            '(' ~ difference ~ ') / ((' ~ standard_error ~ ') * sqrt((' ~ clusters ~ ')::float8 / ((' ~ clusters ~ ') - 1)))',
+            '(' ~ clusters ~ ') - 1'
+        ) ~ ')') }}
+        {%- else %}
         when ({{ standard_error }}) > 0
             then 2 * {{ normal_cdf('-abs(' ~ difference ~ ') / (' ~ standard_error ~ ')') }}
+        {%- endif %}
         when ({{ difference }}) <> 0 then 0.0
         when ({{ difference }}) is not null then 1.0
     end

@@ -16,7 +16,8 @@
 
     Each section also carries its evidence against ALL (macro evidence
     rules): the paired difference section - ALL replicate by replicate, its
-    standard error, a one-sided p-value, Holm-adjusted over the sections of
+    standard error, a one-sided p-value (on the section's clusters - 1
+    degrees of freedom, macro p_below_zero), Holm-adjusted over the sections of
     the same (keys, metric), is_weaker_than_all, is_small_section and a
     weakness_rank that puts evidence first. -#}
 {% macro summarise_scores(scores, keys, weights) %}
@@ -140,7 +141,7 @@
             figures.*,
             figures.value - overall.value as difference_from_all,
             case when figures.section <> 'ALL' then
-                {{ p_below_zero('figures.value - overall.value', 'figures.difference_standard_error') }}
+                {{ p_below_zero('figures.value - overall.value', 'figures.difference_standard_error', 'figures.n_clusters') }}
             end as weaker_p_value
         from figures
         inner join figures as overall
@@ -184,8 +185,10 @@
         value,
         n,
         case when interval_method = 'wilson' then hits end as hits,
-        least(ci_low_independent, greatest(0, value - {{ z }} * standard_error)) as ci_low,
-        greatest(ci_high_independent, least(1, value + {{ z }} * standard_error)) as ci_high,
+        least(ci_low_independent, case when standard_error is not null then greatest(0, value - {{ z }} * standard_error) end)
+            as ci_low,
+        greatest(ci_high_independent, case when standard_error is not null then least(1, value + {{ z }} * standard_error) end)
+            as ci_high,
         {{ sql_string(cluster_interval_method()) }}::text as interval_method,
         ci_low_independent,
         ci_high_independent,
@@ -194,9 +197,15 @@
         n_clusters,
         tolerant_value as dedup_tolerant_value,
         case when interval_method = 'wilson' then tolerant_hits end as dedup_tolerant_hits,
-        least(tolerant_ci_low_independent, greatest(0, tolerant_value - {{ z }} * tolerant_standard_error))
+        least(
+            tolerant_ci_low_independent,
+            case when tolerant_standard_error is not null then greatest(0, tolerant_value - {{ z }} * tolerant_standard_error) end
+        )
             as dedup_tolerant_ci_low,
-        greatest(tolerant_ci_high_independent, least(1, tolerant_value + {{ z }} * tolerant_standard_error))
+        greatest(
+            tolerant_ci_high_independent,
+            case when tolerant_standard_error is not null then least(1, tolerant_value + {{ z }} * tolerant_standard_error) end
+        )
             as dedup_tolerant_ci_high,
         case
             when interval_method = 'wilson'

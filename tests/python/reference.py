@@ -144,6 +144,19 @@ def normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2))
 
 
+def weaker_p(difference: float, se: float, clusters: int) -> float:
+    """One-sided p-value of "the section is not below ALL", written from the protocol: the
+    bootstrap standard error scaled by sqrt(G / (G - 1)), the t statistic on G - 1 degrees
+    of freedom turned into a normal deviate by z = t (1 - 1/(4 df)) / sqrt(1 + t^2/(2 df))."""
+    if clusters < 2:
+        return 1.0
+    if se > 0:
+        t = difference / (se * math.sqrt(clusters / (clusters - 1)))
+        df = clusters - 1
+        return normal_cdf(t * (1 - 1 / (4 * df)) / math.sqrt(1 + t * t / (2 * df)))
+    return 0.0 if difference < 0 else 1.0
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values, in the input order."""
     p = np.asarray(p_values, dtype=np.float64)
