@@ -1,5 +1,6 @@
 """The terminal scorecard: per-section retrieval and gap figures from the
-metrics marts, weakest sections first, plus where to query the tables."""
+metrics marts, weakest sections on evidence first (small ones marked), plus
+where to query the tables."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     metrics = (*SCORECARD_METRICS, mrr)
     rows = conn.execute(
         sql.SQL(
-            "select pair, direction, section, metric, value, n from {} where metric = any(%s)"
+            "select pair, direction, section, metric, value, n, weakness_rank, "
+            "is_weaker_than_all, is_small_section from {} where metric = any(%s)"
         ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
@@ -47,11 +49,15 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         return "No retrieval metrics yet for the configured pairs: run `embed-udfs refresh`."
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     sizes: dict[tuple[str, str], int] = {}
-    for pair, direction, section, metric, value, n in rows:
+    # the weakest-first order and marks come from t2i R@10's evidence (fct_retrieval_metrics)
+    evidence: dict[tuple[str, str], tuple[int | None, bool | None, bool | None]] = {}
+    for pair, direction, section, metric, value, n, rank, weaker, small in rows:
         pair, section = clean(pair), clean(section)  # both come from the data
         short = {"text_to_image": "t2i", "image_to_text": "i2t"}[direction]
         table[pair][section][f"{short} {metric}"] = value
         sizes[pair, section] = n
+        if short == "t2i" and metric == "recall_at_10":
+            evidence[pair, section] = (rank, weaker, small)
     for pair, section, value in gaps:
         table[clean(pair)][clean(section)]["gap"] = value
 
@@ -62,14 +68,19 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         sections = table[pair]
         order = sorted(
             (s for s in sections if s != "ALL"),
-            key=lambda s: (sections[s].get("t2i recall_at_10", 0.0), s),
+            key=lambda s: _evidence_key(evidence.get((pair, s)), sections[s], s),
         )
-        lines.append(f"\npair {pair}  (n = queries per direction; weakest sections first)")
-        lines.append(f"  {'section':<16}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
+        lines.append(
+            f"\npair {pair}  (n = queries per direction; weakest sections on evidence first: "
+            "* weaker than ALL after Holm's correction, ~ small section)"
+        )
+        lines.append(f"  {'section':<18}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
         for section in ["ALL", *order]:
             values = sections[section]
+            _, weaker, small = evidence.get((pair, section), (None, None, None))
+            mark = ("*" if weaker else " ") + ("~" if small else " ")
             lines.append(
-                f"  {section:<16}{sizes.get((pair, section), 0):>6}  "
+                f"{mark}{section:<18}{sizes.get((pair, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
     not_evaluable = empty_sample_reasons(conn, "retrieval")
@@ -77,6 +88,18 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         lines.append("")
         lines.extend(f"not evaluable: {reason}" for reason in not_evaluable)
     return "\n".join(lines)
+
+
+def _evidence_key(
+    evidence: tuple[int | None, bool | None, bool | None] | None,
+    values: dict[str, float],
+    section: str,
+) -> tuple:
+    """The mart's weakest-first rank by evidence; by t2i R@10 where none was published."""
+    rank = evidence[0] if evidence else None
+    if rank is None:
+        return (1, 0, values.get("t2i recall_at_10", 0.0), section)
+    return (0, rank, 0.0, section)
 
 
 def empty_sample_reasons(conn: psycopg.Connection, purpose: str) -> list[str]:

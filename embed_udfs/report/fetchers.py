@@ -49,6 +49,11 @@ class Estimate:
     low: Any = None
     high: Any = None
     n: Any = None
+    # a section's evidence against ALL (fct_retrieval_metrics): its rank weakest-first,
+    # whether it is weaker on Holm-corrected evidence, whether it is small
+    weakness_rank: Any = None
+    is_weaker: Any = None
+    is_small: Any = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,8 @@ def _query(
 def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
     rows = _query(
         conn,
-        "select pair, direction, section, k, value, ci_low, ci_high, n "
+        "select pair, direction, section, k, value, ci_low, ci_high, n, weakness_rank, "
+        "is_weaker_than_all, is_small_section "
         "from {} where metric like 'recall_at_%' "
         "order by pair, direction, section, k",
         contract.RETRIEVAL_METRICS,
@@ -207,8 +213,8 @@ def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
     recall: dict[tuple[str, str], dict[str, dict[int, Estimate]]] = defaultdict(
         lambda: defaultdict(dict)
     )
-    for pair, direction, section, k, value, low, high, n in rows:
-        recall[pair, direction][section][k] = Estimate(value, low, high, n)
+    for pair, direction, section, k, value, low, high, n, rank, weaker, small in rows:
+        recall[pair, direction][section][k] = Estimate(value, low, high, n, rank, weaker, small)
     return Retrieval(tuple(sorted({row[3] for row in rows})), recall)
 
 
