@@ -438,6 +438,8 @@ class LabelConfig:
     bootstrap_replicates: int
     bootstrap_seed: int
     cluster_assignments_relation: str
+    # the products column whose values the interval bootstrap resamples; None: duplicate groups
+    bootstrap_cluster_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1015,6 +1017,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             bootstrap_replicates=model.bootstrap_replicates,
             bootstrap_seed=model.bootstrap_seed,
             cluster_assignments_relation=model.cluster_assignments_relation,
+            bootstrap_cluster_column=model.bootstrap_cluster_column,
         ),
         dedup=DedupConfig(
             text_variant=model.dedup_text_variant,

@@ -5,6 +5,8 @@
     tests/assert_sections_are_not_reserved_names.sql warns about it. -#}
 {%- set reserved = reserved_section_names() %}
 {%- set cluster_column = bootstrap_cluster_column() %}
+{%- set cluster_value = "nullif(trim(" ~ adapter.quote(cluster_column) ~ "::text), '')"
+    if cluster_column else "null::text" %}
 
 with
 
@@ -20,12 +22,8 @@ renamed as (
         nullif(trim(collection_section), '') as section_given,
         nullif(trim(store_name), '') as store_name,
         nullif(trim(image_uri), '') as image_uri,
-        {%- if cluster_column %}
-        -- the cluster the bootstrap resamples (vars.bootstrap_cluster_column)
-        nullif(trim({{ adapter.quote(cluster_column) }}::text), '') as bootstrap_cluster_value
-        {%- else %}
-        null::text as bootstrap_cluster_value
-        {%- endif %}
+        -- the cluster the interval bootstrap resamples (vars.bootstrap_cluster_column)
+        {{ cluster_value }} as bootstrap_cluster_value
     from products
 ),
 

@@ -175,16 +175,13 @@ combined as (
         point_estimates.value,
         point_estimates.n_products as n,
         nn_hits.hits,
-        -- 1-NN: the cluster interval, never narrower than Wilson's (least / greatest skip nulls)
+        -- 1-NN: the cluster interval, never narrower than Wilson's (which always holds the value)
         case
             when point_estimates.metric = 'nn1_accuracy'
-                then least(
+                then greatest(0, least(
                         {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'low') }},
-                        case when bootstrap_intervals.standard_error is not null then greatest(
-                                0,
-                                {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'low') }}
-                            ) end
-                    )
+                        {{ bootstrap_bound('point_estimates.value', 'coalesce(bootstrap_intervals.standard_error, 0)', 'low') }}
+                    ))
             else greatest(
                     case when point_estimates.metric = 'kmeans_nmi' then 0 else -1 end,
                     {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'low') }}
@@ -192,13 +189,10 @@ combined as (
         end as ci_low,
         case
             when point_estimates.metric = 'nn1_accuracy'
-                then greatest(
+                then least(1, greatest(
                         {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'high') }},
-                        case when bootstrap_intervals.standard_error is not null then least(
-                                1,
-                                {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'high') }}
-                            ) end
-                    )
+                        {{ bootstrap_bound('point_estimates.value', 'coalesce(bootstrap_intervals.standard_error, 0)', 'high') }}
+                    ))
             else least(
                     1, {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'high') }}
                 )
