@@ -14,6 +14,7 @@ from reference import (
     exact_ranks,
     holm,
     se_interval,
+    unit,
     weaker_p,
     wilson,
 )
@@ -190,3 +191,28 @@ def test_weaker_sections_follow_holm_over_the_sections(db, stores):
             keys = [(not r["is_weaker_than_all"], r["weaker_p_holm"]) for r in ranked]
             assert keys == sorted(keys)
     assert flagged == {"lamps"}
+
+
+def test_positive_mean_gap_interval_equals_numpy(db, stores):
+    products, store_of, texts, images = stores
+    sections = np.array([s for _, s in products])
+    weights = cluster_weights([f"store_name=store {s:02d}" for s in store_of], SEED, REPLICATES)
+    t, v = unit(texts), unit(images)
+    cosines = (t * v).sum(axis=1)
+    rows = query(
+        db,
+        "select section, value, ci_low, ci_high, ci_low_independent, ci_high_independent, "
+        "interval_method from metrics.fct_embedding_gaps where metric = 'cosine_positive_mean'",
+    )
+    assert {r[0] for r in rows} == {*SECTIONS, "ALL"}
+    for section, value, low, high, low_independent, high_independent, method in rows:
+        members = np.ones(len(products), bool) if section == "ALL" else sections == section
+        scores = cosines[members]
+        assert value == pytest.approx(scores.mean(), abs=2e-6)
+        se = float(np.nanstd(bootstrap_replicates(scores, weights[members]), ddof=1))
+        sd = float(scores.std(ddof=1)) / np.sqrt(members.sum())
+        assert low_independent == pytest.approx(scores.mean() - Z * sd, abs=2e-6)
+        assert high_independent == pytest.approx(scores.mean() + Z * sd, abs=2e-6)
+        assert low == pytest.approx(min(low_independent, value - Z * se), abs=1e-5)
+        assert high == pytest.approx(max(high_independent, value + Z * se), abs=1e-5)
+        assert method == f"cluster bootstrap (store_name), {REPLICATES} replicates, se"

@@ -281,7 +281,7 @@ def test_scorecard_block_shows_the_all_uplift_ceiling_and_sections(db, planted):
     uplift = _uplift(db)
     with connection(db) as conn:
         block = rerank_scorecard(conn)
-    n, before, after, difference, low, high, wins, losses, _, ceiling, _ = uplift[
+    n, before, after, difference, low, high, wins, losses, _, ceiling, *_ = uplift[
         ("text_to_image", "ALL", "recall_at_1")
     ]
     assert (
