@@ -104,9 +104,10 @@ spreads as (
         stddev_samp(resampled.sq_euclidean_sum::float8 / nullif(resampled.weight_sum, 0))
             as sq_euclidean_standard_error
     from by_section
-    cross join lateral unnest(
-        by_section.weight_sums::real[], by_section.cosine_sums::real[], by_section.sq_euclidean_sums::real[]
-    ) as resampled (weight_sum, cosine_sum, sq_euclidean_sum)
+    cross join
+        lateral unnest(
+            by_section.weight_sums::real[], by_section.cosine_sums::real[], by_section.sq_euclidean_sums::real[]
+        ) as resampled (weight_sum, cosine_sum, sq_euclidean_sum)
     group by by_section.pair, by_section.section
 ),
 
