@@ -1,9 +1,11 @@
 {{ config(enabled=family_enabled('retrieval')) }}
--- The weakest sections per pair, direction and section level by Recall@10,
--- with n and the Wilson interval, so that a small section's low figure is
--- read with its uncertainty (sections under vars.section_min_queries queries
--- are folded into `other`). `dbt compile --select weakest_sections` renders
--- it for psql.
+-- The weakest sections per pair, direction and section level at Recall@10,
+-- on evidence: the mart's weakness_rank (sections below ALL after Holm's
+-- correction first, then by the adjusted p-value), with n, the cluster
+-- bootstrap interval, the independent-query one and the evidence, so that a
+-- small section's low figure is read with its uncertainty (sections under
+-- vars.section_min_queries queries are folded into `other`).
+-- `dbt compile --select weakest_sections` renders it for psql.
 with
 
 metrics as (
@@ -18,11 +20,14 @@ ranked as (
         section,
         value as recall_at_10,
         n,
+        n_clusters,
         ci_low,
         ci_high,
-        row_number() over (
-            partition by pair, direction, section_level order by value asc, n desc
-        ) as weakness_rank
+        ci_low_independent,
+        ci_high_independent,
+        weaker_p_holm,
+        evidence,
+        weakness_rank
     from metrics
     where metric = 'recall_at_10' and section <> 'ALL'
 )

@@ -94,6 +94,13 @@ def _check_database(
                 f"stg_catalog__products reads {', '.join(PRODUCT_COLUMNS)}. Add them (empty "
                 "is fine for product_description, store_name and image_uri)."
             )
+        cluster_column = config.labels.bootstrap_cluster_column
+        if cluster_column is not None and cluster_column not in columns:
+            raise EmbedUdfsError(
+                f"vars.bootstrap_cluster_column is {cluster_column!r}, but {products} has no "
+                "such column. Name a column of the products table whose values group products "
+                "(e.g. store_name), or set it to null to resample near-duplicate groups."
+            )
         check_text_fields(conn, config)
         count = conn.execute(
             sql.SQL("select count(*) from {}").format(products.identifier)

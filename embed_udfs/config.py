@@ -513,6 +513,8 @@ class LabelConfig:
     bootstrap_replicates: int
     bootstrap_seed: int
     cluster_assignments_relation: str
+    # the products column whose values the interval bootstrap resamples; None: duplicate groups
+    bootstrap_cluster_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -645,6 +647,13 @@ class ProjectVars(IngestVars):
     ]
     bootstrap_replicates: Annotated[int, BeforeValidator(_integer(2, 16000))]
     bootstrap_seed: NonNegativeInt
+    # Intervals resample clusters: null = near-duplicate groups, else a products column.
+    bootstrap_cluster_column: Annotated[str | None, BeforeValidator(_optional(_identifier))]
+    # The evidence rule (docs/evaluation-protocol.md): Holm-adjusted p below this.
+    evidence_alpha: Annotated[
+        float, BeforeValidator(_number_in(0, 1, "e.g. 0.05 (a 5% family-wise error rate)"))
+    ]
+    small_section_n: PositiveInt  # sections with fewer queries or products are marked small
 
     # ANN tuning.
     ann_tuning: Bool
@@ -1126,6 +1135,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             bootstrap_replicates=model.bootstrap_replicates,
             bootstrap_seed=model.bootstrap_seed,
             cluster_assignments_relation=model.cluster_assignments_relation,
+            bootstrap_cluster_column=model.bootstrap_cluster_column,
         ),
         dedup=DedupConfig(
             text_variant=model.dedup_text_variant,

@@ -1,5 +1,6 @@
 """The terminal scorecard: per-section retrieval and gap figures from the
-metrics marts, weakest sections first, plus where to query the tables."""
+metrics marts, weakest sections on evidence first (small ones marked), plus
+where to query the tables."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     rows = conn.execute(
         sql.SQL(
             "select pair, section_level, direction, section, metric, value, n, macro_value, "
-            "n_sections from {} where metric = any(%s)"
+            "n_sections, weakness_rank, is_weaker_than_all, is_small_section "
+            "from {} where metric = any(%s)"
         ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
@@ -63,11 +65,28 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         lambda: defaultdict(dict)
     )
     sizes: dict[tuple[str, str, str], int] = {}
-    for pair, level, direction, section, metric, value, n, macro, n_sections in rows:
+    # the weakest-first order and marks come from t2i R@10's evidence (fct_retrieval_metrics)
+    evidence: dict[tuple[str, str, str], tuple[int | None, bool | None, bool | None]] = {}
+    for (
+        pair,
+        level,
+        direction,
+        section,
+        metric,
+        value,
+        n,
+        macro,
+        n_sections,
+        rank,
+        weaker,
+        small,
+    ) in rows:
         pair, section = clean(pair), clean(section)  # both come from the data
         short = {"text_to_image": "t2i", "image_to_text": "i2t"}[direction]
         table[pair, level][section][f"{short} {metric}"] = value
         sizes[pair, level, section] = n
+        if short == "t2i" and metric == "recall_at_10":
+            evidence[pair, level, section] = (rank, weaker, small)
         if section == "ALL" and macro is not None and abs(macro - value) > MACRO_SHOWN_ABOVE:
             table[pair, level][MACRO_ROW][f"{short} {metric}"] = macro
             sizes[pair, level, MACRO_ROW] = n_sections
@@ -91,16 +110,21 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         sections = table[pair, level]
         order = sorted(
             (s for s in sections if s not in ("ALL", MACRO_ROW)),
-            key=lambda s: (sections[s].get("t2i recall_at_10", 0.0), s),
+            key=lambda s: _evidence_key(evidence.get((pair, level, s)), sections[s], s),
         )
         where = f"pair {pair}, {level} sections" if several_levels else f"pair {pair}"
-        lines.append(f"\n{where}  (n = queries per direction; weakest sections first)")
+        lines.append(
+            f"\n{where}  (n = queries per direction; weakest sections on evidence first: "
+            "* weaker than ALL after Holm's correction, ~ small section)"
+        )
         lines.append(f"  {'section':<{width}}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
         shown = ["ALL", *([MACRO_ROW] if MACRO_ROW in sections else []), *order]
         for section in shown:
             values = sections[section]
+            _, weaker, small = evidence.get((pair, level, section), (None, None, None))
+            mark = ("*" if weaker else " ") + ("~" if small else " ")
             lines.append(
-                f"  {section[:width]:<{width}}{sizes.get((pair, level, section), 0):>6}  "
+                f"{mark}{section[:width]:<{width}}{sizes.get((pair, level, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
     if any(MACRO_ROW in sections for sections in table.values()):
@@ -114,6 +138,18 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         lines.append("")
         lines.extend(f"not evaluable: {reason}" for reason in not_evaluable)
     return "\n".join(lines)
+
+
+def _evidence_key(
+    evidence: tuple[int | None, bool | None, bool | None] | None,
+    values: dict[str, float],
+    section: str,
+) -> tuple:
+    """The mart's weakest-first rank by evidence; by t2i R@10 where none was published."""
+    rank = evidence[0] if evidence else None
+    if rank is None:
+        return (1, 0, values.get("t2i recall_at_10", 0.0), section)
+    return (0, rank, 0.0, section)
 
 
 def empty_sample_reasons(conn: psycopg.Connection, purpose: str) -> list[str]:

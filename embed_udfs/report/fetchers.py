@@ -49,6 +49,11 @@ class Estimate:
     low: Any = None
     high: Any = None
     n: Any = None
+    # a section's evidence against ALL (fct_retrieval_metrics): its rank weakest-first,
+    # whether it is weaker on Holm-corrected evidence, whether it is small
+    weakness_rank: Any = None
+    is_weaker: Any = None
+    is_small: Any = None
 
 
 @dataclass(frozen=True)
@@ -286,7 +291,8 @@ def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
     rows = _query(
         conn,
         "select section_level, pair, direction, section, k, value, ci_low, ci_high, n, "
-        "macro_value, n_sections from {} where metric like 'recall_at_%' "
+        "macro_value, n_sections, weakness_rank, is_weaker_than_all, is_small_section "
+        "from {} where metric like 'recall_at_%' "
         "order by section_level, pair, direction, section, k",
         contract.RETRIEVAL_METRICS,
     )
@@ -296,8 +302,25 @@ def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
         lambda: defaultdict(lambda: defaultdict(dict))
     )
     macro: dict[tuple[str, str, str], dict[int, Estimate]] = defaultdict(dict)
-    for level, pair, direction, section, k, value, low, high, n, macro_value, n_sections in rows:
-        by_level[level][pair, direction][section][k] = Estimate(value, low, high, n)
+    for (
+        level,
+        pair,
+        direction,
+        section,
+        k,
+        value,
+        low,
+        high,
+        n,
+        macro_value,
+        n_sections,
+        rank,
+        weaker,
+        small,
+    ) in rows:
+        by_level[level][pair, direction][section][k] = Estimate(
+            value, low, high, n, rank, weaker, small
+        )
         if section == "ALL" and macro_value is not None:
             macro[level, pair, direction][k] = Estimate(macro_value, n=n_sections)
     recall = by_level.pop("leaf", {})

@@ -334,8 +334,12 @@ def retrieval_section(data: Retrieval) -> Section:
         "retrieval",
         title,
         lead="Recall@K of every pair in both directions, overall (ALL) and per "
-        f"collection_section, weakest sections (by R@{sort_k}) first under ALL. Whiskers are "
-        "Wilson 95% intervals; n is the number of queries. Sections with fewer queries than "
+        f"collection_section, weakest sections on evidence (at R@{sort_k}) first under ALL: "
+        "a section marked 'weaker' is below ALL after Holm's correction for the number of "
+        "sections; the rest follow by how strong that evidence is, and a section marked "
+        "'small' has too few queries to read much into. Whiskers are 95% intervals that "
+        "resample clusters of queries (near-duplicate groups, or the configured cluster "
+        "column); n is the number of queries. Sections with fewer queries than "
         "vars.section_min_queries are folded into `other`; the table's `ALL (macro)` row is "
         "the mean over the sections (n = sections), beside ALL, the mean over queries."
         + levels_lead,
@@ -368,7 +372,7 @@ def _retrieval_figures(
             continue
         order = sorted(
             (s for s in sections if s != "ALL"),
-            key=lambda s: (_value(sections[s].get(sort_k)), s),
+            key=lambda s: _evidence_order(sections[s].get(sort_k), s),
         )
         categories = ["ALL", *order] if "ALL" in sections else order
         series = [
@@ -380,7 +384,7 @@ def _retrieval_figures(
         ]
         where = f"{pair}, {level}" if level else pair
         svg = interval_bars(
-            categories,
+            [f"{c}{_evidence_mark(sections[c].get(sort_k))}" for c in categories],
             series,
             title=f"{where}: {label}",
             x_label="Recall@K (share of queries whose positive ranks within K)",
@@ -389,6 +393,7 @@ def _retrieval_figures(
         rows = [
             [
                 c,
+                "overall" if c == "ALL" else _evidence_words(sections[c].get(sort_k)),
                 next(iter(sections[c].values())).n,
                 *(sections[c][k].value if k in sections[c] else None for k in k_values),
                 *(_ci(sections[c][k]) if k in sections[c] else None for k in k_values),
@@ -403,10 +408,13 @@ def _retrieval_figures(
         ):
             n_sections = next(iter(macro.values())).n
             values = [macro[k].value if k in macro else None for k in k_values]
-            rows.insert(1, [MACRO_ROW, n_sections, *values, *(None for _ in k_values)])
+            rows.insert(
+                1, [MACRO_ROW, "mean over sections", n_sections, *values, *(None for _ in k_values)]
+            )
         table = _table(
             [
                 "section",
+                f"evidence (R@{sort_k})",
                 "n",
                 *(f"R@{k}" for k in k_values),
                 *(f"R@{k} 95% CI" for k in k_values),
@@ -420,6 +428,30 @@ def _retrieval_figures(
 def _value(figure: Estimate | None) -> float:
     """A figure's value for sorting, 0 when it is missing."""
     return (figure.value or 0.0) if figure is not None else 0.0
+
+
+def _evidence_order(figure: Estimate | None, section: str) -> tuple:
+    """The mart's weakest-first order by evidence; by value where no rank was published."""
+    if figure is None:
+        return (1, 0, 0.0, section)
+    if figure.weakness_rank is None:
+        return (1, 0, _value(figure), section)
+    return (0, figure.weakness_rank, 0.0, section)
+
+
+def _evidence_mark(figure: Estimate | None) -> str:
+    """A short suffix for a chart label: weaker on evidence, small."""
+    if figure is None:
+        return ""
+    marks = [m for m, on in (("weaker", figure.is_weaker), ("small", figure.is_small)) if on]
+    return f" ({', '.join(marks)})" if marks else ""
+
+
+def _evidence_words(figure: Estimate | None) -> str:
+    if figure is None or figure.is_weaker is None:
+        return ""
+    words = "weaker than ALL" if figure.is_weaker else "no evidence"
+    return words + (", small section" if figure.is_small else "")
 
 
 def curves_section(data: RecallCurves | None) -> Section | None:

@@ -102,3 +102,68 @@ def ndcg_at(
 def section_purity_at(neighbours: np.ndarray, sections: np.ndarray, k: int) -> np.ndarray:
     """Per query, the share of its first k neighbours (indices) in its own section."""
     return (sections[neighbours[:, :k]] == sections[:, None]).mean(axis=1)
+
+
+# The Poisson(1) CDF thresholds the SQL inverts (macro poisson_one): draws above 8 count as 9.
+_POISSON_CDF = np.cumsum([math.exp(-1) / math.factorial(j) for j in range(9)])
+
+
+def hash_uniform(key: str) -> float:
+    """A uniform in [0, 1) from the first 52 bits of md5(key), as the SQL draws it."""
+    import hashlib
+
+    return int(hashlib.md5(key.encode()).hexdigest()[:13], 16) / 2.0**52
+
+
+def cluster_weights(clusters: Sequence[str], seed: int, replicates: int) -> np.ndarray:
+    """(len(clusters), B) Poisson(1) multiplicities from md5(seed:cluster:b): every row of a
+    cluster shares its cluster's draw."""
+    drawn: dict[str, np.ndarray] = {}
+    for cluster in set(clusters):
+        u = np.array([hash_uniform(f"{seed}:{cluster}:{b}") for b in range(1, replicates + 1)])
+        drawn[cluster] = np.searchsorted(_POISSON_CDF, u, side="right").astype(np.float64)
+    return np.stack([drawn[c] for c in clusters])
+
+
+def bootstrap_replicates(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted means of `scores` under each column of `weights` (nan where a resample is empty)."""
+    totals = weights.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, (weights * scores[:, None]).sum(axis=0) / totals, np.nan)
+
+
+def se_interval(
+    value: float, replicates: np.ndarray, z: float = 1.959963984540054
+) -> tuple[float, float, float]:
+    """(standard error, low, high): value +/- z sd of the replicates, clipped to [0, 1]."""
+    se = float(np.nanstd(replicates, ddof=1))
+    return se, max(0.0, value - z * se), min(1.0, value + z * se)
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2))
+
+
+def weaker_p(difference: float, se: float, clusters: int) -> float:
+    """One-sided p-value of "the section is not below ALL", written from the protocol: the
+    bootstrap standard error scaled by sqrt(G / (G - 1)), the t statistic on G - 1 degrees
+    of freedom turned into a normal deviate by z = t (1 - 1/(4 df)) / sqrt(1 + t^2/(2 df))."""
+    if clusters < 2:
+        return 1.0
+    if se > 0:
+        t = difference / (se * math.sqrt(clusters / (clusters - 1)))
+        df = clusters - 1
+        return normal_cdf(t * (1 - 1 / (4 * df)) / math.sqrt(1 + t * t / (2 * df)))
+    return 0.0 if difference < 0 else 1.0
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted = np.minimum(1.0, np.maximum.accumulate(scaled))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out

@@ -84,3 +84,17 @@ def test_an_invalid_configuration_is_refused_before_the_database(on_db, capsys):
     assert code == 2
     assert "vars.eval_k_values: the largest K (5000) is not below vars.eval_sample_size" in err
     assert out == ""
+
+
+def test_a_cluster_column_the_products_table_lacks_is_refused(on_db, capsys):
+    with connection(on_db) as conn:
+        conn.execute(PRODUCTS_DDL)
+        conn.commit()
+    code, _, err = _check(capsys, {**PLANTED, "bootstrap_cluster_column": "family_id"})
+    assert code == 2
+    assert "vars.bootstrap_cluster_column is 'family_id'" in err
+    assert "Traceback" not in err
+    code, out, err = _check(capsys, {**PLANTED, "bootstrap_cluster_column": "store_name"})
+    assert code == 0, err
+    code, _, err = _check(capsys, {**PLANTED, "bootstrap_cluster_column": "store name; drop"})
+    assert code == 2 and "bootstrap_cluster_column" in err

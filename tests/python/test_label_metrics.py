@@ -118,13 +118,15 @@ def _metric(db, space: str, metric: str, section: str = "ALL", reduction: str = 
     rows = query(
         db,
         "select value, n, hits, ci_low, ci_high, interval_method, standard_error, n_seeds, "
-        "seed_stddev, is_negative_silhouette, weakness_rank from metrics.fct_label_metrics "
+        "seed_stddev, is_negative_silhouette, weakness_rank, ci_low_independent, "
+        "ci_high_independent, interval_method_independent from metrics.fct_label_metrics "
         "where space = %s and metric = %s and section = %s and reduction = %s",
         (space, metric, section, reduction),
     )
     assert len(rows) == 1, (space, metric, section, reduction, rows)
     keys = "value n hits ci_low ci_high interval_method standard_error n_seeds seed_stddev "
-    keys += "is_negative_silhouette weakness_rank"
+    keys += "is_negative_silhouette weakness_rank ci_low_independent ci_high_independent "
+    keys += "interval_method_independent"
     return dict(zip(keys.split(), rows[0], strict=True))
 
 
@@ -213,18 +215,24 @@ def test_negative_silhouette_is_flagged_and_sections_rank_within_a_space(db, lab
     assert {space for space, _ in flagged} == {"shuffled"}
     rows = query(
         db,
-        "select space, metric, reduction, value, ci_high, weakness_rank "
-        "from metrics.fct_label_metrics "
+        "select space, metric, reduction, value, ci_high, weakness_rank, is_weaker_than_all, "
+        "weaker_p_holm from metrics.fct_label_metrics "
         "where section <> 'ALL' order by space, metric, reduction, weakness_rank",
     )
     groups: dict[tuple, list] = {}
-    for space, metric, reduction, value, high, rank in rows:
-        groups.setdefault((space, metric, reduction), []).append((rank, value, high))
+    for space, metric, reduction, value, high, rank, weaker, p_holm in rows:
+        key = (
+            not weaker,
+            p_holm if p_holm is not None else 2.0,
+            high if high is not None else value,
+        )
+        groups.setdefault((space, metric, reduction), []).append((rank, key))
     for ranked in groups.values():
-        assert [r for r, *_ in ranked] == list(range(1, len(ranked) + 1))
-        # weakest first by the upper 95% bound, so a small section's noise does not lead
-        bounds = [high if high is not None else value for _, value, high in ranked]
-        assert bounds == sorted(bounds)
+        assert [r for r, _ in ranked] == list(range(1, len(ranked) + 1))
+        # weakest first on evidence (flagged, then the adjusted p-value), then by the
+        # upper 95% bound, so a small section's noise does not lead
+        keys = [key for _, key in ranked]
+        assert keys == sorted(keys)
 
 
 def test_nn1_matches_brute_force_numpy(db, labelled):
@@ -253,8 +261,15 @@ def test_nn1_matches_brute_force_numpy(db, labelled):
             hits += sections[nearest[i]] == sections[i]
         row = _metric(db, space, "nn1_accuracy")
         assert (row["hits"], row["n"]) == (hits, len(ids))
-        assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson(hits, len(ids)), abs=1e-12)
-        assert row["interval_method"] == "wilson"
+        independent = wilson(hits, len(ids))
+        assert (row["ci_low_independent"], row["ci_high_independent"]) == pytest.approx(
+            independent, abs=1e-12
+        )
+        assert row["interval_method_independent"] == "wilson"
+        # the cluster interval is never narrower than the independent one
+        assert row["ci_low"] <= independent[0] + 1e-12
+        assert row["ci_high"] >= independent[1] - 1e-12
+        assert row["interval_method"].startswith("cluster bootstrap (duplicate_group)")
 
 
 def test_nn1_chance_level_majority_share_and_kappa_match_numpy(db, labelled):
@@ -465,7 +480,9 @@ def test_bootstrap_intervals_are_value_plus_minus_replicate_spread(db, labelled)
         low, high = row["value"] - Z * se, row["value"] + Z * se
         assert row["ci_low"] == pytest.approx(max(low, -1), abs=1e-9)
         assert row["ci_high"] == pytest.approx(min(high, 1), abs=1e-9)
-        assert row["interval_method"] == "bootstrap_se"
+        assert row["interval_method"] == (
+            f"cluster bootstrap (duplicate_group), {REPLICATES} replicates, se"
+        )
 
 
 def test_bootstrap_weights_are_poisson_and_deterministic(db, labelled, tmp_path):

@@ -277,7 +277,8 @@ def test_the_retrieval_tables_show_the_marts_figures_weakest_first(db, planted, 
         page.feed(write_report(conn, planted["config"], tmp_path / "r.html").read_text())
     marts = query(
         db,
-        "select pair, direction, section, k, value, ci_low, ci_high, n "
+        "select pair, direction, section, k, value, ci_low, ci_high, n, weakness_rank, "
+        "is_weaker_than_all, is_small_section "
         "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_')",
     )
     recall: dict[tuple[str, str], dict[str, dict[int, tuple]]] = {}
@@ -287,16 +288,22 @@ def test_the_retrieval_tables_show_the_marts_figures_weakest_first(db, planted, 
     shown = {"text_to_image": "text → image", "image_to_text": "image → text"}
     for (pair, direction), sections in recall.items():
         rows = [r for r in page.figures[f"{pair}, {shown[direction]}: Recall@K by section"] if r]
-        # weakest R@10 first, ties by name
+        # weakest on evidence at R@10 first: the mart's weakness_rank
         weakest_first = sorted(
-            (s for s in sections if s != "ALL"), key=lambda s: (sections[s][10][0], s)
+            (s for s in sections if s != "ALL"), key=lambda s: sections[s][10][4]
         )
         assert [r[0] for r in rows] == ["ALL", *weakest_first]
-        for section, n, *cells in rows:
+        for section, evidence, n, *cells in rows:
             figures = sections[section]
             assert int(n) == figures[1][3]
+            if section == "ALL":
+                assert evidence == "overall"
+            else:
+                weaker, small = figures[10][5:7]
+                assert evidence.startswith("weaker than ALL" if weaker else "no evidence")
+                assert ("small section" in evidence) == small
             for k, cell, interval in zip((1, 5, 10), cells[:3], cells[3:], strict=True):
-                value, low, high, _ = figures[k]
+                value, low, high, *_ = figures[k]
                 assert float(cell) == pytest.approx(value, abs=5e-5), (pair, section, k)
                 assert interval == f"[{low:.3f}, {high:.3f}]"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
+from reference import bootstrap_replicates, holm, normal_cdf
 from rerank_reference import paired_interval, poisson_weights, rank_among
 
 from embed_udfs.db import connection
@@ -131,7 +132,7 @@ def _uplift(db) -> dict[tuple[str, str, str], tuple]:
     rows = query(
         db,
         "select direction, section, metric, n, before, after, difference, ci_low, ci_high, "
-        "n_improved, n_worsened, n_unchanged, stage1_ceiling, n_not_reranked "
+        "n_improved, n_worsened, n_unchanged, stage1_ceiling, n_not_reranked, p_holm, verdict "
         "from metrics.fct_rerank_uplift",
     )
     return {(r[0], r[1], r[2]): r[3:] for r in rows}
@@ -198,6 +199,7 @@ def test_random_scores_uplift_matches_numpy_per_section(db, planted, tmp_path):
     lists = _candidates(db)
     uplift = _uplift(db)
     weights = {p: poisson_weights(p, REPLICATES) for p, _ in products}
+    tested: dict[tuple[str, str, bool], dict[str, tuple[float, float]]] = {}
     for direction in ("text_to_image", "image_to_text"):
         per_query = {}
         for (d, query_id), rows in lists.items():
@@ -241,9 +243,33 @@ def test_random_scores_uplift_matches_numpy_per_section(db, planted, tmp_path):
                 assert row[9] == pytest.approx(
                     np.mean([per_query[q][0] is not None for q in members]), abs=1e-12
                 )
-                low, high = paired_interval(after - before, np.stack([weights[q] for q in members]))
+                member_weights = np.stack([weights[q] for q in members])
+                low, high = paired_interval(after - before, member_weights)
                 assert ci_low == pytest.approx(low, abs=1e-5), (direction, section, metric)
                 assert ci_high == pytest.approx(high, abs=1e-5), (direction, section, metric)
+                replicates = bootstrap_replicates(after - before, member_weights)
+                se = float(np.nanstd(replicates, ddof=1))
+                difference = float(after.mean() - before.mean())
+                if se > 0:
+                    p = 2 * normal_cdf(-abs(difference) / se)
+                else:
+                    p = 1.0 if difference == 0 else 0.0
+                tested.setdefault((direction, metric, section == "ALL"), {})[section] = (
+                    difference,
+                    p,
+                )
+    # the verdict rule: Holm over the sections of one direction and metric (ALL alone)
+    for (direction, metric, _), family in tested.items():
+        sections = list(family)
+        adjusted = holm([family[s][1] for s in sections])
+        for section, p_holm in zip(sections, adjusted, strict=True):
+            row = uplift[(direction, section, metric)]
+            assert row[11] == pytest.approx(p_holm, abs=1e-6), section
+            difference = family[section][0]
+            expected = (
+                "no evidence" if p_holm >= 0.05 else ("better" if difference > 0 else "worse")
+            )
+            assert row[12] == expected
     moved = uplift[("text_to_image", "ALL", "recall_at_1")]
     assert moved[6] > 0 and moved[7] > 0, "random scores should both help and hurt"
 
@@ -255,7 +281,7 @@ def test_scorecard_block_shows_the_all_uplift_ceiling_and_sections(db, planted):
     uplift = _uplift(db)
     with connection(db) as conn:
         block = rerank_scorecard(conn)
-    n, before, after, difference, low, high, wins, losses, _, ceiling, _ = uplift[
+    n, before, after, difference, low, high, wins, losses, _, ceiling, *_ = uplift[
         ("text_to_image", "ALL", "recall_at_1")
     ]
     assert (

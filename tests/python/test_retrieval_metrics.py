@@ -47,7 +47,8 @@ def _products(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
 def _metrics(settings, pair: str = "planted") -> dict[tuple[str, str, str], tuple]:
     rows = query(
         settings,
-        "select direction, section, metric, value, n, hits, ci_low, ci_high "
+        "select direction, section, metric, value, n, hits, "
+        "ci_low_independent, ci_high_independent "
         "from metrics.fct_retrieval_metrics where pair = %s",
         (pair,),
     )
@@ -101,6 +102,7 @@ def test_planted_clusters_match_numpy_per_section(db, clustered):
         for section in [*SECTIONS, "ALL"]:
             rows = ranks if section == "ALL" else ranks[sections == section]
             for k in K_VALUES:
+                # the independent-query interval is Wilson's
                 value, n, hits, ci_low, ci_high = metrics[(direction, section, f"recall_at_{k}")]
                 assert n == len(rows)
                 assert hits == int((rows <= k).sum())

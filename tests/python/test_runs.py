@@ -9,13 +9,23 @@ import math
 import numpy as np
 import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
-from reference import exact_ranks, recall_at, wilson
+from reference import (
+    bootstrap_replicates,
+    cluster_weights,
+    exact_ranks,
+    holm,
+    normal_cdf,
+    recall_at,
+    se_interval,
+    wilson,
+)
 
 from embed_udfs import runs
 from embed_udfs.db import connection
 
 SECTIONS = ["bags", "shoes", "lamps", "toys"]
 Z = 1.959963984540054
+REPLICATES = 20
 
 
 def _vars(**overrides) -> dict:
@@ -25,7 +35,7 @@ def _vars(**overrides) -> dict:
         eval_k_values=[1, 10],
         retrieval_search="exact",
         label_pca_dims=["none"],
-        bootstrap_replicates=20,
+        bootstrap_replicates=REPLICATES,
         **overrides,
     )
 
@@ -63,16 +73,30 @@ def test_config_hash_changes_with_the_configuration_only(db, tmp_path):
     assert "model_ref planted" in digest[0][0] and "eval_seed 42" in digest[0][0]
 
 
-def _recall_delta(old_ranks: np.ndarray, new_ranks: np.ndarray, k: int) -> tuple:
-    """Difference, 95% interval and verdict, from each run's Wilson interval."""
-    n_old, n_new = len(old_ranks), len(new_ranks)
-    old_low, old_high = wilson(int((old_ranks <= k).sum()), n_old)
-    new_low, new_high = wilson(int((new_ranks <= k).sum()), n_new)
+def _recall_interval(ranks: np.ndarray, ids: list[str], k: int) -> tuple[float, float]:
+    """A run's published interval: the cluster bootstrap (every planted product is its own
+    near-duplicate group, so its own cluster), never narrower than Wilson's."""
+    hits = (ranks <= k).astype(np.float64)
+    replicates = bootstrap_replicates(hits, cluster_weights(ids, 42, REPLICATES))
+    _, low, high = se_interval(float(hits.mean()), replicates)
+    wilson_low, wilson_high = wilson(int(hits.sum()), len(hits))
+    return min(low, wilson_low), max(high, wilson_high)
+
+
+def _recall_delta(old_ranks: np.ndarray, new_ranks: np.ndarray, ids: list[str], k: int) -> tuple:
+    """Difference, 95% interval and two-sided p-value, from each run's interval."""
+    old_low, old_high = _recall_interval(old_ranks, ids, k)
+    new_low, new_high = _recall_interval(new_ranks, ids, k)
     se = math.hypot((old_high - old_low) / (2 * Z), (new_high - new_low) / (2 * Z))
     difference = recall_at(new_ranks, k) - recall_at(old_ranks, k)
     low, high = difference - Z * se, difference + Z * se
-    verdict = "better" if low > 0 else "worse" if high < 0 else "no detectable change"
-    return difference, low, high, verdict
+    return difference, low, high, 2 * normal_cdf(-abs(difference) / se)
+
+
+def _verdict(difference: float, p_holm: float) -> str:
+    if p_holm >= 0.05:
+        return "no detectable change"
+    return "better" if difference > 0 else "worse"
 
 
 def _deltas(db, reference: str) -> dict[tuple, tuple]:
@@ -101,23 +125,30 @@ def test_deltas_against_the_baseline_and_the_previous_run(db, tmp_path):
     dbt_build(db, dbt_vars, tmp_path / "new")
 
     old_ranks, new_ranks = exact_ranks(noisy_texts, noisy_images), exact_ranks(texts, images)
+    ids = [p for p, _ in products]
     deltas = _deltas(db, "baseline")
     for k in (1, 10):
-        difference, low, high, verdict = _recall_delta(old_ranks, new_ranks, k)
+        difference, low, high, p = _recall_delta(old_ranks, new_ranks, ids, k)
+        verdict = _verdict(difference, p)  # ALL is a family of one
         got = deltas[("retrieval", "planted", "text_to_image", "ALL", f"recall_at_{k}")]
         assert got[0] == pytest.approx(difference, abs=1e-12)
-        assert got[1] == pytest.approx(low, abs=1e-9)
-        assert got[2] == pytest.approx(high, abs=1e-9)
+        assert got[1] == pytest.approx(low, abs=1e-6)
+        assert got[2] == pytest.approx(high, abs=1e-6)
         assert got[3] == verdict == "better"
         assert got[4] == pinned.run_id and got[5] is False
-    # one section, the other direction: the verdict still follows the interval
-    members = np.array([s for _, s in products]) == "bags"
-    image_old = exact_ranks(noisy_images, noisy_texts)[members]
-    image_new = exact_ranks(images, texts)[members]
-    difference, low, high, verdict = _recall_delta(image_old, image_new, 1)
-    got = deltas[("retrieval", "planted", "image_to_text", "bags", "recall_at_1")]
-    assert got[:3] == pytest.approx((difference, low, high), abs=1e-9)
-    assert got[3] == verdict
+    # the sections, the other direction: verdicts by Holm over the four sections
+    sections = np.array([s for _, s in products])
+    image_old, image_new = exact_ranks(noisy_images, noisy_texts), exact_ranks(images, texts)
+    figures = {}
+    for section in SECTIONS:
+        members = sections == section
+        section_ids = [i for i, m in zip(ids, members, strict=True) if m]
+        figures[section] = _recall_delta(image_old[members], image_new[members], section_ids, 1)
+    adjusted = dict(zip(SECTIONS, holm([f[3] for f in figures.values()]), strict=True))
+    for section, (difference, low, high, _) in figures.items():
+        got = deltas[("retrieval", "planted", "image_to_text", section, "recall_at_1")]
+        assert got[:3] == pytest.approx((difference, low, high), abs=1e-6)
+        assert got[3] == _verdict(difference, adjusted[section])
 
     # the same data again: the previous run is identical, nothing moved
     dbt_build(db, dbt_vars, tmp_path / "same")

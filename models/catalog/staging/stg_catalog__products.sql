@@ -8,10 +8,13 @@
     dropped, joined by " | "; the check applies to its first segment, the
     level-1 section (macros/section_levels.sql). -#}
 {%- set reserved = reserved_section_names() %}
+{%- set cluster_column = bootstrap_cluster_column() %}
+{%- set cluster_value = adapter.quote(cluster_column) if cluster_column else "null::text" %}
 
 with
 
--- only the contract's columns, under the names vars.products_columns gives them
+-- only the contract's columns, under the names vars.products_columns gives them,
+-- and the column vars.bootstrap_cluster_column names, if any
 products as (
     select
         {{ input_column('products_columns', 'product_id') }} as product_id,
@@ -19,7 +22,8 @@ products as (
         {{ input_column('products_columns', 'product_description') }} as product_description,
         {{ input_column('products_columns', 'collection_section') }} as collection_section,
         {{ input_column('products_columns', 'store_name') }} as store_name,
-        {{ input_column('products_columns', 'image_uri') }} as image_uri
+        {{ input_column('products_columns', 'image_uri') }} as image_uri,
+        {{ cluster_value }} as bootstrap_cluster_value
     from {{ source('catalog', 'products') }}
 ),
 
@@ -30,7 +34,9 @@ renamed as (
         nullif(trim(product_description::text), '') as product_description,
         {{ section_path("nullif(trim(collection_section::text), '')") }} as section_given,
         nullif(trim(store_name::text), '') as store_name,
-        nullif(trim(image_uri::text), '') as image_uri
+        nullif(trim(image_uri::text), '') as image_uri,
+        -- the cluster the interval bootstrap resamples (vars.bootstrap_cluster_column)
+        nullif(trim(bootstrap_cluster_value::text), '') as bootstrap_cluster_value
     from products
 ),
 
@@ -49,7 +55,8 @@ sectioned as (
         section_given is null as is_section_missing,
         coalesce({{ in_list(section_head('section_given'), reserved) }}, false) as is_section_renamed,
         store_name,
-        image_uri
+        image_uri,
+        bootstrap_cluster_value
     from renamed
 ),
 

@@ -1,10 +1,12 @@
 {{ config(enabled=family_enabled('labels')) }}
 {#- How well each text space separates collection_section, in tidy form:
     one row per (space, metric, reduction, section) with n and a 95%
-    interval. 1-NN accuracy gets a Wilson interval; silhouette, ARI and NMI
-    the estimate +/- 1.96 bootstrap standard errors (the standard deviation of
-    its Poisson bootstrap replicates in int_label_replicates), clipped to the
-    metric's range.
+    interval that resamples clusters of products (int_bootstrap_weights):
+    the estimate +/- 1.96 bootstrap standard errors (the standard deviation
+    of its cluster bootstrap replicates in int_label_replicates), clipped to
+    the metric's range; for 1-NN accuracy never narrower than the Wilson
+    interval, which treats products as independent and sits beside it
+    (ci_low_independent, ci_high_independent).
     Every 1-NN accuracy row carries what a label-blind neighbour would
     score: chance_level (ALL: the sum of squared section shares, the hit
     rate of a neighbour drawn at random from the sample; a section: its
@@ -16,9 +18,13 @@
     per section and for ALL alike.
     Sections are ranked weakest first within each (space, metric,
     reduction) only: a silhouette is never ranked against another space's.
-    The rank goes by the upper end of the 95% interval (the value where
-    there is none), so a 3-product section ranks weakest only when even its
-    optimistic bound is low, not by the noise of a small n. -#}
+    The rank goes by evidence (macro evidence rules): a section is weaker
+    than ALL when the paired bootstrap difference section - ALL is below 0
+    with a Holm-adjusted one-sided p-value under vars.evidence_alpha; those
+    come first, then by the adjusted p-value and the upper end of the 95%
+    interval, so a 3-product section never leads by the noise of a small n. -#}
+{%- set z = 1.959963984540054 %}
+{%- set family = ['space', 'metric', 'reduction'] %}
 
 with
 
@@ -55,6 +61,41 @@ bootstrap_intervals as (
     from replicates
     where replicate > 0
     group by space, metric, reduction, section
+),
+
+weights as (
+    select * from {{ ref('int_bootstrap_weights') }}
+),
+
+-- the clusters behind each section's figure: the degrees of freedom of its evidence
+section_clusters as (
+    select
+        neighbours.space,
+        {{ section_label('neighbours.collection_section') }} as section,
+        count(distinct weights.cluster_id) as n_clusters
+    from neighbours
+    inner join weights on neighbours.product_id = weights.product_id
+    group by grouping sets ((neighbours.space, neighbours.collection_section), (neighbours.space))
+),
+
+-- each section's replicate minus ALL's, the same resample on both sides
+section_differences as (
+    select
+        sections.space,
+        sections.metric,
+        sections.reduction,
+        sections.section,
+        stddev_samp(sections.value - overall.value) as difference_standard_error
+    from replicates as sections
+    inner join replicates as overall
+        on
+            sections.space = overall.space
+            and sections.metric = overall.metric
+            and sections.reduction = overall.reduction
+            and sections.replicate = overall.replicate
+            and overall.section = 'ALL'
+    where sections.replicate > 0 and sections.section <> 'ALL'
+    group by sections.space, sections.metric, sections.reduction, sections.section
 ),
 
 nn_hits as (
@@ -135,9 +176,13 @@ combined as (
         point_estimates.value,
         point_estimates.n_products as n,
         nn_hits.hits,
+        -- 1-NN: the cluster interval, never narrower than Wilson's (which always holds the value)
         case
             when point_estimates.metric = 'nn1_accuracy'
-                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'low') }}
+                then greatest(0, least(
+                        {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'low') }},
+                        {{ bootstrap_bound('point_estimates.value', 'coalesce(bootstrap_intervals.standard_error, 0)', 'low') }}
+                    ))
             else greatest(
                     case when point_estimates.metric = 'kmeans_nmi' then 0 else -1 end,
                     {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'low') }}
@@ -145,15 +190,24 @@ combined as (
         end as ci_low,
         case
             when point_estimates.metric = 'nn1_accuracy'
-                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'high') }}
+                then least(1, greatest(
+                        {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'high') }},
+                        {{ bootstrap_bound('point_estimates.value', 'coalesce(bootstrap_intervals.standard_error, 0)', 'high') }}
+                    ))
             else least(
                     1, {{ bootstrap_bound('point_estimates.value', 'bootstrap_intervals.standard_error', 'high') }}
                 )
         end as ci_high,
+        {{ sql_string(cluster_interval_method()) }}::text as interval_method,
         case
-            when point_estimates.metric = 'nn1_accuracy' then 'wilson'
-            else 'bootstrap_se'
-        end as interval_method,
+            when point_estimates.metric = 'nn1_accuracy'
+                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'low') }}
+        end as ci_low_independent,
+        case
+            when point_estimates.metric = 'nn1_accuracy'
+                then {{ wilson_bound('nn_hits.hits', 'point_estimates.n_products', 'high') }}
+        end as ci_high_independent,
+        case when point_estimates.metric = 'nn1_accuracy' then 'wilson' end as interval_method_independent,
         bootstrap_intervals.standard_error,
         bootstrap_intervals.n_replicates,
         seed_spread.n_seeds,
@@ -161,8 +215,35 @@ combined as (
         explained.explained_variance,
         chance_levels.chance_level,
         majorities.majority_share,
-        majorities.majority_section
+        majorities.majority_section,
+        section_clusters.n_clusters,
+        point_estimates.value - overall.value as difference_from_all,
+        section_differences.difference_standard_error,
+        case when point_estimates.section <> 'ALL' and point_estimates.metric in ('nn1_accuracy', 'silhouette_cosine')
+                then {{ p_below_zero(
+                    'point_estimates.value - overall.value',
+                    'section_differences.difference_standard_error',
+                    'section_clusters.n_clusters'
+                ) }}
+        end as weaker_p_value
     from point_estimates
+    left join point_estimates as overall
+        on
+            point_estimates.space = overall.space
+            and point_estimates.metric = overall.metric
+            and point_estimates.reduction = overall.reduction
+            and overall.section = 'ALL'
+    left join section_clusters
+        on
+            point_estimates.space = section_clusters.space
+            and point_estimates.section = section_clusters.section
+            and point_estimates.metric in ('nn1_accuracy', 'silhouette_cosine')
+    left join section_differences
+        on
+            point_estimates.space = section_differences.space
+            and point_estimates.metric = section_differences.metric
+            and point_estimates.reduction = section_differences.reduction
+            and point_estimates.section = section_differences.section
     left join bootstrap_intervals
         on
             point_estimates.space = bootstrap_intervals.space
@@ -195,9 +276,56 @@ combined as (
             and point_estimates.space = majorities.space
 ),
 
-final as (
+scaled as (
     select
         *,
+        {{ holm_scaled('weaker_p_value', family, 'section') }} as weaker_p_scaled
+    from combined
+),
+
+evidenced as (
+    select
+        *,
+        {{ holm_adjusted('weaker_p_scaled', 'weaker_p_value', family, 'section') }} as weaker_p_holm
+    from scaled
+),
+
+final as (
+    select
+        space,
+        metric,
+        reduction,
+        dims,
+        section,
+        value,
+        n,
+        hits,
+        ci_low,
+        ci_high,
+        interval_method,
+        ci_low_independent,
+        ci_high_independent,
+        interval_method_independent,
+        standard_error,
+        n_replicates,
+        n_seeds,
+        seed_stddev,
+        explained_variance,
+        chance_level,
+        majority_share,
+        majority_section,
+        n_clusters,
+        difference_from_all,
+        difference_standard_error,
+        weaker_p_value,
+        weaker_p_holm,
+        case when weaker_p_value is not null then weaker_p_holm < {{ evidence_alpha() }} end as is_weaker_than_all,
+        case when section <> 'ALL' then n < {{ small_section_n() }} end as is_small_section,
+        case
+            when weaker_p_value is not null then
+                case when weaker_p_holm < {{ evidence_alpha() }} then 'weaker than ALL' else 'no evidence' end
+                || case when n < {{ small_section_n() }} then ' (small section)' else '' end
+        end as evidence,
         case
             when metric = 'silhouette_cosine' then value < 0
         end as is_negative_silhouette,
@@ -207,11 +335,14 @@ final as (
             when section <> 'ALL'
                 then row_number() over (
                         partition by space, metric, reduction, section = 'ALL'
-                        order by coalesce(ci_high, value) asc, value asc, n desc, section asc
+                        order by
+                            coalesce(weaker_p_holm < {{ evidence_alpha() }}, false) desc,
+                            weaker_p_holm asc nulls last,
+                            coalesce(ci_high, value) asc, value asc, n desc, section asc
                     )
         end as weakness_rank,
         now() as computed_at
-    from combined
+    from evidenced
 )
 
 select * from final

@@ -2,14 +2,18 @@
 {#- Does text space A separate collection_section better than space B? One
     row per (metric, reduction, section, space_a, space_b) for 1-NN accuracy,
     ARI and NMI, over every ordered pair of text spaces. The difference
-    A - B is taken replicate by replicate of the same Poisson bootstrap
-    (paired: the same products, drawn the same number of times, in both
-    spaces); the interval is the difference +/- 1.96 standard deviations of
-    its replicates. The rule:
-    `yes` when the whole interval is above 0, `no` when it is below 0 (B is
-    better), else `not separable at this n`. Silhouette is left out on
+    A - B is taken replicate by replicate of the same cluster Poisson
+    bootstrap (paired: the same clusters of products, drawn the same number
+    of times, in both spaces); the interval is the difference +/- 1.96
+    standard deviations of its replicates. The rule is the evidence rule
+    (macro evidence rules): the difference over its standard error gives a
+    two-sided p-value, Holm-adjusted over the sections of one comparison
+    (ALL alone is a family of one, so there it is the interval excluding 0):
+    verdict `better` (A is better), `worse`, or `no evidence`; a_beats_b
+    says the same as `yes`, `no` or `not separable at this n`. Silhouette is left out on
     purpose: its scale depends on each space's geometry, so it is not
     comparable across spaces. -#}
+{%- set family = ['metric', 'reduction', 'space_a', 'space_b', "section = 'ALL'"] %}
 
 with
 
@@ -67,20 +71,65 @@ bounded as (
     from intervals
 ),
 
-final as (
+tested as (
     select
         *,
-        case
-            when ci_low > 0 then 'yes'
-            when ci_high < 0 then 'no'
+        {{ p_two_sided('difference', 'standard_error') }} as p_value
+    from bounded
+),
+
+scaled as (
+    select
+        *,
+        {{ holm_scaled('p_value', family, 'section') }} as p_scaled
+    from tested
+),
+
+adjusted as (
+    select
+        *,
+        {{ holm_adjusted('p_scaled', 'p_value', family, 'section') }} as p_holm
+    from scaled
+),
+
+judged as (
+    select
+        *,
+        coalesce({{ evidence_verdict('p_holm', 'difference') }}, 'no evidence') as verdict
+    from adjusted
+),
+
+final as (
+    select
+        metric,
+        reduction,
+        section,
+        space_a,
+        space_b,
+        n_replicates,
+        value_a,
+        value_b,
+        difference,
+        standard_error,
+        n_a,
+        n_b,
+        ci_low,
+        ci_high,
+        {{ sql_string('paired ' ~ cluster_interval_method()) }}::text as interval_method,
+        p_value,
+        p_holm,
+        verdict,
+        case verdict
+            when 'better' then 'yes'
+            when 'worse' then 'no'
             else 'not separable at this n'
         end as a_beats_b,
-        case
-            when ci_low > 0 then space_a
-            when ci_high < 0 then space_b
+        case verdict
+            when 'better' then space_a
+            when 'worse' then space_b
         end as better_space,
         now() as computed_at
-    from bounded
+    from judged
 )
 
 select * from final

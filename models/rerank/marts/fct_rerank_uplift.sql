@@ -1,13 +1,17 @@
 {{ config(enabled=family_enabled('rerank')) }}
 {#- What reranking changed, per reranker, pair, direction, section (and
     ALL) and metric: the figure before (stage 1) and after (stage 2), the
-    paired difference with a 95% percentile interval from the Poisson
-    bootstrap over queries (the same resampled queries before and after),
+    paired difference with a 95% percentile interval from the cluster
+    Poisson bootstrap (int_rerank_bootstrap_weights: clusters of queries
+    drawn together, the same resample before and after), a verdict by the
+    evidence rule (better / worse / no evidence: the difference over its
+    bootstrap standard error, two-sided, Holm-adjusted over the sections),
     how many queries it improved, worsened or left unchanged, and the stage-1
     ceiling: the share of queries whose positive is among the candidates,
     the best any reranker can reach for recall at rerank_candidates. -#}
 {%- set replicates = bootstrap_replicates() %}
 {%- set depth = rerank_candidates() %}
+{%- set family = ['reranker', 'pair', 'direction', 'metric'] %}
 
 with
 
@@ -89,7 +93,8 @@ intervals as (
         sums.section,
         sums.metric,
         percentile_cont(0.025) within group (order by resampled.difference_sum / resampled.weight_sum) as ci_low,
-        percentile_cont(0.975) within group (order by resampled.difference_sum / resampled.weight_sum) as ci_high
+        percentile_cont(0.975) within group (order by resampled.difference_sum / resampled.weight_sum) as ci_high,
+        stddev_samp(resampled.difference_sum::float8 / resampled.weight_sum) as standard_error
     from sums
     cross join
         lateral unnest(
@@ -97,6 +102,38 @@ intervals as (
         ) as resampled (weight_sum, difference_sum)
     where resampled.weight_sum > 0
     group by sums.reranker, sums.pair, sums.direction, sums.section, sums.metric
+),
+
+tested as (
+    select
+        sums.*,
+        intervals.ci_low,
+        intervals.ci_high,
+        intervals.standard_error,
+        {{ p_two_sided('sums.after - sums.before', 'intervals.standard_error') }} as p_value
+    from sums
+    left join intervals
+        on
+            sums.reranker = intervals.reranker
+            and sums.pair = intervals.pair
+            and sums.direction = intervals.direction
+            and sums.section = intervals.section
+            and sums.metric = intervals.metric
+),
+
+scaled as (
+    select
+        *,
+        -- ALL is a family of its own; the sections are corrected together
+        {{ holm_scaled('p_value', family + ["section = 'ALL'"], 'section') }} as p_scaled
+    from tested
+),
+
+adjusted as (
+    select
+        *,
+        {{ holm_adjusted('p_scaled', 'p_value', family + ["section = 'ALL'"], 'section') }} as p_holm
+    from scaled
 ),
 
 final as (
@@ -111,9 +148,13 @@ final as (
         sums.after,
         sums.after - sums.before as difference,
         -- 12 decimals: the percentile's interpolation leaves float noise in the last bits
-        round(intervals.ci_low::numeric, 12)::float8 as ci_low,
-        round(intervals.ci_high::numeric, 12)::float8 as ci_high,
-        'paired Poisson bootstrap over queries, {{ replicates }} replicates, percentile' as interval_method,
+        round(sums.ci_low::numeric, 12)::float8 as ci_low,
+        round(sums.ci_high::numeric, 12)::float8 as ci_high,
+        {{ sql_string('paired ' ~ cluster_interval_method('percentile')) }}::text as interval_method,
+        sums.standard_error,
+        sums.p_value,
+        sums.p_holm,
+        {{ evidence_verdict('sums.p_holm', 'sums.after - sums.before') }} as verdict,
         sums.n_improved,
         sums.n_worsened,
         sums.n_unchanged,
@@ -121,14 +162,7 @@ final as (
         sums.n_positive_retrieved::float8 / sums.n as stage1_ceiling,
         sums.n_not_reranked,
         {{ depth }} as n_candidates
-    from sums
-    left join intervals
-        on
-            sums.reranker = intervals.reranker
-            and sums.pair = intervals.pair
-            and sums.direction = intervals.direction
-            and sums.section = intervals.section
-            and sums.metric = intervals.metric
+    from adjusted as sums
 )
 
 select * from final

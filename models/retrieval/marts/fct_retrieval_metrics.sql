@@ -2,8 +2,10 @@
 {#- Every retrieval metric per pair, direction and section (and ALL), in
     tidy form: the per-query scores of fct_retrieval_scores averaged by the
     one aggregator (macro summarise_scores), each row with n, hits (0/1
-    scores) and a 95% interval (Wilson for recall, normal approximation for
-    means), beside its dedup-tolerant twin. Each row says which search
+    scores) and a 95% interval that resamples clusters of queries
+    (int_eval_bootstrap_weights), the independent-query interval (Wilson for
+    recall, normal approximation for means) beside it, its evidence against
+    ALL, and its dedup-tolerant twin. Each row says which search
     listed the neighbours (exact or hnsw) and, for the index, the bias that
     `embed-udfs tune` measured at the ef_search the search used. -#}
 {%- set search_method = 'exact' if exact_search() else 'hnsw' %}
@@ -11,7 +13,11 @@
 with
 
 summary as (
-    {{- summarise_scores(ref('fct_retrieval_scores'), ['pair', 'direction', 'query_space', 'gallery_space']) }}
+    {{- summarise_scores(
+        ref('fct_retrieval_scores'),
+        ['pair', 'direction', 'query_space', 'gallery_space'],
+        ref('int_eval_bootstrap_weights'),
+    ) }}
 ),
 
 tuning as (

@@ -8,10 +8,16 @@
     interval's width / (2 * 1.96), and the two add in quadrature. Per-query
     scores of old runs are not kept, so no paired interval is possible; when
     both runs score the same queries the unpaired interval is conservative.
-    A verdict is only given where both figures carry an interval (or the
-    figures are equal). -#}
+    Each run's interval resamples clusters of queries, so the standard errors
+    are cluster-robust. The verdict follows the evidence rule (macro
+    evidence rules): a two-sided normal p-value of the difference,
+    Holm-adjusted over the sections of one (reference, family, pair,
+    direction, metric), ALL being a family of its own; better or worse when
+    the adjusted p-value is below vars.evidence_alpha. A verdict is only
+    given where both figures carry an interval (or the figures are equal). -#}
 
 {%- set z = 1.959963984540054 -%}
+{%- set family = ['reference', 'family', 'pair', 'direction', 'metric', "section = 'ALL'"] -%}
 
 with
 
@@ -120,8 +126,25 @@ intervals as (
     select
         *,
         difference - {{ z }} * difference_standard_error as ci_low,
-        difference + {{ z }} * difference_standard_error as ci_high
+        difference + {{ z }} * difference_standard_error as ci_high,
+        case when difference_standard_error is not null
+                then {{ p_two_sided('difference', 'difference_standard_error') }}
+        end as p_value
     from compared
+),
+
+scaled as (
+    select
+        *,
+        {{ holm_scaled('p_value', family, 'section') }} as p_scaled
+    from intervals
+),
+
+adjusted as (
+    select
+        *,
+        {{ holm_adjusted('p_scaled', 'p_value', family, 'section') }} as p_holm
+    from scaled
 ),
 
 final as (
@@ -144,20 +167,22 @@ final as (
         intervals.difference,
         intervals.ci_low,
         intervals.ci_high,
-        case when intervals.ci_low is not null then 'unpaired normal' end as interval_method,
+        case
+            when intervals.ci_low is not null then 'unpaired normal from each run''s cluster bootstrap interval'
+        end as interval_method,
+        intervals.p_value,
+        intervals.p_holm,
         case
             when intervals.ci_low is null
                 then case when intervals.difference = 0 then 'no detectable change' end
-            when intervals.ci_low > 0
-                then case when intervals.higher_is_better then 'better' else 'worse' end
-            when intervals.ci_high < 0
-                then case when intervals.higher_is_better then 'worse' else 'better' end
-            else 'no detectable change'
+            when intervals.p_holm >= {{ evidence_alpha() }} then 'no detectable change'
+            when (intervals.difference > 0) = intervals.higher_is_better then 'better'
+            else 'worse'
         end as verdict,
         intervals.n,
         intervals.reference_n,
         now() as computed_at
-    from intervals
+    from adjusted as intervals
     left join runs on intervals.run_id = runs.run_id
 )
 
