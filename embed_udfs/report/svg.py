@@ -460,7 +460,7 @@ def heat_map(
         return label if len(label) <= label_chars else label[: label_chars - 1] + "\u2026"
 
     label_width = 16 + 7 * min(max((len(r) for r in rows), default=4), label_chars)
-    left, top = label_width + 20, 64
+    left, top = label_width + 34, 64
     width = max(left + cell * len(columns) + 24, 320)
     height = top + cell * len(rows) + 40
     parts = [_text(8, 18, title, size=14, weight="600")]
