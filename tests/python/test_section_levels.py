@@ -118,7 +118,8 @@ def levelled(db, tmp_path_factory):
     rows = query(
         db,
         "select direction, section_level, section, metric, value, n, hits, ci_low, ci_high, "
-        "macro_value, n_sections from metrics.fct_retrieval_metrics where pair = 'planted'",
+        "macro_value, n_sections, ci_low_independent, ci_high_independent "
+        "from metrics.fct_retrieval_metrics where pair = 'planted'",
     )
     metrics = {(r[0], r[1], r[2], r[3]): r[4:] for r in rows}
     assert len(metrics) == len(rows), "one row per (direction, level, section, metric)"
@@ -140,10 +141,15 @@ def test_every_level_matches_numpy_with_small_sections_folded(levelled):
         }
         assert set(got) == set(expected)
         for key, (n, value) in expected.items():
-            got_value, got_n, got_hits, ci_low, ci_high, *_ = got[key]
+            got_value, got_n, got_hits, ci_low, ci_high, _, _, low_independent, high_independent = (
+                got[key]
+            )
             assert got_n == n, key
             assert got_value == pytest.approx(value, abs=1e-12), key
-            assert (ci_low, ci_high) == pytest.approx(wilson(got_hits, n), abs=1e-9), key
+            # the independent-query interval is Wilson's; the published (cluster) one holds it
+            independent = (low_independent, high_independent)
+            assert independent == pytest.approx(wilson(got_hits, n), abs=1e-9), key
+            assert ci_low <= low_independent + 1e-12 and ci_high >= high_independent - 1e-12, key
     # the six Dice products are folded at the leaf level, kept inside Toys | Games above it
     assert ("leaf", "Toys | Games | Dice") not in {k[1:3] for k in metrics}
     assert metrics[("text_to_image", "leaf", "other", "recall_at_1")][1] == 6
