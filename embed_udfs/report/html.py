@@ -37,7 +37,7 @@ from embed_udfs.report.fetchers import (
     SpaceComparison,
     fetch_report,
 )
-from embed_udfs.report.focus import sections_in_focus
+from embed_udfs.report.focus import evidence_order, sections_in_focus
 from embed_udfs.report.svg import (
     Interval,
     Series,
@@ -372,7 +372,7 @@ def _retrieval_figures(
             continue
         order = sorted(
             (s for s in sections if s != "ALL"),
-            key=lambda s: _evidence_order(sections[s].get(sort_k), s),
+            key=lambda s: evidence_order(sections[s].get(sort_k), s),
         )
         categories = ["ALL", *order] if "ALL" in sections else order
         series = [
@@ -423,20 +423,6 @@ def _retrieval_figures(
         )
         figures.append(Figure(svg, f"{where}, {label}: Recall@K by section", table))
     return figures
-
-
-def _value(figure: Estimate | None) -> float:
-    """A figure's value for sorting, 0 when it is missing."""
-    return (figure.value or 0.0) if figure is not None else 0.0
-
-
-def _evidence_order(figure: Estimate | None, section: str) -> tuple:
-    """The mart's weakest-first order by evidence; by value where no rank was published."""
-    if figure is None:
-        return (1, 0, 0.0, section)
-    if figure.weakness_rank is None:
-        return (1, 0, _value(figure), section)
-    return (0, figure.weakness_rank, 0.0, section)
 
 
 def _evidence_mark(figure: Estimate | None) -> str:
@@ -800,7 +786,7 @@ def _gallery_order(
     focus = tuple(s for s in sections_in_focus(by_section, k) if s in sections)
     rest = sorted(
         (s for s in sections if s not in focus),
-        key=lambda s: (_value(by_section.get(s, {}).get(k)), s),
+        key=lambda s: evidence_order(by_section.get(s, {}).get(k), s),
     )
     return [*focus, *rest], focus
 
