@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 -- A section's worst queries with what each retrieved instead: for one pair,
 -- direction and section, the queries whose positive ranked furthest down
 -- (fct_retrieval_failures.worst_order), each followed by its first 5 items

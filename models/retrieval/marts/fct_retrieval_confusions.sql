@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- Which sections retrieve which: per pair and direction, how many queries
     of each section got their first item (neighbour_rank 1 in
     int_retrieval_neighbours) from each section, as a count and a share of

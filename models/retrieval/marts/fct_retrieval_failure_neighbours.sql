@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- What each failed query retrieved instead: the first
     failure_list_length() items of its list in int_retrieval_neighbours,
     with their products' names, sections and images, and whether each is the

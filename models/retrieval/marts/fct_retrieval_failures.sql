@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('retrieval')) }}
 {#- Every query of every pair and direction with what a failure gallery
     shows about it: its product's name and image, the rank its positive got
     (and the dedup-tolerant rank), and worst_order, its place among the

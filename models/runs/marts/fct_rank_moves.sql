@@ -1,3 +1,4 @@
+{{ config(enabled=family_enabled('history') and family_enabled('retrieval')) }}
 {#- The products a change moved: every query ranked both in the pinned
     baseline run and in the latest run of fct_rank_history (same pair,
     direction and product), with its positive's rank before and after. A
