@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    unique_key=['run_id', 'family', 'pair', 'direction', 'section', 'metric'],
+    unique_key=['run_id', 'family', 'pair', 'direction', 'gallery_scope', 'section', 'metric'],
     on_schema_change='append_new_columns'
 ) }}
 
@@ -12,7 +12,10 @@
     (none, pca_<dims>) in `direction`; rerank uplift (value = after - before,
     with its bootstrap interval) puts `pair:reranker` in `pair`. A new
     metric family joins as one more branch of `combined`, in the same
-    columns. -#}
+    columns. Retrieval figures carry their gallery_scope (sample, catalog)
+    and gallery_size; every other family is computed on the sample
+    (gallery_scope sample, no gallery size). Rows written before the scope
+    existed read as the sample's. -#}
 
 with
 
@@ -42,6 +45,8 @@ combined as (
         'retrieval' as family,
         pair,
         direction,
+        gallery_scope,
+        gallery_size::bigint as gallery_size,
         section,
         metric,
         value,
@@ -57,6 +62,8 @@ combined as (
         'gap' as family,
         pair,
         'both' as direction,
+        'sample'::text as gallery_scope,
+        null::bigint as gallery_size,
         section,
         metric,
         value,
@@ -72,6 +79,8 @@ combined as (
         'label' as family,
         space as pair,
         reduction as direction,
+        'sample'::text as gallery_scope,
+        null::bigint as gallery_size,
         section,
         metric,
         value,
@@ -87,6 +96,8 @@ combined as (
         'rerank_uplift' as family,
         pair || ':' || reranker as pair,
         direction,
+        'sample'::text as gallery_scope,
+        null::bigint as gallery_size,
         section,
         metric,
         difference as value,
