@@ -18,14 +18,17 @@ RANKED = ("int_text_to_image_neighbours+", "int_image_to_text_neighbours+")
 
 
 def _vars(**extra) -> dict:
+    settings = {
+        "eval_k_values": K_VALUES,
+        "hnsw_ef_search": 400,
+        "retrieval_search": "exact",
+        "eval_sample_size": SAMPLE,
+        **extra,
+    }
     return planted_config(
         [planted_space("t", "text", DIM), planted_space("i", "image", DIM)],
         [{"name": "planted", "text_space": "t", "image_space": "i"}],
-        eval_k_values=K_VALUES,
-        hnsw_ef_search=400,
-        retrieval_search="exact",
-        eval_sample_size=SAMPLE,
-        **extra,
+        **settings,
     )
 
 
@@ -184,7 +187,7 @@ def test_catalog_over_budget_takes_the_index(db, planted, tmp_path):
     indexes = query(
         db,
         "select count(*) from pg_indexes where schemaname = 'intermediate' "
-        "and tablename = 'int_catalog_gallery_vectors' and indexdef like '%hnsw%'",
+        "and tablename = 'int_catalog_gallery_vectors' and indexdef like '%%hnsw%%'",
     )
     assert indexes == [(2,)]
     methods = dict(
@@ -216,7 +219,7 @@ def test_catalog_over_budget_takes_the_index(db, planted, tmp_path):
 
 def test_catalog_no_larger_than_the_sample_is_copied_and_says_so(db, planted, tmp_path):
     dbt_vars = _vars(eval_sample_size=5000)
-    dbt_build(db, dbt_vars, tmp_path, "int_eval_sample+")
+    dbt_build(db, dbt_vars, tmp_path, "int_eval_candidates+")
     rows = query(
         db,
         "select s.value, c.value, c.gallery_size, c.gallery_is_sample "
