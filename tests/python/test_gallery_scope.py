@@ -109,9 +109,7 @@ def test_both_galleries_match_numpy(db, planted):
     }
     for (scope, direction), by_product in expected.items():
         for section in [*SECTIONS, "ALL"]:
-            rows = np.array(
-                [r for p, r in by_product.items() if section in ("ALL", section_of[p])]
-            )
+            rows = np.array([r for p, r in by_product.items() if section in ("ALL", section_of[p])])
             for k in K_VALUES:
                 value, n, hits, ci_low, ci_high, method = metrics[
                     (scope, direction, section, f"recall_at_{k}")

@@ -278,7 +278,8 @@ def test_the_retrieval_tables_show_the_marts_figures_weakest_first(db, planted, 
     marts = query(
         db,
         "select pair, direction, section, k, value, ci_low, ci_high, n "
-        "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_')",
+        "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_') "
+        "and gallery_scope = 'sample'",
     )
     recall: dict[tuple[str, str], dict[str, dict[int, tuple]]] = {}
     for pair, direction, section, k, *figure in marts:
