@@ -25,7 +25,8 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
     metrics = (*SCORECARD_METRICS, mrr)
     rows = conn.execute(
         sql.SQL(
-            "select pair, direction, section, metric, value, n from {} where metric = any(%s)"
+            "select pair, direction, section, metric, value, n from {} "
+            "where metric = any(%s) and gallery_scope = 'sample'"
         ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
@@ -64,7 +65,10 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
             (s for s in sections if s != "ALL"),
             key=lambda s: (sections[s].get("t2i recall_at_10", 0.0), s),
         )
-        lines.append(f"\npair {pair}  (n = queries per direction; weakest sections first)")
+        lines.append(
+            f"\npair {pair}  (gallery: the eval sample; n = queries per direction; "
+            "weakest sections first)"
+        )
         lines.append(f"  {'section':<16}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
         for section in ["ALL", *order]:
             values = sections[section]
@@ -72,11 +76,45 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
                 f"  {section:<16}{sizes.get((pair, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
+    lines.extend(gallery_scorecard(conn, metrics))
     not_evaluable = empty_sample_reasons(conn, "retrieval")
     if not_evaluable:
         lines.append("")
         lines.extend(f"not evaluable: {reason}" for reason in not_evaluable)
     return "\n".join(lines)
+
+
+def gallery_scorecard(conn: psycopg.Connection, metrics: tuple[str, ...]) -> list[str]:
+    """Lines of R@K (ALL) against gallery size: the same sampled queries ranked against the
+    eval sample and against the whole catalog, each with its gallery size and search."""
+    rows = conn.execute(
+        sql.SQL(
+            "select pair, direction, gallery_scope, gallery_size, gallery_is_sample, "
+            "search_method, metric, value from {} where section = 'ALL' and metric = any(%s) "
+            "order by pair, direction, gallery_size, gallery_scope desc"
+        ).format(contract.RETRIEVAL_METRICS.identifier),
+        (list(metrics),),
+    ).fetchall()
+    if not rows:
+        return []
+    figures: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for pair, direction, scope, size, is_sample, method, metric, value in rows:
+        figures[clean(pair), direction, scope, size, is_sample, method][metric] = value
+    headers = [m.replace("recall_at_", "R@").replace("mrr_at_", "MRR@") for m in metrics]
+    lines = [
+        "\nR@K against gallery size (ALL; the same sampled queries, a larger gallery is harder)",
+        f"  {'pair':<12}{'direction':<15}{'gallery':<9}{'products':>10}  "
+        + "  ".join(f"{h:>7}" for h in headers)
+        + "  search",
+    ]
+    for (pair, direction, scope, size, is_sample, method), values in figures.items():
+        note = "  (the sample's own gallery: the catalog is no larger)" if is_sample else ""
+        lines.append(
+            f"  {pair:<12}{direction:<15}{scope:<9}{size:>10,}  "
+            + "  ".join(f"{_fmt(values.get(m)):>7}" for m in metrics)
+            + f"  {method}{note}"
+        )
+    return lines
 
 
 def empty_sample_reasons(conn: psycopg.Connection, purpose: str) -> list[str]:

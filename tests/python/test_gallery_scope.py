@@ -230,3 +230,28 @@ def test_catalog_no_larger_than_the_sample_is_copied_and_says_so(db, planted, tm
         assert catalog_value == sample_value
         assert size == N_PRODUCTS
         assert is_sample is True
+
+
+def test_scorecard_and_report_show_both_galleries_with_sizes(db, planted):
+    from embed_udfs import report
+    from embed_udfs.db import connection
+    from embed_udfs.report.html import render_report
+
+    config = config_for(_vars())
+    with connection(db) as conn:
+        card = report.scorecard(conn, config)
+        page = render_report(conn, config)
+    figures = dict(
+        query(
+            db,
+            "select gallery_scope, value from metrics.fct_retrieval_metrics where section = 'ALL' "
+            "and metric = 'recall_at_10' and direction = 'text_to_image'",
+        )
+    )
+    lines = [line for line in card.splitlines() if "text_to_image" in line]
+    sample_line = next(line for line in lines if " sample " in line)
+    catalog_line = next(line for line in lines if " catalog " in line)
+    assert f"{SAMPLE:,}" in sample_line and f"{figures['sample']:.3f}" in sample_line
+    assert f"{N_PRODUCTS:,}" in catalog_line and f"{figures['catalog']:.3f}" in catalog_line
+    assert "Recall against gallery size" in page
+    assert f"{N_PRODUCTS:,}" in page and f"{SAMPLE:,}" in page

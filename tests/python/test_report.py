@@ -19,7 +19,14 @@ from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, 
 from embed_udfs.contract import RERANK_UPLIFT
 from embed_udfs.db import connection
 from embed_udfs.jobs.cluster import cluster_spaces
-from embed_udfs.report.fetchers import Estimate, ReportData, Retrieval, Rows
+from embed_udfs.report.fetchers import (
+    Estimate,
+    GalleryCurves,
+    GalleryPoint,
+    ReportData,
+    Retrieval,
+    Rows,
+)
 from embed_udfs.report.html import render, write_report
 
 # a section name that would break the page (and run a script) if it were not escaped
@@ -318,6 +325,15 @@ def test_the_template_cleans_and_escapes_every_value_it_is_given():
             (1,), {(nasty, "text_to_image"): {"ALL": {1: figure}, nasty: {1: figure}}}
         ),
         curves=None,
+        galleries=GalleryCurves(
+            (1,),
+            {
+                (nasty, "text_to_image"): (
+                    GalleryPoint("sample", 12, False, "exact", {1: figure}),
+                    GalleryPoint("catalog", 120, False, "exact", {1: figure}),
+                )
+            },
+        ),
         similarity=(),
         labels=None,
         comparisons=(),
