@@ -17,10 +17,6 @@ groups as (
     select * from {{ ref('int_duplicate_groups') }}
 ),
 
-sample_lists as (
-    select * from {{ ref('int_image_to_text_neighbours') }}
-),
-
 -- each sampled product's duplicate group members, wherever they are in the catalog
 duplicate_sets as (
     select
@@ -37,7 +33,7 @@ duplicate_sets as (
 
 {{ retrieval_neighbour_lists(
     'image_to_text', ref('int_eval_vectors'),
-    {'gallery': ref('int_catalog_gallery_vectors'), 'sample_lists': 'sample_lists'}) }}
+    {'gallery': ref('int_catalog_gallery_vectors'), 'sample_lists': ref('int_image_to_text_neighbours')}) }}
 final as (
     select
         pair,

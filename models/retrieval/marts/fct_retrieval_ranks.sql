@@ -20,6 +20,13 @@
     {'name': 'sample', 'vectors': 'vectors', 'lists': 'neighbours'},
     {'name': 'catalog', 'vectors': 'catalog_vectors', 'lists': 'catalog_neighbours'},
 ] %}
+{#- one entry per (gallery scope, direction of a pair): its CTEs' suffix -#}
+{%- set searches = [] %}
+{%- for scope in scopes %}
+    {%- for d in directions %}
+        {%- do searches.append({'scope': scope, 'd': d, 'cte': scope.name ~ '_' ~ loop.index}) %}
+    {%- endfor %}
+{%- endfor %}
 
 with
 
@@ -73,10 +80,9 @@ gallery_sizes as (
     group by space
 ),
 
-{% for scope in scopes %}
-{% for d in directions %}
+{% for search in searches %}
+    {%- set scope, d, cte = search.scope, search.d, search.cte %}
     {%- set dim = d.query.dim %}
-    {%- set cte = scope.name ~ '_' ~ loop.index %}
     positives_{{ cte }} as (
         select
             queries.product_id,
@@ -93,63 +99,63 @@ gallery_sizes as (
     -- the distance from each query to the closest duplicate of its positive in this gallery
     duplicates_{{ cte }} as (
         {%- if scope.name == 'sample' %}
-        select
-            queries.product_id,
-            min(shared_groups.n_sampled_members) - 1 as n_gallery_duplicates,
-            min(queries.embedding::vector({{ dim }}) <=> members.embedding::vector({{ dim }})) as duplicate_distance
-        from vectors as queries
-        inner join shared_groups as own on queries.product_id = own.product_id
-        inner join shared_groups
-            on
-                own.duplicate_group_id = shared_groups.duplicate_group_id
-                and own.product_id <> shared_groups.product_id
-        inner join vectors as members
-            on
-                shared_groups.product_id = members.product_id
-                and members.space = {{ sql_string(d.gallery.name) }}
-        where queries.space = {{ sql_string(d.query.name) }}
-        group by queries.product_id
+            select
+                queries.product_id,
+                min(shared_groups.n_sampled_members) - 1 as n_gallery_duplicates,
+                min(queries.embedding::vector({{ dim }}) <=> members.embedding::vector({{ dim }})) as duplicate_distance
+            from vectors as queries
+            inner join shared_groups as own on queries.product_id = own.product_id
+            inner join shared_groups
+                on
+                    own.duplicate_group_id = shared_groups.duplicate_group_id
+                    and own.product_id <> shared_groups.product_id
+            inner join vectors as members
+                on
+                    shared_groups.product_id = members.product_id
+                    and members.space = {{ sql_string(d.gallery.name) }}
+            where queries.space = {{ sql_string(d.query.name) }}
+            group by queries.product_id
         {%- else %}
-        select
-            queries.product_id,
-            count(*) as n_gallery_duplicates,
-            min(queries.embedding::vector({{ dim }}) <=> members.embedding::vector({{ dim }})) as duplicate_distance
-        from vectors as queries
-        inner join groups as own on queries.product_id = own.product_id
-        inner join {{ scope.vectors }} as members
-            on
-                own.duplicate_group_id = members.duplicate_group_id
-                and own.product_id <> members.product_id
-                and members.space = {{ sql_string(d.gallery.name) }}
-        where queries.space = {{ sql_string(d.query.name) }}
-        group by queries.product_id
+            select
+                queries.product_id,
+                count(*) as n_gallery_duplicates,
+                min(queries.embedding::vector({{ dim }}) <=> members.embedding::vector({{ dim }})) as duplicate_distance
+            from vectors as queries
+            inner join groups as own on queries.product_id = own.product_id
+            inner join {{ scope.vectors }} as members
+                on
+                    own.duplicate_group_id = members.duplicate_group_id
+                    and own.product_id <> members.product_id
+                    and members.space = {{ sql_string(d.gallery.name) }}
+            where queries.space = {{ sql_string(d.query.name) }}
+            group by queries.product_id
         {%- endif %}
     ),
 
 {% endfor %}
-{% endfor %}
 queries as (
-    {%- for scope in scopes %}
-    {%- set scope_loop = loop %}
-    {%- for d in directions %}
+    {%- for search in searches %}
+    {%- set scope, d = search.scope, search.d %}
         select
             {{ sql_string(scope.name) }}::text as gallery_scope,
             {{ sql_string(d.pair) }}::text as pair,
             {{ sql_string(d.direction) }}::text as direction,
             {{ sql_string(d.query.name) }}::text as query_space,
             {{ sql_string(d.gallery.name) }}::text as gallery_space,
-            {{ 'true' if scope.name == 'sample' or catalog_search_method(d.query.name, d.gallery.name) == 'exact'
+            {#- a catalog that is the sample's own gallery copies the sample's lists and search #}
+            {{ 'true' if scope.name == 'sample'
+                or (exact_search() if catalog_gallery_is_sample(d.gallery.name)
+                    else catalog_search_method(d.query.name, d.gallery.name) == 'exact')
                 else 'false' }} as is_exact,
             positives.product_id,
             positives.collection_section,
             positives.positive_distance,
             duplicates.duplicate_distance,
             coalesce(duplicates.n_gallery_duplicates, 0)::integer as n_gallery_duplicates
-        from positives_{{ scope.name }}_{{ loop.index }} as positives
-        left join duplicates_{{ scope.name }}_{{ loop.index }} as duplicates
+        from positives_{{ search.cte }} as positives
+        left join duplicates_{{ search.cte }} as duplicates
             on positives.product_id = duplicates.product_id
-        {{ "union all" if not (loop.last and scope_loop.last) }}
-    {%- endfor %}
+        {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not directions %}
     {{ empty_relation({
@@ -209,17 +215,11 @@ final as (
         queries.collection_section,
         queries.positive_distance,
         case when closer.n_closer < {{ max_k }} then closer.n_closer + 1 end::integer as positive_rank,
-        {%- if exact_search() %}
         case
-            when queries.gallery_scope = 'sample' or queries.is_exact then gallery_sizes.n_gallery
+            when queries.gallery_scope = 'sample' then {{ 'gallery_sizes.n_gallery' if exact_search() else 'closer.n_listed' }}
+            when queries.is_exact then gallery_sizes.n_gallery
             else closer.n_listed
         end::integer as n_retrieved,
-        {%- else %}
-        case
-            when queries.gallery_scope = 'catalog' and queries.is_exact then gallery_sizes.n_gallery
-            else closer.n_listed
-        end::integer as n_retrieved,
-        {%- endif %}
         case
             when closer.n_closer_tolerant < {{ max_k }} then closer.n_closer_tolerant + 1
         end::integer as dedup_tolerant_rank,
