@@ -135,7 +135,7 @@ gallery_sizes as (
 {% endfor %}
 queries as (
     {%- for search in searches %}
-    {%- set scope, d = search.scope, search.d %}
+        {%- set scope, d = search.scope, search.d %}
         select
             {{ sql_string(scope.name) }}::text as gallery_scope,
             {{ sql_string(d.pair) }}::text as pair,
