@@ -468,6 +468,9 @@ class EvalConfig:
     section_cap: int | str | None
     section_cap_factor: float
     exact_search_max_gallery: int
+    # the whole-catalog gallery is searched exactly while queries x gallery products
+    # stays within this many inner products, through its HNSW index beyond
+    catalog_exact_max_pairs: int
     # an empty sample (a pair or space that is not evaluable) fails the build
     # instead of warning (tests/assert_eval_samples_not_empty.sql)
     strict_samples: bool = False
@@ -619,6 +622,7 @@ class ProjectVars(IngestVars):
     hnsw_ef_search: PositiveInt  # at least the largest K
     retrieval_search: Annotated[str, BeforeValidator(_one_of(RETRIEVAL_SEARCHES))]
     exact_search_max_gallery: PositiveInt
+    catalog_exact_max_pairs: PositiveInt
     eval_dedup: Bool
     eval_section_min: PositiveInt
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
@@ -1119,6 +1123,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             section_cap=model.eval_section_cap,
             section_cap_factor=model.eval_section_cap_factor,
             exact_search_max_gallery=model.exact_search_max_gallery,
+            catalog_exact_max_pairs=model.catalog_exact_max_pairs,
             strict_samples=model.strict_samples,
         ),
         sections=SectionConfig(

@@ -199,3 +199,191 @@ inner join exact_gallery as neighbours on exact_lists.gid = neighbours.gid
     set local parallel_tuple_cost = 0;
     set local min_parallel_table_scan_size = 0;
 {%- endmacro %}
+
+
+{#- Both directions of one pair from one pass over the (text, image) pairs:
+    the inner product of a text and an image is the same number for
+    text -> image and image -> text, so it is computed once and kept for
+    each direction whose bound it meets. `part` of `parts` takes the texts
+    numbered part, part + parts, ... against every image, so that `parts`
+    connections (dbt threads) share the pairs; exact_lists_from_pairs then
+    sorts each direction's kept pairs.
+
+    exact_pairs(texts, images, dim, max_k, part=0, parts=1, block_rows=256)
+
+    texts, images: relations or parenthesised subqueries with product_id and
+        embedding, the two spaces of one pair over the same products (the
+        eval sample: every product has both).
+    One row per kept (text, image) pair: text_product_id, image_product_id,
+    tid, iid (1-based positions in product_id order), nip (a <#> b),
+    for_text_to_image, for_image_to_text (the pair is within the text's, or
+    the image's, max_k-th distance bound). Exact for the same reasons as
+    exact_neighbours (real items bound, rows at the bound kept, vectors unit
+    length); the bounds come from the same spread samples. -#}
+{% macro exact_pairs(texts, images, dim, max_k, part=0, parts=1, block_rows=256) %}
+{%- set vec = 'vector(' ~ dim ~ ')' %}
+with
+
+pair_texts as materialized (
+    select
+        (row_number() over (order by texts.product_id))::integer as tid,
+        texts.product_id,
+        texts.embedding::{{ vec }} as embedding
+    from {{ texts }} as texts
+),
+
+pair_images as materialized (
+    select
+        (row_number() over (order by images.product_id))::integer as iid,
+        images.product_id,
+        images.embedding::{{ vec }} as embedding
+    from {{ images }} as images
+),
+
+pair_stride as (
+    select
+        greatest(1, floor(count(*) / greatest(1, 2 * sqrt({{ max_k }} * count(*)), {{ max_k }} * count(*) / 400.0)))::integer
+            as stride
+    from pair_images
+),
+
+text_sample as materialized (
+    select pair_texts.embedding
+    from pair_texts
+    cross join pair_stride
+    where pair_texts.tid % pair_stride.stride = 0
+),
+
+image_sample as materialized (
+    select pair_images.embedding
+    from pair_images
+    cross join pair_stride
+    where pair_images.iid % pair_stride.stride = 0
+),
+
+-- this part's texts, each with its max_k-th distance bound among the image sample
+text_bounds as materialized (
+    select
+        pair_texts.tid,
+        pair_texts.embedding,
+        (
+            select case when count(*) < {{ max_k }} then 'Infinity'::float8 else max(nearest.nip) end
+            from (
+                select image_sample.embedding <#> pair_texts.embedding as nip
+                from image_sample
+                order by nip
+                limit {{ max_k }}
+            ) as nearest
+        ) as bound
+    from pair_texts
+    where pair_texts.tid % {{ parts }} = {{ part }}
+),
+
+-- every image with its bound among the text sample, a block of block_rows at a time
+image_blocks as materialized (
+    select
+        array_agg(bounded.iid order by bounded.iid) as iids,
+        array_agg(bounded.embedding order by bounded.iid) as embeddings,
+        array_agg(bounded.bound order by bounded.iid) as bounds
+    from (
+        select
+            pair_images.iid,
+            pair_images.embedding,
+            (
+                select case when count(*) < {{ max_k }} then 'Infinity'::float8 else max(nearest.nip) end
+                from (
+                    select text_sample.embedding <#> pair_images.embedding as nip
+                    from text_sample
+                    order by nip
+                    limit {{ max_k }}
+                ) as nearest
+            ) as bound
+        from pair_images
+    ) as bounded
+    group by (bounded.iid - 1) / {{ block_rows }}
+),
+
+kept as (
+    select kept.*
+    from image_blocks
+    cross join lateral (
+        select
+            scored.tid,
+            scored.iid,
+            scored.nip,
+            scored.nip <= scored.text_bound as for_text_to_image,
+            scored.nip <= scored.image_bound as for_image_to_text
+        from (
+            -- offset 0: each pair's product is computed once, then tested against both bounds
+            select
+                text_bounds.tid,
+                block.iid,
+                block.embedding <#> text_bounds.embedding as nip,
+                text_bounds.bound as text_bound,
+                block.bound as image_bound
+            from text_bounds
+            cross join (
+                select
+                    unnest(image_blocks.iids) as iid,
+                    unnest(image_blocks.embeddings) as embedding,
+                    unnest(image_blocks.bounds) as bound
+            ) as block
+            offset 0
+        ) as scored
+        where scored.nip <= scored.text_bound or scored.nip <= scored.image_bound
+    ) as kept
+)
+
+select
+    pair_texts.product_id as text_product_id,
+    pair_images.product_id as image_product_id,
+    kept.tid,
+    kept.iid,
+    kept.nip,
+    kept.for_text_to_image,
+    kept.for_image_to_text
+from kept
+inner join pair_texts on kept.tid = pair_texts.tid
+inner join pair_images on kept.iid = pair_images.iid
+{% endmacro %}
+
+
+{#- One direction's lists from the kept pairs of exact_pairs (`pairs`: a
+    relation or subquery, the union of every part), in exact_neighbours's
+    columns except the sections: query_product_id, neighbour_rank,
+    neighbour_product_id, distance (1 + nip), positive_rank.
+    `positives`: a relation with product_id and nip, each query's own pair's
+    a <#> b (the same number for both directions). -#}
+{% macro exact_lists_from_pairs(pairs, positives, direction, max_k) %}
+{%- set q, g = ('tid', 'iid') if direction == 'text_to_image' else ('iid', 'tid') %}
+{%- set qp, gp = ('text_product_id', 'image_product_id') if direction == 'text_to_image'
+    else ('image_product_id', 'text_product_id') %}
+with
+
+ranked as (
+    select
+        pairs.{{ qp }} as query_product_id,
+        pairs.{{ gp }} as neighbour_product_id,
+        pairs.nip,
+        row_number() over (partition by pairs.{{ q }} order by pairs.nip, pairs.{{ g }}) as neighbour_rank
+    from {{ pairs }} as pairs
+    where pairs.for_{{ direction }}
+),
+
+listed as (
+    select
+        ranked.*,
+        count(*) filter (where ranked.nip < positives.nip) over (partition by ranked.query_product_id) as n_closer
+    from ranked
+    inner join {{ positives }} as positives on ranked.query_product_id = positives.product_id
+    where ranked.neighbour_rank <= {{ max_k }}
+)
+
+select
+    query_product_id,
+    neighbour_rank::integer as neighbour_rank,
+    neighbour_product_id,
+    1 + nip as distance,
+    case when n_closer < {{ max_k }} then n_closer + 1 end::integer as positive_rank
+from listed
+{% endmacro %}

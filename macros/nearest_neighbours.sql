@@ -28,13 +28,17 @@
     ranks counted from the list optimistic. `gallery` must be the indexed
     relation itself, not a CTE, for the planner to use the index. In a dbt
     unit test (no hooks, fixtures as CTEs) exact is the same lateral scan
-    with a full sort by (distance, neighbour_product_id). -#}
-{% macro nearest_neighbours(queries, gallery, gallery_space, carry=[], depth=none) %}
+    with a full sort by (distance, neighbour_product_id).
+
+    exact: true or false to choose the path (the whole-catalog gallery
+    decides its own, macro catalog_search_method); none: exact_search(). -#}
+{% macro nearest_neighbours(queries, gallery, gallery_space, carry=[], depth=none, exact=none) %}
 {%- set dim = gallery_space.dim %}
 {%- set depth = depth or max_k() %}
+{%- set exact = exact_search() if exact is none else exact %}
 {#- a dbt unit test runs no hooks and reads fixtures as CTEs: it gets the
     plain per-query sort below, the same list on its few rows #}
-{%- if exact_search() and model.resource_type != 'unit_test' %}
+{%- if exact and model.resource_type != 'unit_test' %}
 {%- set gallery_rows = '(select product_id, collection_section, embedding from ' ~ gallery
     ~ ' where space = ' ~ sql_string(gallery_space.name) ~ ')' %}
     select
@@ -93,7 +97,7 @@
                 items.embedding::vector({{ dim }}) <=> queries.query_embedding as distance
             from {{ gallery }} as items
             where items.space = {{ sql_string(gallery_space.name) }}
-            {%- if exact_search() %}
+            {%- if exact %}
             order by distance, neighbour_product_id
             {%- else %}
             order by items.embedding::vector({{ dim }}) <=> queries.query_embedding
@@ -126,8 +130,15 @@
     `eval_vectors`, with the ids of the caller's CTE duplicate_sets) and neighbours_<i>
     (each query's top neighbour_depth(pair, direction) gallery items, macro
     nearest_neighbours), then `listed`, their union with the pair's names.
-    Each CTE ends with a comma: the caller's next CTE follows. -#}
-{% macro retrieval_neighbour_lists(direction, eval_vectors) %}
+    Each CTE ends with a comma: the caller's next CTE follows.
+
+    catalog: none for the sample's own gallery; for the whole-catalog
+    gallery, {'gallery': the catalog's vectors (int_catalog_gallery_vectors),
+    'sample_lists': the same direction's sample lists}. Each pair's catalog
+    gallery is then searched as catalog_search_method decides, to depth
+    max(K); where it is the sample's own gallery (catalog_gallery_is_sample)
+    the sample's lists are copied instead of searched again. -#}
+{% macro retrieval_neighbour_lists(direction, eval_vectors, catalog=none) %}
 {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list %}
 {% for d in directions %}
     queries_{{ loop.index }} as (
@@ -142,9 +153,29 @@
     ),
 
     neighbours_{{ loop.index }} as (
+        {%- if catalog is none %}
         {{- nearest_neighbours(
             'queries_' ~ loop.index, eval_vectors, d.gallery, ['duplicate_ids'],
             neighbour_depth(d.pair, d.direction)) }}
+        {%- elif catalog_gallery_is_sample(d.gallery.name) %}
+        select
+            sample_lists.query_product_id,
+            sample_lists.collection_section,
+            queries_{{ loop.index }}.duplicate_ids,
+            sample_lists.neighbour_rank,
+            sample_lists.neighbour_product_id,
+            sample_lists.neighbour_section,
+            sample_lists.distance
+        from {{ catalog.sample_lists }} as sample_lists
+        inner join queries_{{ loop.index }} on sample_lists.query_product_id = queries_{{ loop.index }}.product_id
+        where
+            sample_lists.pair = {{ sql_string(d.pair) }}
+            and sample_lists.neighbour_rank <= {{ max_k() }}
+        {%- else %}
+        {{- nearest_neighbours(
+            'queries_' ~ loop.index, catalog.gallery, d.gallery, ['duplicate_ids'], max_k(),
+            catalog_search_method(d.query.name, d.gallery.name) == 'exact') }}
+        {%- endif %}
     ),
 
 {% endfor %}

@@ -188,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.set_defaults(func=commands.cmd_baseline)
 
     report = _command(
-        subcommands, "report", help="print the per-section scorecard, or write the HTML report"
+        subcommands,
+        "report",
+        help="print the per-section scorecard (the eval sample as gallery) and R@K against "
+        "gallery size (the sample and the whole catalog), or write the HTML report",
     )
     report.add_argument(
         "--html",

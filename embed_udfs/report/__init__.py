@@ -40,7 +40,7 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         sql.SQL(
             "select pair, section_level, direction, section, metric, value, n, macro_value, "
             "n_sections, weakness_rank, is_weaker_than_all, is_small_section "
-            "from {} where metric = any(%s)"
+            "from {} where metric = any(%s) and gallery_scope = 'sample'"
         ).format(contract.RETRIEVAL_METRICS.identifier),
         (list(metrics),),
     ).fetchall()
@@ -114,7 +114,8 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
         )
         where = f"pair {pair}, {level} sections" if several_levels else f"pair {pair}"
         lines.append(
-            f"\n{where}  (n = queries per direction; weakest sections on evidence first: "
+            f"\n{where}  (gallery: the eval sample; n = queries per direction; weakest sections "
+            "on evidence first: "
             "* weaker than ALL after Holm's correction, ~ small section)"
         )
         lines.append(f"  {'section':<{width}}{'n':>6}  " + "  ".join(f"{h:>9}" for h in headers))
@@ -133,6 +134,7 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
             "from ALL, the mean over queries; `other` holds the sections with fewer than "
             f"{config.sections.min_queries} queries (vars.section_min_queries)."
         )
+    lines.extend(gallery_scorecard(conn, metrics))
     not_evaluable = empty_sample_reasons(conn, "retrieval")
     if not_evaluable:
         lines.append("")
@@ -150,6 +152,40 @@ def _evidence_key(
     if rank is None:
         return (1, 0, values.get("t2i recall_at_10", 0.0), section)
     return (0, rank, 0.0, section)
+
+
+def gallery_scorecard(conn: psycopg.Connection, metrics: tuple[str, ...]) -> list[str]:
+    """Lines of R@K (ALL) against gallery size: the same sampled queries ranked against the
+    eval sample and against the whole catalog, each with its gallery size and search."""
+    rows = conn.execute(
+        sql.SQL(
+            "select pair, direction, gallery_scope, gallery_size, gallery_is_sample, "
+            "search_method, metric, value from {} where section = 'ALL' and section_level = 'leaf' "
+            "and metric = any(%s) "
+            "order by pair, direction, gallery_size, gallery_scope desc"
+        ).format(contract.RETRIEVAL_METRICS.identifier),
+        (list(metrics),),
+    ).fetchall()
+    if not rows:
+        return []
+    figures: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for pair, direction, scope, size, is_sample, method, metric, value in rows:
+        figures[clean(pair), direction, scope, size, is_sample, method][metric] = value
+    headers = [m.replace("recall_at_", "R@").replace("mrr_at_", "MRR@") for m in metrics]
+    lines = [
+        "\nR@K against gallery size (ALL; the same sampled queries, a larger gallery is harder)",
+        f"  {'pair':<12}{'direction':<15}{'gallery':<9}{'products':>10}  "
+        + "  ".join(f"{h:>7}" for h in headers)
+        + "  search",
+    ]
+    for (pair, direction, scope, size, is_sample, method), values in figures.items():
+        note = "  (the sample's own gallery: the catalog is no larger)" if is_sample else ""
+        lines.append(
+            f"  {pair:<12}{direction:<15}{scope:<9}{size:>10,}  "
+            + "  ".join(f"{_fmt(values.get(m)):>7}" for m in metrics)
+            + f"  {method}{note}"
+        )
+    return lines
 
 
 def empty_sample_reasons(conn: psycopg.Connection, purpose: str) -> list[str]:

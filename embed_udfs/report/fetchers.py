@@ -30,6 +30,7 @@ DELTAS_COLUMNS = (
     "family",
     "pair",
     "direction",
+    "gallery_scope",
     "section",
     "metric",
     "reference_value",
@@ -80,6 +81,25 @@ class RecallCurves:
     # (pair, direction) -> K -> recall
     recall: Mapping[tuple[str, str], Mapping[int, Estimate]]
     gallery: int  # the largest n, for the chance line K/N
+
+
+@dataclass(frozen=True)
+class GalleryPoint:
+    """One gallery the sampled queries were ranked against: its scope, size and search."""
+
+    scope: str  # sample or catalog
+    size: int
+    is_sample: bool  # a catalog no larger than the sample: the sample's own figures
+    search_method: str
+    recall: Mapping[int, Estimate]  # K -> R@K (ALL sections)
+
+
+@dataclass(frozen=True)
+class GalleryCurves:
+    """R@K against gallery size, per pair and direction, smallest gallery first."""
+
+    k_values: tuple[int, ...]
+    points: Mapping[tuple[str, str], tuple[GalleryPoint, ...]]
 
 
 @dataclass(frozen=True)
@@ -233,6 +253,7 @@ class ReportData:
     notice: str | None
     retrieval: Retrieval
     curves: RecallCurves | None
+    galleries: GalleryCurves | None
     similarity: tuple[SimilarityHistogram, ...]
     labels: LabelStructure | None
     comparisons: tuple[SpaceComparison, ...]
@@ -258,6 +279,7 @@ def fetch_report(conn: psycopg.Connection, config: ProjectConfig) -> ReportData:
         notice=random_weight_notice(config),
         retrieval=fetch_retrieval(conn),
         curves=fetch_recall_curves(conn),
+        galleries=fetch_gallery_curves(conn),
         similarity=fetch_similarity(conn),
         labels=fetch_label_structure(conn),
         comparisons=fetch_space_comparisons(conn),
@@ -292,7 +314,7 @@ def fetch_retrieval(conn: psycopg.Connection) -> Retrieval:
         conn,
         "select section_level, pair, direction, section, k, value, ci_low, ci_high, n, "
         "macro_value, n_sections, weakness_rank, is_weaker_than_all, is_small_section "
-        "from {} where metric like 'recall_at_%' "
+        "from {} where metric like 'recall_at_%' and gallery_scope = 'sample' "
         "order by section_level, pair, direction, section, k",
         contract.RETRIEVAL_METRICS,
     )
@@ -332,6 +354,7 @@ def fetch_recall_curves(conn: psycopg.Connection) -> RecallCurves | None:
         conn,
         "select pair, direction, k, value, ci_low, ci_high, n from {} "
         "where metric like 'recall_at_%' and section = 'ALL' and section_level = 'leaf' "
+        "and gallery_scope = 'sample' "
         "order by pair, direction, k",
         contract.RETRIEVAL_METRICS,
     )
@@ -342,6 +365,36 @@ def fetch_recall_curves(conn: psycopg.Connection) -> RecallCurves | None:
         recall[pair, direction][k] = Estimate(value, low, high, n)
     return RecallCurves(
         tuple(sorted({row[2] for row in rows})), recall, max(row[6] for row in rows)
+    )
+
+
+def fetch_gallery_curves(conn: psycopg.Connection) -> GalleryCurves | None:
+    """R@K (ALL) of the same sampled queries against each gallery: the sample and the
+    whole catalog, with their sizes."""
+    rows = _query(
+        conn,
+        "select pair, direction, gallery_scope, gallery_size, gallery_is_sample, "
+        "search_method, k, value, ci_low, ci_high, n from {} "
+        "where metric like 'recall_at_%' and section = 'ALL' and section_level = 'leaf' "
+        "order by pair, direction, gallery_size, gallery_scope desc, k",
+        contract.RETRIEVAL_METRICS,
+    )
+    if not rows:
+        return None
+    grouped: dict[tuple[str, str], dict[tuple, dict[int, Estimate]]] = defaultdict(dict)
+    for pair, direction, scope, size, is_sample, method, k, value, low, high, n in rows:
+        grouped[pair, direction].setdefault((scope, size, bool(is_sample), method), {})[k] = (
+            Estimate(value, low, high, n)
+        )
+    return GalleryCurves(
+        tuple(sorted({row[6] for row in rows})),
+        {
+            key: tuple(
+                GalleryPoint(scope, size, is_sample, method, recall)
+                for (scope, size, is_sample, method), recall in points.items()
+            )
+            for key, points in grouped.items()
+        },
     )
 
 
@@ -424,6 +477,7 @@ def fetch_history(conn: psycopg.Connection, config: ProjectConfig) -> MetricHist
             "history.ci_low, history.ci_high, history.n from {history} as history "
             "inner join runs on runs.run_id = history.run_id "
             "where history.family = 'retrieval' and history.section = 'ALL' "
+            "and coalesce(history.gallery_scope, 'sample') = 'sample' "
             "and history.metric = %s order by runs.started, history.pair, history.direction"
         ).format(history=contract.METRIC_HISTORY.identifier),
         (HISTORY_RUNS, f"recall_at_{k}"),
@@ -645,6 +699,7 @@ def fetch_moves(
         deltas = conn.execute(
             sql.SQL(
                 "select {} from {} where reference = 'baseline' and family = 'retrieval' "
+                "and gallery_scope = 'sample' "
                 "and metric = %s order by pair, direction, section = 'ALL' desc, "
                 "verdict = 'no detectable change', difference, section limit %s"
             ).format(

@@ -25,6 +25,7 @@ from embed_udfs.report.fetchers import (
     Estimate,
     FailedQuery,
     FailureGallery,
+    GalleryCurves,
     LabelStructure,
     MetricHistory,
     Product,
@@ -212,6 +213,7 @@ def render(data: ReportData, thumbnails: ThumbnailSet | None = None) -> str:
     sections = [
         retrieval_section(data.retrieval),
         curves_section(data.curves),
+        gallery_section(data.galleries),
         similarity_section(data.similarity),
         labels_section(data.labels),
         comparisons_section(data.comparisons),
@@ -484,6 +486,77 @@ def curves_section(data: RecallCurves | None) -> Section | None:
         grids=(
             Grid((Figure(svg, "Recall@K against K for every pair and direction", table, True),)),
         ),
+    )
+
+
+GALLERY_LEAD = (
+    "The same sampled queries ranked against two galleries: the eval sample itself and the "
+    "whole catalog (every product with a vector in the gallery space, after dedup). Recall "
+    "falls as the gallery grows, so no figure should be read without its gallery size. The "
+    "sample's gallery is a subset of the catalog's, so with exact search no query ranks its "
+    "positive better against the catalog."
+)
+
+
+def gallery_section(data: GalleryCurves | None) -> Section | None:
+    """R@K against gallery size: one line per pair and direction at one K, the table with
+    every K, the gallery's size and how it was searched."""
+    if data is None or not data.points:
+        return None
+    k = 10 if 10 in data.k_values else max(data.k_values)
+    sizes = sorted({point.size for points in data.points.values() for point in points})
+    curves: dict[str, dict[int, Estimate]] = {
+        f"{pair} {DIRECTIONS.get(direction, direction)}": {
+            point.size: point.recall[k] for point in points if k in point.recall
+        }
+        for (pair, direction), points in sorted(data.points.items())
+    }
+    svg = line_chart(
+        [
+            Series(name, [_interval(c[n]) if n in c else None for n in sizes])
+            for name, c in curves.items()
+        ],
+        sizes,
+        title=f"Recall@{k} against gallery size (ALL sections)",
+        x_label="products in the gallery (log scale)",
+        y_label=f"Recall@{k}",
+        x_tick_labels=[f"{n:,}" for n in sizes],
+        log_x=len(sizes) > 1,
+        domain=(0.0, nice_upper(_top(c.values() for c in curves.values()))),
+        width=760,
+        height=340,
+    )
+    rows = []
+    for (pair, direction), points in sorted(data.points.items()):
+        for point in points:
+            scope = point.scope + (" (= sample)" if point.is_sample else "")
+            rows.append(
+                [
+                    f"{pair} {DIRECTIONS.get(direction, direction)}",
+                    scope,
+                    point.size,
+                    point.search_method,
+                    *(
+                        point.recall[kk].value if kk in point.recall else None
+                        for kk in data.k_values
+                    ),
+                ]
+            )
+    table = _table(
+        [
+            "pair and direction",
+            "gallery",
+            "products",
+            "search",
+            *(f"R@{kk}" for kk in data.k_values),
+        ],
+        rows,
+    )
+    return Section(
+        "galleries",
+        "Recall against gallery size",
+        lead=GALLERY_LEAD,
+        grids=(Grid((Figure(svg, f"R@{k} for the sample and the whole catalog", table, True),)),),
     )
 
 

@@ -133,7 +133,7 @@ def test_invalid_vectors_written_by_hand_are_kept_out_of_the_metrics(db, tmp_pat
     unknown_n = query(
         db,
         "select n from metrics.fct_retrieval_metrics where section = 'unknown' "
-        "and metric = 'recall_at_1' and direction = 'text_to_image'",
+        "and metric = 'recall_at_1' and direction = 'text_to_image' and gallery_scope = 'sample'",
     )
     assert unknown_n == [(19,)]  # P2, P4, ..., P38 (P0 was rejected)
 

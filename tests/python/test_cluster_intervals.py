@@ -73,7 +73,7 @@ def _scores(db, direction: str, metric: str) -> dict[str, tuple[float, float]]:
     rows = query(
         db,
         "select product_id, score, dedup_tolerant_score from metrics.fct_retrieval_scores "
-        "where direction = %s and metric = %s",
+        "where direction = %s and metric = %s and gallery_scope = 'sample'",
         (direction, metric),
     )
     return {r[0]: (float(r[1]), float(r[2])) for r in rows}
@@ -104,7 +104,7 @@ def _metrics(db) -> dict[tuple[str, str, str], dict]:
     rows = query(
         db,
         f"select direction, section, metric, {', '.join(columns)} "
-        "from metrics.fct_retrieval_metrics",
+        "from metrics.fct_retrieval_metrics where gallery_scope = 'sample'",
     )
     return {(r[0], r[1], r[2]): dict(zip(columns, r[3:], strict=True)) for r in rows}
 

@@ -164,7 +164,7 @@ def test_sql_metrics_on_the_users_vectors_without_the_model_stack(core, db, tmp_
         for direction, metric, value, n in query(
             db,
             "select direction, metric, value, n from metrics.fct_retrieval_metrics "
-            "where pair = 'planted' and section = 'ALL'",
+            "where pair = 'planted' and section = 'ALL' and gallery_scope = 'sample'",
         )
     }
     for direction, (q, g) in {

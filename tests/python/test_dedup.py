@@ -347,7 +347,7 @@ def test_dedup_tolerant_ranks_and_recall_match_numpy(db, duplicated_gallery):
         query(
             db,
             "select product_id, dedup_tolerant_rank from metrics.fct_retrieval_ranks "
-            "where direction = 'text_to_image'",
+            "where direction = 'text_to_image' and gallery_scope = 'sample'",
         )
     )
     strict = exact_ranks(texts, images)
@@ -366,7 +366,7 @@ def test_dedup_tolerant_ranks_and_recall_match_numpy(db, duplicated_gallery):
             db,
             "select metric, value, hits, dedup_tolerant_value, dedup_tolerant_hits, "
             "duplicate_miss_share from metrics.fct_retrieval_metrics "
-            "where direction = 'text_to_image' and section = 'ALL'",
+            "where direction = 'text_to_image' and section = 'ALL' and gallery_scope = 'sample'",
         )
     }
     n = len(ids)

@@ -139,7 +139,11 @@ def planted(db, tmp_path_factory):
 
 
 def _ranks_from_db(db) -> dict[tuple[str, str], int | None]:
-    rows = query(db, "select direction, product_id, positive_rank from metrics.fct_retrieval_ranks")
+    rows = query(
+        db,
+        "select direction, product_id, positive_rank from metrics.fct_retrieval_ranks "
+        "where gallery_scope = 'sample'",
+    )
     return {(d, p): r for d, p, r in rows}
 
 
@@ -170,7 +174,12 @@ def _numpy_lists(vectors, sample: list[str], ids: list[str]):
 
 def _sample(db) -> list[str]:
     return sorted(
-        p for (p,) in query(db, "select distinct product_id from metrics.fct_retrieval_ranks")
+        p
+        for (p,) in query(
+            db,
+            "select distinct product_id from metrics.fct_retrieval_ranks "
+            "where gallery_scope = 'sample'",
+        )
     )
 
 

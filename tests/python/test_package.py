@@ -172,7 +172,7 @@ def retrieval_metrics(settings: ConnectionSettings) -> dict[tuple[str, str, str]
     rows = query(
         settings,
         f"select direction, section, metric, value, n from {PACKAGE_SCHEMA}.fct_retrieval_metrics "
-        "where pair = 'shop'",
+        "where pair = 'shop' and gallery_scope = 'sample'",
     )
     return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
@@ -398,7 +398,8 @@ def test_an_ordinary_role_builds_once_a_superuser_created_the_extension(
             stored_images = np.array([row[1] for row in stored], dtype=np.float64)
             value, n = conn.execute(
                 f"select value, n from {PACKAGE_SCHEMA}.fct_retrieval_metrics where pair = 'shop' "
-                "and direction = 'text_to_image' and section = 'ALL' and metric = 'recall_at_1'"
+                "and direction = 'text_to_image' and section = 'ALL' and metric = 'recall_at_1' "
+                "and gallery_scope = 'sample'"
             ).fetchone()
         low, high = rank_bounds(stored_texts, stored_images)
         assert n == 30

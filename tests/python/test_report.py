@@ -19,7 +19,14 @@ from conftest import PROJECT_DIR, config_for, dbt_build, plant, planted_config, 
 from embed_udfs.contract import RERANK_UPLIFT
 from embed_udfs.db import connection
 from embed_udfs.jobs.cluster import cluster_spaces
-from embed_udfs.report.fetchers import Estimate, ReportData, Retrieval, Rows
+from embed_udfs.report.fetchers import (
+    Estimate,
+    GalleryCurves,
+    GalleryPoint,
+    ReportData,
+    Retrieval,
+    Rows,
+)
 from embed_udfs.report.html import render, write_report
 
 # a section name that would break the page (and run a script) if it were not escaped
@@ -279,7 +286,8 @@ def test_the_retrieval_tables_show_the_marts_figures_weakest_first(db, planted, 
         db,
         "select pair, direction, section, k, value, ci_low, ci_high, n, weakness_rank, "
         "is_weaker_than_all, is_small_section "
-        "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_')",
+        "from metrics.fct_retrieval_metrics where starts_with(metric, 'recall_at_') "
+        "and gallery_scope = 'sample'",
     )
     recall: dict[tuple[str, str], dict[str, dict[int, tuple]]] = {}
     for pair, direction, section, k, *figure in marts:
@@ -324,6 +332,15 @@ def test_the_template_cleans_and_escapes_every_value_it_is_given():
             (1,), {(nasty, "text_to_image"): {"ALL": {1: figure}, nasty: {1: figure}}}
         ),
         curves=None,
+        galleries=GalleryCurves(
+            (1,),
+            {
+                (nasty, "text_to_image"): (
+                    GalleryPoint("sample", 12, False, "exact", {1: figure}),
+                    GalleryPoint("catalog", 120, False, "exact", {1: figure}),
+                )
+            },
+        ),
         similarity=(),
         labels=None,
         comparisons=(),

@@ -49,7 +49,7 @@ def _metrics(settings, pair: str = "planted") -> dict[tuple[str, str, str], tupl
         settings,
         "select direction, section, metric, value, n, hits, "
         "ci_low_independent, ci_high_independent "
-        "from metrics.fct_retrieval_metrics where pair = %s",
+        "from metrics.fct_retrieval_metrics where pair = %s and gallery_scope = 'sample'",
         (pair,),
     )
     return {(r[0], r[1], r[2]): r[3:] for r in rows}
@@ -58,7 +58,8 @@ def _metrics(settings, pair: str = "planted") -> dict[tuple[str, str, str], tupl
 def _sql_ranks(settings, direction: str) -> dict[str, int | None]:
     rows = query(
         settings,
-        "select product_id, positive_rank from metrics.fct_retrieval_ranks where direction = %s",
+        "select product_id, positive_rank from metrics.fct_retrieval_ranks "
+        "where direction = %s and gallery_scope = 'sample'",
         (direction,),
     )
     return dict(rows)
@@ -155,7 +156,8 @@ def test_neighbour_lists_match_numpy_and_the_ranks(db, clustered):
             "left join lateral (select count(*) filter (where n.distance < r.positive_distance) "
             "  as c from intermediate.int_retrieval_neighbours as n where n.pair = r.pair "
             "  and n.direction = r.direction and n.query_product_id = r.product_id) as l on true "
-            "where r.direction = %s and r.positive_rank is distinct from "
+            "where r.direction = %s and r.gallery_scope = 'sample' "
+            "and r.positive_rank is distinct from "
             "  case when l.c < 50 then l.c + 1 end",
             (direction,),
         )
@@ -299,13 +301,14 @@ def test_history_appends_every_run(db, clustered, tmp_path):
     assert len(runs) == runs_before + 1
     latest = query(
         db,
-        "select pair, direction, section, metric, value from metrics.fct_metric_history "
-        "where run_id = %s and family = 'retrieval' order by 1, 2, 3, 4",
+        "select gallery_scope, pair, direction, section, metric, value "
+        "from metrics.fct_metric_history "
+        "where run_id = %s and family = 'retrieval' order by 1, 2, 3, 4, 5",
         (runs[0][0],),
     )
     current = query(
         db,
-        "select pair, direction, section, metric, value from metrics.fct_retrieval_metrics "
-        "order by 1, 2, 3, 4",
+        "select gallery_scope, pair, direction, section, metric, value "
+        "from metrics.fct_retrieval_metrics order by 1, 2, 3, 4, 5",
     )
     assert latest == current

@@ -103,7 +103,8 @@ def _deltas(db, reference: str) -> dict[tuple, tuple]:
     rows = query(
         db,
         "select family, pair, direction, section, metric, difference, ci_low, ci_high, verdict, "
-        "reference_run_id, config_changed from metrics.fct_metric_deltas where reference = %s",
+        "reference_run_id, config_changed from metrics.fct_metric_deltas where reference = %s "
+        "and gallery_scope = 'sample'",
         (reference,),
     )
     return {r[:5]: r[5:] for r in rows}

@@ -119,7 +119,7 @@ def levelled(db, tmp_path_factory):
         db,
         "select direction, section_level, section, metric, value, n, hits, ci_low, ci_high, "
         "macro_value, n_sections, ci_low_independent, ci_high_independent "
-        "from metrics.fct_retrieval_metrics where pair = 'planted'",
+        "from metrics.fct_retrieval_metrics where pair = 'planted' and gallery_scope = 'sample'",
     )
     metrics = {(r[0], r[1], r[2], r[3]): r[4:] for r in rows}
     assert len(metrics) == len(rows), "one row per (direction, level, section, metric)"

@@ -199,7 +199,8 @@ def test_the_index_path_searches_at_the_tuned_ef_search_and_reports_its_bias(pla
     rows = query(
         db,
         "select direction, metric, search_method, index_bias from metrics.fct_retrieval_metrics "
-        "where section = 'ALL' and metric in ('recall_at_10', 'mrr_at_10')",
+        "where section = 'ALL' and metric in ('recall_at_10', 'mrr_at_10') "
+        "and gallery_scope = 'sample'",
     )
     assert {r[2] for r in rows} == {"hnsw"}
     for direction, metric, _, bias in rows:

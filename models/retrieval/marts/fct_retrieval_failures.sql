@@ -10,8 +10,10 @@
 
 with
 
+-- the sample's gallery: the neighbour lists the gallery shows are the sample's
 ranks as (
     select * from {{ ref('fct_retrieval_ranks') }}
+    where gallery_scope = 'sample'
 ),
 
 products as (

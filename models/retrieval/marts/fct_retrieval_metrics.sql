@@ -7,21 +7,50 @@
     recall, normal approximation for means) beside it, its evidence against
     ALL, and its dedup-tolerant twin. Each row says which search
     listed the neighbours (exact or hnsw) and, for the index, the bias that
-    `embed-udfs tune` measured at the ef_search the search used. -#}
+    `embed-udfs tune` measured at the ef_search the search used.
+    gallery_scope: each figure against the eval sample (`sample`) and against
+    the whole catalog (`catalog`), with its gallery_size; gallery_is_sample
+    marks a catalog figure whose gallery is the sample's own (a catalog no
+    larger than the sample), copied rather than searched twice. -#}
 {%- set search_method = 'exact' if exact_search() else 'hnsw' %}
+{%- set directions = retrieval_directions() %}
 
 with
 
 summary as (
     {{- summarise_scores(
         ref('fct_retrieval_scores'),
-        ['pair', 'direction', 'query_space', 'gallery_space'],
+        ['pair', 'direction', 'query_space', 'gallery_space', 'gallery_scope', 'gallery_size', 'gallery_is_sample'],
         ref('int_eval_bootstrap_weights'),
     ) }}
 ),
 
 tuning as (
     select * from {{ ref('stg_ann__tuning') }}
+),
+
+-- how each gallery was searched: the sample's by vars.retrieval_search, the
+-- catalog's by macro catalog_search_method (the sample's own lists where equal)
+search_methods as (
+    {%- for d in directions %}
+        select
+            {{ sql_string(d.pair) }}::text as pair,
+            {{ sql_string(d.direction) }}::text as direction,
+            'sample'::text as gallery_scope,
+            {{ sql_string(search_method) }}::text as search_method
+        union all
+        select
+            {{ sql_string(d.pair) }}::text,
+            {{ sql_string(d.direction) }}::text,
+            'catalog'::text,
+            {{ sql_string(
+                search_method if catalog_gallery_is_sample(d.gallery.name)
+                else catalog_search_method(d.query.name, d.gallery.name)) }}::text
+        {{ "union all" if not loop.last }}
+    {%- endfor %}
+    {%- if not directions %}
+    {{ empty_relation({'pair': 'text', 'direction': 'text', 'gallery_scope': 'text', 'search_method': 'text'}) }}
+    {%- endif %}
 ),
 
 -- the index figure minus the exact one, per (pair, direction, metric), at
@@ -49,10 +78,21 @@ index_bias as (
 final as (
     select
         summary.*,
-        {{ sql_string(search_method) }}::text as search_method,
-        case when {{ sql_string(search_method) }} = 'hnsw' then index_bias.bias end as index_bias,
+        search_methods.search_method,
+        -- tune measures the bias on the sample's gallery: the catalog's index bias is not measured
+        case
+            when search_methods.search_method = 'hnsw' and summary.gallery_scope = 'sample'
+                then index_bias.bias
+            when search_methods.search_method = 'hnsw' and summary.gallery_is_sample
+                then index_bias.bias
+        end as index_bias,
         now() as computed_at
     from summary
+    left join search_methods
+        on
+            summary.pair = search_methods.pair
+            and summary.direction = search_methods.direction
+            and summary.gallery_scope = search_methods.gallery_scope
     left join index_bias
         on
             summary.pair = index_bias.pair

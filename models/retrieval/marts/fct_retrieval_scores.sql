@@ -19,7 +19,9 @@
     - section_purity_at_10: the share of the query's top 10 neighbours in
       the query's section (the positive included). It does not depend on
       which item is the positive, so the tolerant twin is the same.
-    With max(K) below 10 the list-based cut-off is max(K). -#}
+    With max(K) below 10 the list-based cut-off is max(K).
+    Every query is scored against both galleries (gallery_scope sample and
+    catalog, with gallery_size; fct_retrieval_ranks). -#}
 {%- set k_values = var('eval_k_values') | sort %}
 {%- set max_k = max_k() %}
 {%- set list_k = [10, max_k] | min %}
@@ -30,19 +32,28 @@ ranks as (
     select * from {{ ref('fct_retrieval_ranks') }}
 ),
 
-neighbours as (
-    select * from {{ ref('int_retrieval_neighbours') }}
-    where neighbour_rank <= {{ list_k }}
+all_neighbours as (
+    select
+        'sample'::text as gallery_scope,
+        sample_lists.*
+    from {{ ref('int_retrieval_neighbours') }} as sample_lists
+    union all
+    select
+        'catalog'::text as gallery_scope,
+        catalog_lists.*
+    from {{ ref('int_catalog_retrieval_neighbours') }} as catalog_lists
 ),
 
-all_neighbours as (
-    select * from {{ ref('int_retrieval_neighbours') }}
+neighbours as (
+    select * from all_neighbours
+    where neighbour_rank <= {{ list_k }}
 ),
 
 -- each duplicate of the positive in a list, at its own rank: 1 + the listed
 -- items strictly closer (queries with duplicates in the gallery only)
 listed_duplicates as (
     select
+        duplicates.gallery_scope,
         duplicates.pair,
         duplicates.direction,
         duplicates.query_product_id,
@@ -51,32 +62,40 @@ listed_duplicates as (
     from all_neighbours as duplicates
     inner join all_neighbours as closer
         on
-            duplicates.pair = closer.pair
+            duplicates.gallery_scope = closer.gallery_scope
+            and duplicates.pair = closer.pair
             and duplicates.direction = closer.direction
             and duplicates.query_product_id = closer.query_product_id
     where duplicates.is_duplicate_of_positive
-    group by duplicates.pair, duplicates.direction, duplicates.query_product_id, duplicates.neighbour_product_id
+    group by
+        duplicates.gallery_scope,
+        duplicates.pair,
+        duplicates.direction,
+        duplicates.query_product_id,
+        duplicates.neighbour_product_id
 ),
 
 duplicate_gains as (
     select
+        gallery_scope,
         pair,
         direction,
         query_product_id,
         sum(0.5 / log(2, 1 + duplicate_rank)) as duplicate_dcg
     from listed_duplicates
     where duplicate_rank <= {{ list_k }}
-    group by pair, direction, query_product_id
+    group by gallery_scope, pair, direction, query_product_id
 ),
 
 purity as (
     select
+        gallery_scope,
         pair,
         direction,
         query_product_id,
         count(*) filter (where neighbour_section = collection_section)::numeric / count(*) as section_purity
     from neighbours
-    group by pair, direction, query_product_id
+    group by gallery_scope, pair, direction, query_product_id
 ),
 
 per_query as (
@@ -89,12 +108,14 @@ per_query as (
     from ranks
     left join duplicate_gains
         on
-            ranks.pair = duplicate_gains.pair
+            ranks.gallery_scope = duplicate_gains.gallery_scope
+            and ranks.pair = duplicate_gains.pair
             and ranks.direction = duplicate_gains.direction
             and ranks.product_id = duplicate_gains.query_product_id
     left join purity
         on
-            ranks.pair = purity.pair
+            ranks.gallery_scope = purity.gallery_scope
+            and ranks.pair = purity.pair
             and ranks.direction = purity.direction
             and ranks.product_id = purity.query_product_id
 ),
@@ -107,6 +128,9 @@ scored as (
         per_query.gallery_space,
         per_query.product_id,
         per_query.collection_section,
+        per_query.gallery_scope,
+        per_query.gallery_size,
+        per_query.gallery_is_sample,
         metrics.metric,
         metrics.k,
         metrics.interval_method,
@@ -148,6 +172,9 @@ final as (
         gallery_space,
         product_id,
         collection_section,
+        gallery_scope,
+        gallery_size,
+        gallery_is_sample,
         metric,
         k::integer as k,
         interval_method,

@@ -14,15 +14,33 @@
     Holm-adjusted over the sections of one (reference, family, pair,
     direction, metric), ALL being a family of its own; better or worse when
     the adjusted p-value is below vars.evidence_alpha. A verdict is only
-    given where both figures carry an interval (or the figures are equal). -#}
+    given where both figures carry an interval (or the figures are equal). A
+    figure is compared within its gallery_scope (sample, catalog); rows from
+    before the scope existed are the sample's. -#}
 
 {%- set z = 1.959963984540054 -%}
-{%- set family = ['reference', 'family', 'pair', 'direction', 'metric', "section = 'ALL'"] -%}
+{%- set family = ['reference', 'family', 'pair', 'direction', 'gallery_scope', 'metric', "section = 'ALL'"] -%}
 
 with
 
 history as (
-    select * from {{ ref('fct_metric_history') }}
+    select
+        run_id,
+        run_started_at,
+        config_hash,
+        family,
+        pair,
+        direction,
+        coalesce(gallery_scope, 'sample') as gallery_scope,
+        gallery_size,
+        section,
+        metric,
+        value,
+        dedup_tolerant_value,
+        n,
+        ci_low,
+        ci_high
+    from {{ ref('fct_metric_history') }}
 ),
 
 runs as (
@@ -52,7 +70,13 @@ earlier_figures as (
     select
         history.*,
         row_number() over (
-            partition by history.family, history.pair, history.direction, history.section, history.metric
+            partition by
+                history.family,
+                history.pair,
+                history.direction,
+                history.gallery_scope,
+                history.section,
+                history.metric
             order by history.run_started_at desc, history.run_id desc
         ) as recency
     from history
@@ -97,6 +121,9 @@ compared as (
         current_figures.family,
         current_figures.pair,
         current_figures.direction,
+        current_figures.gallery_scope,
+        current_figures.gallery_size,
+        references_.gallery_size as reference_gallery_size,
         current_figures.section,
         current_figures.metric,
         -- lower is better only for these two; every other metric (recall, MRR,
@@ -118,6 +145,7 @@ compared as (
         on current_figures.family = references_.family
             and current_figures.pair = references_.pair
             and current_figures.direction = references_.direction
+            and current_figures.gallery_scope = references_.gallery_scope
             and current_figures.section = references_.section
             and current_figures.metric = references_.metric
 ),
@@ -159,6 +187,9 @@ final as (
         intervals.family,
         intervals.pair,
         intervals.direction,
+        intervals.gallery_scope,
+        intervals.gallery_size,
+        intervals.reference_gallery_size,
         intervals.section,
         intervals.metric,
         intervals.higher_is_better,

@@ -1,5 +1,5 @@
 {{ config(enabled=family_enabled('history'), materialized='incremental',
-    unique_key=['run_id', 'family', 'pair', 'direction', 'section', 'metric'],
+    unique_key=['run_id', 'family', 'pair', 'direction', 'gallery_scope', 'section', 'metric'],
     on_schema_change='append_new_columns'
 ) }}
 
@@ -11,7 +11,11 @@
     (none, pca_<dims>) in `direction`; rerank uplift (value = after - before,
     with its bootstrap interval) puts `pair:reranker` in `pair`. A new
     metric family joins as one more branch of `combined`, in the same
-    columns; a family switched off (vars.enable_<family>) has no branch. -#}
+    columns; a family switched off (vars.enable_<family>) has no branch.
+    Retrieval figures carry their gallery_scope (sample, catalog) and
+    gallery_size; every other family is computed on the sample
+    (gallery_scope sample, no gallery size). Rows written before the scope
+    existed read as the sample's. -#}
 
 with
 
@@ -57,6 +61,8 @@ combined as (
             'retrieval' as family,
             pair,
             direction,
+            gallery_scope,
+            gallery_size::bigint as gallery_size,
             section,
             metric,
             value,
@@ -72,6 +78,8 @@ combined as (
             'gap' as family,
             pair,
             'both' as direction,
+            'sample'::text as gallery_scope,
+            null::bigint as gallery_size,
             section,
             metric,
             value,
@@ -87,6 +95,8 @@ combined as (
             'label' as family,
             space as pair,
             reduction as direction,
+            'sample'::text as gallery_scope,
+            null::bigint as gallery_size,
             section,
             metric,
             value,
@@ -102,6 +112,8 @@ combined as (
             'rerank_uplift' as family,
             pair || ':' || reranker as pair,
             direction,
+            'sample'::text as gallery_scope,
+            null::bigint as gallery_size,
             section,
             metric,
             difference as value,
@@ -117,6 +129,8 @@ combined as (
             null::text as family,
             null::text as pair,
             null::text as direction,
+            null::text as gallery_scope,
+            null::bigint as gallery_size,
             null::text as section,
             null::text as metric,
             null::float8 as value,

@@ -1,4 +1,5 @@
 {{ config(
+    enabled=family_enabled('history') and family_enabled('retrieval'),
     materialized='incremental',
     unique_key=['run_id', 'pair', 'direction', 'product_id'],
     on_schema_change='append_new_columns'
@@ -12,8 +13,10 @@
 
 with
 
+-- the sample's gallery, the one the metrics' moves are read against
 ranks as (
     select * from {{ ref('fct_retrieval_ranks') }}
+    where gallery_scope = 'sample'
 ),
 
 runs as (
