@@ -29,7 +29,13 @@ from embed_udfs.jobs.rerank.tiny_blip import save_tiny_blip
 
 CANDIDATES = 12
 # history follows every mart; these tests build only the rerank marts
-MARTS = ("int_rerank_bootstrap_weights", "stg_rerank__scores+", "--exclude", "fct_metric_history+")
+MARTS = (
+    "int_bootstrap_clusters",
+    "int_rerank_bootstrap_weights",
+    "stg_rerank__scores+",
+    "--exclude",
+    "fct_metric_history+",
+)
 SPACE = {
     "backend": "open_clip",
     "family": "clip-tiny-random",
