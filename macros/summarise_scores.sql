@@ -21,7 +21,8 @@
 
     Each section also carries its evidence against ALL (macro evidence
     rules): the paired difference section - ALL replicate by replicate, its
-    standard error, a one-sided p-value (on the section's clusters - 1
+    standard error (floored at what a section drawn like ALL would show, see
+    evidence_se below), a one-sided p-value (on the section's clusters - 1
     degrees of freedom, macro p_below_zero), Holm-adjusted over the sections of
     the same (keys, metric, section_level), is_weaker_than_all, is_small_section and a
     weakness_rank that puts evidence first. -#}
@@ -30,6 +31,12 @@
 {%- set family = keys + ['metric', 'k', 'section_level'] %}
 {%- set grouped_levels = grouped + ['section_level'] %}
 {%- set z = 1.959963984540054 %}
+{#- the standard error the evidence reads: the paired bootstrap's, but never below
+    what a section of n queries drawn like ALL would show (ALL's per-query standard
+    deviation / sqrt(n), times the share of ALL that is not the section). A section
+    whose every score is equal (R@10 = 0 on 300 queries) has no bootstrap spread,
+    yet under "it is like ALL" its figure would still vary. -#}
+{%- set evidence_se = "greatest(figures.difference_standard_error, (1 - figures.n::float8 / overall.n) * overall.score_stddev / sqrt(figures.n))" %}
     with
 
     aggregated as (
@@ -148,8 +155,9 @@
             figures.*,
             figures.value - overall.value as difference_from_all,
             case when figures.section <> 'ALL' then
-                {{ p_below_zero('figures.value - overall.value', 'figures.difference_standard_error', 'figures.n_clusters') }}
-            end as weaker_p_value
+                {{ p_below_zero('figures.value - overall.value', evidence_se, 'figures.n_clusters') }}
+            end as weaker_p_value,
+            case when figures.section <> 'ALL' then {{ evidence_se }} end as evidence_standard_error
         from figures
         inner join figures as overall
             on
@@ -221,6 +229,7 @@
         end as duplicate_miss_share,
         difference_from_all,
         difference_standard_error,
+        evidence_standard_error,
         weaker_p_value,
         weaker_p_holm,
         is_weaker_than_all,

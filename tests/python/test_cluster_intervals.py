@@ -93,6 +93,7 @@ def _metrics(db) -> dict[tuple[str, str, str], dict]:
         "standard_error",
         "n_clusters",
         "difference_standard_error",
+        "evidence_standard_error",
         "weaker_p_value",
         "weaker_p_holm",
         "is_weaker_than_all",
@@ -173,10 +174,21 @@ def test_weaker_sections_follow_holm_over_the_sections(db, stores):
     for direction in ("text_to_image", "image_to_text"):
         for metric in ("recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10"):
             overall = metrics[(direction, "ALL", metric)]["value"]
+            n_all = metrics[(direction, "ALL", metric)]["n"]
             rows = [metrics[(direction, s, metric)] for s in SECTIONS]
+            # the bootstrap's error, floored at what a section drawn like ALL would show
+            all_scores = np.array([score for score, _ in _scores(db, direction, metric).values()])
+            sd_all = float(all_scores.std(ddof=1))
+            floors = [(1 - r["n"] / n_all) * sd_all / np.sqrt(r["n"]) for r in rows]
+            ses = [
+                max(r["difference_standard_error"], floor)
+                for r, floor in zip(rows, floors, strict=True)
+            ]
+            for r, se in zip(rows, ses, strict=True):
+                assert r["evidence_standard_error"] == pytest.approx(se, rel=1e-9, abs=1e-12)
             p = [
-                weaker_p(r["value"] - overall, r["difference_standard_error"], r["n_clusters"])
-                for r in rows
+                weaker_p(r["value"] - overall, se, r["n_clusters"])
+                for r, se in zip(rows, ses, strict=True)
             ]
             adjusted = holm(p)
             for section, row, p_one, p_adj in zip(SECTIONS, rows, p, adjusted, strict=True):
