@@ -167,7 +167,7 @@ def test_all_has_the_micro_and_the_macro_average(levelled):
     expected = _expected(paths, hits)
     for level in LEVELS:
         row = metrics[("text_to_image", level, "ALL", "recall_at_1")]
-        value, n, _, _, _, macro, n_sections = row
+        value, n, _, _, _, macro, n_sections, *_ = row
         sections = [mean for (lvl, _), (_, mean) in expected.items() if lvl == level]
         assert n == len(products)
         assert value == pytest.approx(hits.mean(), abs=1e-12)  # micro: over queries
