@@ -172,16 +172,17 @@ def gallery_scorecard(conn: psycopg.Connection, metrics: tuple[str, ...]) -> lis
     for pair, direction, scope, size, is_sample, method, metric, value in rows:
         figures[clean(pair), direction, scope, size, is_sample, method][metric] = value
     headers = [m.replace("recall_at_", "R@").replace("mrr_at_", "MRR@") for m in metrics]
+    width = max(12, *(len(key[0]) + 2 for key in figures))  # pair names come from the config
     lines = [
         "\nR@K against gallery size (ALL; the same sampled queries, a larger gallery is harder)",
-        f"  {'pair':<12}{'direction':<15}{'gallery':<9}{'products':>10}  "
+        f"  {'pair':<{width}}{'direction':<15}{'gallery':<9}{'products':>10}  "
         + "  ".join(f"{h:>7}" for h in headers)
         + "  search",
     ]
     for (pair, direction, scope, size, is_sample, method), values in figures.items():
         note = "  (the sample's own gallery: the catalog is no larger)" if is_sample else ""
         lines.append(
-            f"  {pair:<12}{direction:<15}{scope:<9}{size:>10,}  "
+            f"  {pair:<{width}}{direction:<15}{scope:<9}{size:>10,}  "
             + "  ".join(f"{_fmt(values.get(m)):>7}" for m in metrics)
             + f"  {method}{note}"
         )
