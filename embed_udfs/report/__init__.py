@@ -125,7 +125,7 @@ def scorecard(conn: psycopg.Connection, config: ProjectConfig) -> str:
             _, weaker, small = evidence.get((pair, level, section), (None, None, None))
             mark = ("*" if weaker else " ") + ("~" if small else " ")
             lines.append(
-                f"{mark}{section[:width]:<{width}}{sizes.get((pair, level, section), 0):>6}  "
+                f"{mark}{section:<{width}}{sizes.get((pair, level, section), 0):>6}  "
                 + "  ".join(f"{_fmt(values.get(c)):>9}" for c in columns)
             )
     if any(MACRO_ROW in sections for sections in table.values()):
