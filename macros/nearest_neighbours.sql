@@ -201,3 +201,29 @@ listed as (
 ),
 
 {% endmacro %}
+
+
+{#- The end of a neighbour-list model: the `listed` rows of
+    retrieval_neighbour_lists with whether each item is the query's positive
+    or a duplicate of it (the duplicate_ids each list carries, from the
+    model's `duplicate_sets` CTE). -#}
+{% macro labelled_neighbours() %}
+final as (
+    select
+        listed.pair,
+        listed.direction,
+        listed.query_space,
+        listed.gallery_space,
+        listed.query_product_id,
+        listed.collection_section,
+        listed.neighbour_rank::integer as neighbour_rank,
+        listed.neighbour_product_id,
+        listed.neighbour_section,
+        listed.distance::float8 as distance,
+        listed.neighbour_product_id = listed.query_product_id as is_positive,
+        coalesce(listed.neighbour_product_id = any(listed.duplicate_ids), false) as is_duplicate_of_positive
+    from listed
+)
+
+select * from final
+{% endmacro %}

@@ -49,9 +49,9 @@ changed as (
     select hashed.*
     from hashed
     {%- if is_incremental() %}
-        left join {{ this }} as previous
-            on hashed.product_id = previous.product_id
-        where previous.source_hash is distinct from hashed.source_hash
+    left join {{ this }} as previous
+        on hashed.product_id = previous.product_id
+    where previous.source_hash is distinct from hashed.source_hash
     {%- endif %}
 ),
 

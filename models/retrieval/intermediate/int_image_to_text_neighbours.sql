@@ -14,21 +14,4 @@ duplicate_sets as (
 ),
 
 {{ retrieval_neighbour_lists('image_to_text', ref('int_eval_vectors')) }}
-final as (
-    select
-        pair,
-        direction,
-        query_space,
-        gallery_space,
-        query_product_id,
-        collection_section,
-        neighbour_rank::integer as neighbour_rank,
-        neighbour_product_id,
-        neighbour_section,
-        distance::float8 as distance,
-        neighbour_product_id = query_product_id as is_positive,
-        coalesce(neighbour_product_id = any(duplicate_ids), false) as is_duplicate_of_positive
-    from listed
-)
-
-select * from final
+{{ labelled_neighbours() }}
