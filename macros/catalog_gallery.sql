@@ -71,11 +71,10 @@
     only where the catalog search will use it (catalog_search_method at the
     sizes just built), since the index over a large catalog is costly to
     build. The decision is made in SQL, as the hook is rendered before the
-    table exists. -#}
+    table exists. Idempotent: an incremental build keeps the vectors and the
+    index it has. -#}
 {% macro index_catalog_gallery(relation, spaces) -%}
-    alter table {{ relation }} set (toast_tuple_target = 8160);
-    alter table {{ relation }} alter column embedding type vector using embedding::real[]::vector;
-    alter table {{ relation }} alter column embedding set storage plain;
+    {{ store_vectors_inline(relation) }}
     {%- set mode = var('retrieval_search') %}
     {%- for name in spaces %}
     {%- set space = embedding_space(name) %}
@@ -83,9 +82,9 @@
     begin
         if {{ 'true' if mode == 'hnsw' else 'false' if mode == 'exact' else
             '(select count(*) from ' ~ relation ~ ' where space = ' ~ sql_string(space.name) ~ ')::numeric * '
-            ~ var('eval_sample_size') | int ~ ' > ' ~ var('catalog_exact_max_pairs') | int }} then
-            create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
-                where space = {{ sql_string(space.name) }};
+            ~ var('eval_sample_size') | int ~ ' > ' ~ var('catalog_exact_max_pairs') | int }}
+            and {{ space_index_missing(relation, space) }} then
+            {{ space_index(relation, space) }};
         end if;
     end
     $$;

@@ -50,14 +50,15 @@
     its top near_duplicate_k neighbours in the space's HNSW index closer than
     near_duplicate_max_distance: one index scan per product (ORDER BY <=>
     LIMIT k + 1, the product itself included), never an N^2 scan. Needs
-    set_ef_search() in the model's pre_hook. -#}
-{% macro near_duplicate_neighbours(relation, space_name) %}
+    set_ef_search() in the model's pre_hook. `queries` (a relation or CTE of
+    the same columns, by default `relation`) narrows who searches. -#}
+{% macro near_duplicate_neighbours(relation, space_name, queries=none) %}
     {%- set dim = embedding_space(space_name).dim %}
     select
         queries.product_id,
         nearest.product_id as neighbour_id,
         nearest.distance
-    from {{ relation }} as queries
+    from {{ queries or relation }} as queries
     cross join lateral (
         select
             gallery.product_id,
@@ -71,6 +72,25 @@
         queries.space = {{ sql_string(space_name) }}
         and nearest.product_id <> queries.product_id
         and nearest.distance < {{ near_duplicate_max_distance() }}
+{% endmacro %}
+
+
+{#- Post-hook of int_near_duplicate_neighbours: the pairs with an end whose
+    vector changed after the pair was found, or that has no vector in the
+    pair's space any more. -#}
+{% macro delete_stale_near_duplicates(pairs, vectors) %}
+delete from {{ pairs }} as pair
+where
+    not exists (
+        select 1 from {{ vectors }} as vectors
+        where vectors.space = pair.space and vectors.product_id = pair.product_id
+            and vectors.changed_at <= pair.found_at
+    )
+    or not exists (
+        select 1 from {{ vectors }} as vectors
+        where vectors.space = pair.space and vectors.product_id = pair.neighbour_id
+            and vectors.changed_at <= pair.found_at
+    )
 {% endmacro %}
 
 

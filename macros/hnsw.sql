@@ -13,19 +13,65 @@
 {#- post_hook for a table of (space, embedding) rows: store vectors inline
     (scans otherwise detoast every row of 512-d and wider vectors, 2x slower) and
     build one partial HNSW cosine index per space, on the vector cast to the
-    space's dimension. dbt's `indexes` config has no operator class field. -#}
+    space's dimension. dbt's `indexes` config has no operator class field.
+    Idempotent, so incremental models run it after every build: the rewrite and
+    each index happen once, and later rows join the index as they are inserted. -#}
 {% macro index_vectors_by_space(relation, spaces) -%}
-    -- Keep rows up to 8 KB inline, then rewrite so the existing rows move
-    -- inline too (the type change resets the column's storage to the type's).
-    alter table {{ relation }} set (toast_tuple_target = 8160);
-    alter table {{ relation }} alter column embedding type vector using embedding::real[]::vector;
-    alter table {{ relation }} alter column embedding set storage plain;
+    {{ store_vectors_inline(relation) }}
     {%- for name in spaces %}
-    {%- set space = embedding_space(name) %}
-    create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
-        where space = {{ sql_string(space.name) }};
+    {{ create_space_index(relation, embedding_space(name)) }}
     {%- endfor %}
     analyze {{ relation }};
+{%- endmacro %}
+
+
+{#- Keep rows up to 8 KB inline, then rewrite so the existing rows move inline
+    too (the type change resets the column's storage to the type's). Skipped
+    when the column is already stored plain (an incremental model's later
+    builds). -#}
+{% macro store_vectors_inline(relation) -%}
+    do $$
+    begin
+        if (
+            select attstorage from pg_attribute
+            where attrelid = {{ sql_string(relation | string) }}::regclass and attname = 'embedding'
+        ) <> 'p' then
+            alter table {{ relation }} set (toast_tuple_target = 8160);
+            alter table {{ relation }} alter column embedding type vector using embedding::real[]::vector;
+            alter table {{ relation }} alter column embedding set storage plain;
+        end if;
+    end
+    $$;
+{%- endmacro %}
+
+
+{#- A partial HNSW cosine index on `relation` for one space (a space dict of
+    vars.embed_spaces), unless the relation has one already. -#}
+{% macro create_space_index(relation, space) -%}
+    do $$
+    begin
+        if {{ space_index_missing(relation, space) }} then
+            {{ space_index(relation, space) }};
+        end if;
+    end
+    $$;
+{%- endmacro %}
+
+
+{#- SQL: whether `relation` lacks its partial index for `space`. -#}
+{% macro space_index_missing(relation, space) -%}
+    not exists (
+        select 1 from pg_index
+        where indrelid = {{ sql_string(relation | string) }}::regclass
+            and pg_get_expr(indpred, indrelid) = format('(space = %L::text)', {{ sql_string(space.name) }})
+    )
+{%- endmacro %}
+
+
+{#- The partial HNSW cosine index of one space, on the vector cast to its dimension. -#}
+{% macro space_index(relation, space) -%}
+    create index on {{ relation }} using hnsw ((embedding::vector({{ space.dim }})) vector_cosine_ops)
+        where space = {{ sql_string(space.name) }}
 {%- endmacro %}
 
 

@@ -1,10 +1,26 @@
-{{ config(enabled=family_enabled('dedup'), post_hook="{{ index_vectors_by_space(this, near_duplicate_space_names()) }}") }}
+{%- set spaces = near_duplicate_space_names() %}
+{{ config(
+    enabled=family_enabled('dedup'),
+    materialized='incremental',
+    unique_key=['space', 'product_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=[
+        "{{ delete_removed_products(this, ref('int_vectors_validated'), keys=['space', 'product_id'], where='products.is_valid and ' ~ in_list('products.space', near_duplicate_space_names())) }}",
+        "{{ index_vectors_by_space(this, near_duplicate_space_names()) }}",
+    ],
+) }}
 
 {#- Every product's valid vector in the space marked near_duplicates: true,
     stored inline with an HNSW vector_cosine_ops index, so that the
     near-duplicate search is one index scan per product. Empty when no space
-    is marked. -#}
-{%- set spaces = near_duplicate_space_names() %}
+    is marked.
+
+    Incremental: a build writes only the vectors that are new or changed
+    (embedding_hash), stamped changed_at, so the near-duplicate search runs
+    again from those products alone; the post_hooks drop the vectors that are
+    gone or no longer valid, and the index, built once, takes the new rows as
+    they arrive. -#}
 
 with
 
@@ -13,13 +29,26 @@ valid_vectors as (
     where is_valid
 ),
 
-final as (
+hashed as (
     select
         space,
         product_id,
-        embedding
+        embedding,
+        md5(embedding::text) as embedding_hash
     from valid_vectors
     where {{ in_list('space', spaces) }}
+),
+
+final as (
+    select
+        hashed.*,
+        now() as changed_at
+    from hashed
+    {%- if is_incremental() %}
+    left join {{ this }} as previous
+        on hashed.space = previous.space and hashed.product_id = previous.product_id
+    where previous.embedding_hash is distinct from hashed.embedding_hash
+    {%- endif %}
 )
 
 select * from final

@@ -1,15 +1,28 @@
-{{ config(post_hook="{{ index_catalog_gallery(this, paired_space_names()) }}") }}
+{%- set source_model = 'int_products_deduped' if var('eval_dedup') else 'int_duplicate_groups' %}
+{{ config(
+    materialized='incremental',
+    unique_key=['space', 'product_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=[
+        "{{ delete_removed_products(this, ref('int_vectors_validated'), keys=['space', 'product_id'], where='products.is_valid and ' ~ in_list('products.space', paired_space_names()) ~ ' and exists (select 1 from ' ~ ref('int_products_deduped' if var('eval_dedup') else 'int_duplicate_groups') ~ ' as kept_products where kept_products.product_id = products.product_id)') }}",
+        "{{ index_catalog_gallery(this, paired_space_names()) }}",
+    ],
+) }}
 
 {#- The whole-catalog gallery: every product with a valid vector in a paired
     space, after dedup as the eval sample is (one representative per
     duplicate group when vars.eval_dedup is true), so the sample's gallery is
     a subset of it. Stored inline; indexed per space with HNSW only where the
-    catalog search takes the index (macro index_catalog_gallery). -#}
+    catalog search takes the index (macro index_catalog_gallery).
+
+    Incremental: a build writes only the rows whose vector, section or
+    duplicate group changed (row_hash), the post_hooks drop the rows that left
+    the gallery, and the index, built once, takes the new rows as they
+    arrive. -#}
 
 -- the sample is drawn first, so the index decision can count it:
 -- depends_on: {{ ref('int_eval_sample') }}
-
-{%- set source_model = 'int_products_deduped' if var('eval_dedup') else 'int_duplicate_groups' %}
 
 with
 
@@ -22,16 +35,32 @@ valid_vectors as (
     where is_valid
 ),
 
-final as (
+gallery as (
     select
         valid_vectors.space,
         products.product_id,
         products.collection_section,
         products.duplicate_group_id,
-        valid_vectors.embedding
+        valid_vectors.embedding,
+        md5(concat_ws(
+            chr(31),
+            products.collection_section,
+            products.duplicate_group_id,
+            valid_vectors.embedding::text
+        )) as row_hash
     from products
     inner join valid_vectors on products.product_id = valid_vectors.product_id
     where {{ in_list('valid_vectors.space', paired_space_names()) }}
+),
+
+final as (
+    select gallery.*
+    from gallery
+    {%- if is_incremental() %}
+    left join {{ this }} as previous
+        on gallery.space = previous.space and gallery.product_id = previous.product_id
+    where previous.row_hash is distinct from gallery.row_hash
+    {%- endif %}
 )
 
 select * from final
