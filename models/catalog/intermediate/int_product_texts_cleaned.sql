@@ -25,7 +25,10 @@ products as (
 ),
 
 patterns as (
-    select * from {{ ref('int_noise_patterns_compiled') }}
+    select
+        compiled.*,
+        md5(compiled::text) as patterns_hash
+    from {{ ref('int_noise_patterns_compiled') }} as compiled
 ),
 
 hashed as (
@@ -38,7 +41,7 @@ hashed as (
             coalesce(products.product_description, chr(30)),
             products.collection_section,
             coalesce(products.store_name, chr(30)),
-            md5(patterns::text),
+            patterns.patterns_hash,
             {{ sql_string(var('text_strip_store_name') | string) }}
         )) as source_hash
     from products

@@ -16,8 +16,8 @@
     near-duplicate search is one index scan per product. Empty when no space
     is marked.
 
-    Incremental: a build writes only the vectors that are new or changed
-    (embedding_hash), stamped changed_at, so the near-duplicate search runs
+    Incremental: a build writes only the vectors that are new or changed,
+    stamped changed_at, so the near-duplicate search runs
     again from those products alone; the post_hooks drop the vectors that are
     gone or no longer valid, and the index, built once, takes the new rows as
     they arrive. -#}
@@ -29,25 +29,24 @@ valid_vectors as (
     where is_valid
 ),
 
-hashed as (
+marked as (
     select
         space,
         product_id,
-        embedding,
-        md5(embedding::text) as embedding_hash
+        embedding
     from valid_vectors
     where {{ in_list('space', spaces) }}
 ),
 
 final as (
     select
-        hashed.*,
+        marked.*,
         now() as changed_at
-    from hashed
+    from marked
     {%- if is_incremental() %}
     left join {{ this }} as previous
-        on hashed.space = previous.space and hashed.product_id = previous.product_id
-    where previous.embedding_hash is distinct from hashed.embedding_hash
+        on marked.space = previous.space and marked.product_id = previous.product_id
+    where previous.embedding is distinct from marked.embedding
     {%- endif %}
 )
 

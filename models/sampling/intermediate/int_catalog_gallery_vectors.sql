@@ -17,7 +17,7 @@
     catalog search takes the index (macro index_catalog_gallery).
 
     Incremental: a build writes only the rows whose vector, section or
-    duplicate group changed (row_hash), the post_hooks drop the rows that left
+    duplicate group changed, the post_hooks drop the rows that left
     the gallery, and the index, built once, takes the new rows as they
     arrive. -#}
 
@@ -41,13 +41,7 @@ gallery as (
         products.product_id,
         products.collection_section,
         products.duplicate_group_id,
-        valid_vectors.embedding,
-        md5(concat_ws(
-            chr(31),
-            products.collection_section,
-            products.duplicate_group_id,
-            valid_vectors.embedding::text
-        )) as row_hash
+        valid_vectors.embedding
     from products
     inner join valid_vectors on products.product_id = valid_vectors.product_id
     where {{ in_list('valid_vectors.space', paired_space_names()) }}
@@ -59,7 +53,9 @@ final as (
     {%- if is_incremental() %}
     left join {{ this }} as previous
         on gallery.space = previous.space and gallery.product_id = previous.product_id
-    where previous.row_hash is distinct from gallery.row_hash
+    where
+        (previous.collection_section, previous.duplicate_group_id, previous.embedding)
+        is distinct from (gallery.collection_section, gallery.duplicate_group_id, gallery.embedding)
     {%- endif %}
 )
 
