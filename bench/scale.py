@@ -1,18 +1,33 @@
 """Benchmark: the whole pipeline on synthetic catalogs of growing size, to see which
 steps grow with the catalog and which stay bounded by the sample.
 
-    python bench/scale.py [--sizes 100000 1000000] [--dim 32] [--changed 0.01] [--keep]
+    python bench/scale.py [--sizes 100000 1000000] [--dim 32] [--changed 0.01]
+        [--numpy-max 200000] [--refreshes first no_change changed] [--keep]
 
 For each size, in a scratch database: products loaded with COPY (against a plain COPY
 of the same rows into a table with no key, the baseline), planted vectors written the
-way the backfill writes them (store.write_vectors: binary COPY), then three refreshes
-with --skip-backfill (the vectors are planted): the first, one with nothing changed,
-and one after 1% of the catalog changed (texts with their vectors, sections, removed
-and new products). Also: recall of the planted near-duplicate pairs in
-int_near_duplicate_neighbours against a numpy brute force over all pairs (timed, up to
---numpy-max products), the database size, and the peak RSS of this process (dbt runs
-in it) and of every PostgreSQL process of the server. Between sizes it prints each
-step's growth exponent, log(t2 / t1) / log(N2 / N1): 1 is linear, 0 is flat.
+way the backfill writes them (store.write_vectors: binary COPY), then the refreshes
+named by --refreshes, with --skip-backfill (the vectors are planted): the first, one
+with nothing changed, and one after 1% of the catalog changed (texts with their
+vectors, sections, removed and new products; each kind of change one batched
+statement or COPY, one write_vectors call per space). Each refresh records dbt's
+seconds for every whole-catalog model (CATALOG_MODELS) and sampled model
+(SAMPLED_MODELS), and the catalog gallery search (the int_catalog_*_neighbours
+models) as gallery_search_s.
+
+Then: recall of the planted near-duplicate pairs in int_near_duplicate_neighbours,
+against a numpy brute force over all pairs (blocks of at most 2**27 similarities;
+above --numpy-max products, --numpy-max evenly spread query rows against all N,
+timed and extrapolated to N rows); a numpy exact whole-catalog gallery search (each
+sampled text query's rank of its own image among every catalog gallery image), timed,
+its R@1 and R@10 beside the pipeline's catalog-scope figures in fct_retrieval_metrics;
+the database size; and peak RSS of this process (dbt runs in it; before and after the
+numpy baselines) and of every PostgreSQL process of the server.
+
+Every figure is printed as soon as it is measured, so a run stopped part-way leaves
+what it had. Between sizes it prints each step's growth exponent,
+log(t2 / t1) / log(N2 / N1) (1 is linear, 0 is flat), and each tracked model's, per
+refresh; last, one line `RESULTS-JSON [...]` with every size's figures.
 
 Planted data: 40 sections of loose clusters; a product's image vector is its base
 vector, its text vector the base plus noise, so R@K is neither 0 nor 1 and falls as
@@ -23,6 +38,7 @@ about 0.005 in both spaces (under the 0.02 threshold), with different text.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -34,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 from _scratch import PROJECT_DIR, machine, scratch_database
 
 from embed_udfs import pipeline, store
@@ -194,27 +211,42 @@ def load(settings: ConnectionSettings, config: ProjectConfig, catalog: Catalog) 
     return timings
 
 
-def change(settings: ConnectionSettings, config: ProjectConfig, catalog: Catalog, share: float):
+def change(
+    settings: ConnectionSettings, config: ProjectConfig, catalog: Catalog, share: float
+) -> tuple[int, set[str]]:
     """Change `share` of the catalog: half of it new texts (and vectors), a quarter new
-    sections, and the rest split between removed products and new ones."""
+    sections, and the rest split between removed products and new ones.
+
+    Each kind of change is one statement or COPY and one write_vectors call per space,
+    as a loader would send it: at 1,000,000 products 1% is 10,000 products, too many
+    for a round trip each."""
     rng = np.random.default_rng(99)
     k = max(4, int(catalog.n * share))
     picked = rng.choice(catalog.n, size=k, replace=False)
     texts, sections, removed = np.split(picked, [k // 2, k // 2 + k // 4])
     removed, added = removed[: len(removed) // 2], len(removed) - len(removed) // 2
+    columns = "product_id, product_name, product_description, collection_section, store_name"
     with connection(settings) as conn:
-        for i in texts:
-            row = next(catalog.rows(int(i), int(i) + 1, version=1))
-            conn.execute(
-                "update catalog.products set product_name = %s, product_description = %s "
-                "where product_id = %s",
-                (row[1], row[2], row[0]),
-            )
-            text, image = catalog.vectors(int(i), int(i) + 1, version=1)
-            for space, matrix in (("t", text), ("i", image)):
-                store.write_vectors(
-                    conn, config, config.space(space), [row[0]], [f"{space}{i}v1"], matrix, "b"
-                )
+        conn.execute(
+            "create temp table _changed_texts (product_id text, product_name text, "
+            "product_description text) on commit drop"
+        )
+        rows = [next(catalog.rows(int(i), int(i) + 1, version=1)) for i in texts]
+        with conn.cursor().copy("copy _changed_texts from stdin") as copy:
+            for row in rows:
+                copy.write_row(row[:3])
+        conn.execute(
+            "update catalog.products as products set product_name = changed.product_name, "
+            "product_description = changed.product_description from _changed_texts as changed "
+            "where products.product_id = changed.product_id"
+        )
+        # each product's vectors as when it changed alone: vectors(i, i + 1, version=1)
+        per_product = [catalog.vectors(int(i), int(i) + 1, version=1) for i in texts]
+        ids = [row[0] for row in rows]
+        for space, column in (("t", 0), ("i", 1)):
+            matrix = np.concatenate([vectors[column] for vectors in per_product])
+            hashes = [f"{space}{int(i)}v1" for i in texts]
+            store.write_vectors(conn, config, config.space(space), ids, hashes, matrix, "b")
         conn.execute(
             "update catalog.products set collection_section = 'section 99' "
             "where product_id = any(%s)",
@@ -224,27 +256,16 @@ def change(settings: ConnectionSettings, config: ProjectConfig, catalog: Catalog
         conn.execute("delete from catalog.products where product_id = any(%s)", (ids,))
         vectors = store.vectors_table(config).as_string(conn)
         conn.execute(f"delete from {vectors} where product_id = any(%s)", (ids,))
-        new = [catalog.n + j for j in range(added)]
-        for i in new:
-            row = next(catalog.rows(i, i + 1))
-            conn.execute(
-                "insert into catalog.products (product_id, product_name, product_description, "
-                "collection_section, store_name) values (%s, %s, %s, %s, %s)",
-                row,
-            )
-        if new:
-            text, image = catalog.vectors(new[0], new[-1] + 1)
-            ids = [catalog.pid(i) for i in new]
+        if added:
+            first = catalog.n
+            with conn.cursor().copy(f"copy catalog.products ({columns}) from stdin") as copy:
+                for row in catalog.rows(first, first + added):
+                    copy.write_row(row)
+            text, image = catalog.vectors(first, first + added)
+            ids = [catalog.pid(i) for i in range(first, first + added)]
             for space, matrix in (("t", text), ("i", image)):
-                store.write_vectors(
-                    conn,
-                    config,
-                    config.space(space),
-                    ids,
-                    [f"{space}{i}" for i in ids],
-                    matrix,
-                    "b",
-                )
+                hashes = [f"{space}{i}" for i in ids]
+                store.write_vectors(conn, config, config.space(space), ids, hashes, matrix, "b")
         conn.commit()
     moved = {catalog.pid(int(i)) for i in texts} | {catalog.pid(int(i)) for i in removed}
     return k, moved
@@ -279,6 +300,37 @@ class ModelTimes:
         return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in ranked)
 
 
+# Whole-catalog models: each reads every product (or every product's vectors).
+CATALOG_MODELS = (
+    "int_product_texts_cleaned",
+    "int_space_inputs",
+    "int_section_levels",
+    "int_dedup_vectors",
+    "int_near_duplicate_neighbours",
+    "int_duplicate_pairs",
+    "int_duplicate_components",
+    "int_duplicate_groups",
+    "int_products_deduped",
+    "int_bootstrap_clusters",
+    "int_eval_candidates",
+    "int_label_candidates",
+    "int_catalog_gallery_vectors",
+    "int_catalog_duplicate_sets",
+    "int_catalog_text_to_image_neighbours",
+    "int_catalog_image_to_text_neighbours",
+    "fct_rejected_inputs",
+    "fct_pipeline_steps",
+)
+# Sampled models: bounded by the eval (or label) sample, whatever the catalog's size.
+SAMPLED_MODELS = (
+    "fct_similarity_histograms",
+    "int_label_neighbours",
+    "int_text_to_image_neighbours",
+    "int_image_to_text_neighbours",
+)
+REFRESHES = ("first", "no_change", "changed")
+
+
 def refresh(settings, config, variables) -> tuple[float, ModelTimes]:
     with ModelTimes() as times:
         started = time.perf_counter()
@@ -286,10 +338,32 @@ def refresh(settings, config, variables) -> tuple[float, ModelTimes]:
         return time.perf_counter() - started, times
 
 
+def read_vectors(
+    conn: psycopg.Connection, relation: str, space: str
+) -> tuple[list[str], np.ndarray]:
+    """One space's (product ids, float32 vectors) of a model, by binary COPY."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    query = f"copy (select product_id, embedding from {relation} where space = %s) to stdout"
+    with conn.cursor().copy(query + " (format binary)", (space,)) as copy:
+        copy.set_types(["text", "vector"])
+        for product_id, embedding in copy.rows():
+            ids.append(product_id)
+            rows.append(embedding.to_numpy())
+    return ids, np.asarray(rows, dtype=np.float32)
+
+
+def block_rows(n: int) -> int:
+    """Query rows per block of a brute force against n vectors: at most 2**27 float32
+    similarities (512 MiB), so memory stays bounded at any catalog size."""
+    return max(64, 2**27 // max(1, n))
+
+
 def near_duplicates(
     settings: ConnectionSettings, catalog: Catalog, moved: set[str], numpy_max: int
 ) -> dict:
-    """Recall of the planted pairs (those whose vectors the change left alone)."""
+    """Recall of the planted pairs (those whose vectors the change left alone), and the
+    numpy baseline (numpy_near_duplicates)."""
     with connection(settings) as conn:
         found = set(
             conn.execute(
@@ -297,51 +371,233 @@ def near_duplicates(
             ).fetchall()
         )
     planted = {pair for pair in catalog.pairs() if not (set(pair) & moved)}
-    out: dict[str, float] = {
+    out: dict[str, Any] = {
         "planted_pairs": len(planted),
         "recall": len(planted & found) / max(1, len(planted)),
     }
-    if catalog.n <= numpy_max:
-        started = time.perf_counter()
-        count = 0
-        text = np.concatenate(
-            [catalog.vectors(s, min(s + CHUNK, catalog.n))[0] for s in range(0, catalog.n, CHUNK)]
-        ).astype(np.float32)
-        for start in range(0, catalog.n, 4096):
-            sims = text[start : start + 4096] @ text.T
-            rows, cols = np.nonzero(sims > 1 - MAX_DISTANCE)
-            count += int(np.sum(start + rows < cols))
-        out["numpy_s"] = time.perf_counter() - started
-        out["numpy_pairs"] = count
+    out.update(numpy_near_duplicates(catalog, numpy_max))
     return out
 
 
-def bench_size(n: int, dim: int, share: float, numpy_max: int, keep: bool) -> dict:
+def numpy_near_duplicates(catalog: Catalog, numpy_max: int) -> dict[str, Any]:
+    """The numpy brute force over all pairs, the baseline: every product's row against
+    the whole catalog up to numpy_max products; above it, numpy_max evenly spread rows,
+    timed and extrapolated to all n (the cost is linear in the rows). numpy_pairs
+    counts the pairs within the threshold found from the rows searched."""
+    text = np.concatenate(
+        [catalog.vectors(s, min(s + CHUNK, catalog.n))[0] for s in range(0, catalog.n, CHUNK)]
+    ).astype(np.float32)
+    if catalog.n <= numpy_max:
+        queries = np.arange(catalog.n)
+    else:
+        queries = np.unique(np.linspace(0, catalog.n - 1, numpy_max).round().astype(np.int64))
+    block = block_rows(catalog.n)
+    count = 0
+    started = time.perf_counter()
+    for start in range(0, len(queries), block):
+        rows_of_block = queries[start : start + block]
+        rows, cols = np.nonzero(text[rows_of_block] @ text.T > 1 - MAX_DISTANCE)
+        count += int(np.sum(rows_of_block[rows] < cols))
+    measured = time.perf_counter() - started
+    return {
+        "numpy_queries": len(queries),
+        "numpy_measured_s": measured,
+        "numpy_s": measured * catalog.n / len(queries),
+        "numpy_pairs": count,
+    }
+
+
+def gallery_baseline(settings: ConnectionSettings) -> dict:
+    """Whole-catalog text-to-image search in numpy: each sampled text query's exact
+    cosine rank of its own image among every catalog gallery image (blocks of bounded
+    memory), timed, beside the pipeline's catalog-scope R@1 and R@10 (metrics are
+    from fct_retrieval_metrics, ALL, leaf level)."""
+    with connection(settings) as conn:
+        query_ids, queries = read_vectors(conn, "intermediate.int_eval_vectors", "t")
+        gallery_ids, gallery = read_vectors(conn, "intermediate.int_catalog_gallery_vectors", "i")
+        pipeline_rows = conn.execute(
+            "select metric, value, search_method, index_bias, gallery_size "
+            "from metrics.fct_retrieval_metrics where gallery_scope = 'catalog' "
+            "and pair = 'planted' and direction = 'text_to_image' "
+            "and section_level = 'leaf' and section = 'ALL' "
+            "and metric in ('recall_at_1', 'recall_at_10')"
+        ).fetchall()
+    position = {product_id: j for j, product_id in enumerate(gallery_ids)}
+    kept = [row for row, product_id in enumerate(query_ids) if product_id in position]
+    own = np.array([position[query_ids[row]] for row in kept], dtype=np.int64)
+    queries = queries[kept]
+    block = block_rows(len(gallery))
+    ranks = np.empty(len(kept), dtype=np.int64)
+    started = time.perf_counter()
+    for start in range(0, len(kept), block):
+        sims = queries[start : start + block] @ gallery.T
+        own_sims = sims[np.arange(len(sims)), own[start : start + block]]
+        ranks[start : start + block] = 1 + np.sum(sims > own_sims[:, None], axis=1)
+    out: dict[str, Any] = {
+        "numpy_gallery_s": time.perf_counter() - started,
+        "gallery_queries": len(kept),
+        "gallery_queries_without_image": len(query_ids) - len(kept),
+        "gallery_size": len(gallery),
+    }
+    for k in (1, 10):
+        out[f"numpy_catalog_r{k}"] = float(np.mean(ranks <= k)) if len(kept) else math.nan
+    for metric, value, method, bias, size in pipeline_rows:
+        k = metric.removeprefix("recall_at_")
+        out[f"pipeline_catalog_r{k}"] = value
+        out["pipeline_search_method"] = method
+        out["pipeline_gallery_size"] = size
+        out[f"pipeline_index_bias_r{k}"] = bias
+    return out
+
+
+def model_seconds(times: ModelTimes) -> dict[str, float]:
+    """The refresh's seconds of the whole-catalog and the sampled models."""
+    return {name: times.seconds.get(name, 0.0) for name in (*CATALOG_MODELS, *SAMPLED_MODELS)}
+
+
+def bench_size(
+    n: int, dim: int, share: float, numpy_max: int, keep: bool, refreshes: list[str]
+) -> dict:
+    """Every measure of one catalog size; each line is printed as soon as it is measured."""
     variables = dbt_vars(dim)
     config = load_config(PROJECT_DIR, overrides=variables)
     catalog = Catalog(n, dim)
-    out: dict[str, Any] = {"n": n}
+    out: dict[str, Any] = {"n": n, "model_s": {}}
+    moved: set[str] = set()
     with scratch_database(keep=keep) as settings:
         peak = PeakRss(settings)
         out.update(load(settings, config, catalog))
-        for step in ("first", "no_change"):
+        print(
+            f"  N={n:,} load {out['load']:.1f}s (plain COPY {out['copy_baseline']:.1f}s, "
+            f"{out['load'] / out['copy_baseline']:.2f}x), vectors {out['vectors']:.1f}s",
+            flush=True,
+        )
+        for step in (step for step in REFRESHES if step in refreshes):
+            if step == "changed":
+                started = time.perf_counter()
+                out["changed_products"], moved = change(settings, config, catalog, share)
+                out["change_s"] = time.perf_counter() - started
+                print(
+                    f"  N={n:,} changed {out['changed_products']:,} products in "
+                    f"{out['change_s']:.1f}s",
+                    flush=True,
+                )
             out[step], times = refresh(settings, config, variables)
             out[f"{step}_models"] = times.top()
-            out[f"{step}_max_builds"] = max(times.builds.values())
-            print(f"  N={n:,} {step} refresh {out[step]:.1f}s: {times.top()}", flush=True)
-        out["changed_products"], moved = change(settings, config, catalog, share)
-        out["changed"], times = refresh(settings, config, variables)
-        out["changed_models"] = times.top()
-        print(f"  N={n:,} 1%-change refresh {out['changed']:.1f}s: {times.top()}", flush=True)
-        out.update(near_duplicates(settings, catalog, moved, numpy_max))
+            out[f"{step}_max_builds"] = max(times.builds.values(), default=0)
+            out["model_s"][step] = model_seconds(times)
+            out[f"{step}_gallery_search_s"] = sum(
+                seconds
+                for name, seconds in times.seconds.items()
+                if name in times.builds
+                and name.startswith("int_catalog_")
+                and name.endswith("_neighbours")
+            )
+            catalog_s = sum(times.seconds.get(name, 0.0) for name in CATALOG_MODELS)
+            sampled_s = sum(times.seconds.get(name, 0.0) for name in SAMPLED_MODELS)
+            print(
+                f"  N={n:,} {step} refresh {out[step]:.1f}s (whole-catalog models "
+                f"{catalog_s:.1f}s, sampled {sampled_s:.1f}s, catalog gallery search "
+                f"{out[f'{step}_gallery_search_s']:.1f}s; most builds of one model "
+                f"{out[f'{step}_max_builds']}): {times.top()}",
+                flush=True,
+            )
+        out["rss_pipeline_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with connection(settings) as conn:
             size = conn.execute("select pg_database_size(current_database())").fetchone()
             out["db_mib"] = size[0] / 2**20  # type: ignore[index]
+        print(
+            f"  N={n:,} database {out['db_mib']:.0f} MiB; peak RSS of this process before "
+            f"the numpy baselines {out['rss_pipeline_mib']:.0f} MiB",
+            flush=True,
+        )
+        out.update(near_duplicates(settings, catalog, moved, numpy_max))
+        extrapolated = out["numpy_queries"] < n
+        print(
+            f"  N={n:,} near-dup recall {out['recall']:.4f} of {out['planted_pairs']:,} planted; "
+            f"numpy brute force {out['numpy_s']:.1f}s"
+            + (
+                f" (extrapolated from {out['numpy_queries']:,} query rows in "
+                f"{out['numpy_measured_s']:.1f}s)"
+                if extrapolated
+                else f" ({out['numpy_pairs']:,} pairs)"
+            ),
+            flush=True,
+        )
+        out.update(gallery_baseline(settings))
+        method = out.get("pipeline_search_method")
+        bias = ""
+        if method == "hnsw":
+            bias = (
+                f", index_bias R@1 {out.get('pipeline_index_bias_r1')} "
+                f"R@10 {out.get('pipeline_index_bias_r10')}"
+            )
+        print(
+            f"  N={n:,} catalog gallery {out['gallery_size']:,} images, "
+            f"{out['gallery_queries']:,} text queries: numpy exact {out['numpy_gallery_s']:.1f}s, "
+            f"R@1 {out['numpy_catalog_r1']:.4f} R@10 {out['numpy_catalog_r10']:.4f}; "
+            f"pipeline ({method}) R@1 {_figure(out.get('pipeline_catalog_r1'))} "
+            f"R@10 {_figure(out.get('pipeline_catalog_r10'))}{bias}",
+            flush=True,
+        )
         out["rss_self_mib"], out["rss_postgres_mib"] = peak.stop()
+        print(
+            f"  N={n:,} peak RSS this process {out['rss_self_mib']:.0f} MiB (with the numpy "
+            f"baselines), largest postgres process {out['rss_postgres_mib']:.0f} MiB; "
+            f"load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
     return out
 
 
-STEPS = ("load", "copy_baseline", "vectors", "first", "no_change", "changed", "numpy_s")
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+STEPS = (
+    "load",
+    "copy_baseline",
+    "vectors",
+    "first",
+    "no_change",
+    "changed",
+    "first_gallery_search_s",
+    "no_change_gallery_search_s",
+    "changed_gallery_search_s",
+    "numpy_s",
+    "numpy_gallery_s",
+    "db_mib",
+)
+
+
+def _exponent(small: float | None, large: float | None, scale: float) -> str | None:
+    if not small or not large or small <= 0 or large <= 0:
+        return None
+    return f"{math.log(large / small) / scale:.2f}"
+
+
+def print_growth(small: dict, large: dict) -> None:
+    """Growth exponents log(t2 / t1) / log(N2 / N1) of each step, and of each tracked
+    model's time in each refresh."""
+    scale = math.log(large["n"] / small["n"])
+    steps = []
+    for step in STEPS:
+        exponent = _exponent(small.get(step), large.get(step), scale)
+        if exponent is not None:
+            steps.append(f"{step} {exponent}")
+    print(f"growth exponents {small['n']:,} -> {large['n']:,}: {', '.join(steps)}")
+    for kind, names in (("whole-catalog", CATALOG_MODELS), ("sampled", SAMPLED_MODELS)):
+        for name in names:
+            figures = []
+            for step in REFRESHES:
+                t1 = small["model_s"].get(step, {}).get(name)
+                t2 = large["model_s"].get(step, {}).get(name)
+                if t1 is None or t2 is None:
+                    continue
+                exponent = _exponent(t1, t2, scale) or "-"
+                figures.append(f"{step} {t1:.1f}s -> {t2:.1f}s ({exponent})")
+            if figures:
+                print(f"  {kind} {name}: {'; '.join(figures)}")
 
 
 def main() -> None:
@@ -350,42 +606,36 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--changed", type=float, default=0.01, help="share of products changed")
     parser.add_argument(
-        "--numpy-max", type=int, default=200_000, help="largest N for the numpy near-dup baseline"
+        "--numpy-max",
+        type=int,
+        default=200_000,
+        help="query rows of the numpy near-dup baseline; above it, extrapolated to all N",
+    )
+    parser.add_argument(
+        "--refreshes",
+        nargs="+",
+        choices=REFRESHES,
+        default=list(REFRESHES),
+        help="refreshes to run (always in the order first, no_change, changed)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = parser.parse_args()
     print(f"{machine()}, load average {os.getloadavg()[0]:.2f}, dim {args.dim}")
     results = []
     for n in args.sizes:
-        r = bench_size(n, args.dim, args.changed, args.numpy_max, args.keep)
+        r = bench_size(n, args.dim, args.changed, args.numpy_max, args.keep, args.refreshes)
         results.append(r)
-        print(
-            f"N={n:,}: load {r['load']:.1f}s (plain COPY {r['copy_baseline']:.1f}s, "
-            f"{r['load'] / r['copy_baseline']:.2f}x), vectors {r['vectors']:.1f}s, "
-            f"first refresh {r['first']:.1f}s, no-change {r['no_change']:.1f}s "
-            f"({r['no_change'] / r['first']:.2f}x of first), "
-            f"{r['changed_products']} changed {r['changed']:.1f}s "
-            f"({r['changed'] / r['first']:.2f}x of first); most builds of one model in a "
-            f"refresh: {r['first_max_builds']}; near-dup recall {r['recall']:.4f} of "
-            f"{r['planted_pairs']} planted"
-            + (
-                f", numpy brute force {r['numpy_s']:.1f}s ({r['numpy_pairs']} pairs)"
-                if "numpy_s" in r
-                else ""
-            )
-            + f"; database {r['db_mib']:.0f} MiB; peak RSS this process "
-            f"{r['rss_self_mib']:.0f} MiB, largest postgres process "
-            f"{r['rss_postgres_mib']:.0f} MiB; load average {os.getloadavg()[0]:.2f}",
-            flush=True,
+        ratios = ", ".join(
+            f"{step} {r[step]:.1f}s ({r[step] / r['first']:.2f}x of first)"
+            if "first" in r and step != "first"
+            else f"{step} {r[step]:.1f}s"
+            for step in REFRESHES
+            if step in r
         )
+        print(f"N={n:,}: {ratios}; load average {os.getloadavg()[0]:.2f}", flush=True)
     for small, large in zip(results, results[1:], strict=False):
-        scale = math.log(large["n"] / small["n"])
-        exponents = ", ".join(
-            f"{step} {math.log(large[step] / small[step]) / scale:.2f}"
-            for step in STEPS
-            if step in small and step in large and small[step] > 0 and large[step] > 0
-        )
-        print(f"growth exponents {small['n']:,} -> {large['n']:,}: {exponents}")
+        print_growth(small, large)
+    print("RESULTS-JSON " + json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":
