@@ -46,7 +46,10 @@ final as (
     {%- if is_incremental() %}
     left join {{ this }} as previous
         on marked.space = previous.space and marked.product_id = previous.product_id
-    where previous.embedding is distinct from marked.embedding
+    where
+        previous.embedding is distinct from marked.embedding
+        -- a table from before changed_at existed: every row once
+        or previous.changed_at is null
     {%- endif %}
 )
 
