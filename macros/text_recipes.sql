@@ -24,6 +24,14 @@
 {% endmacro %}
 
 
+{#- The fields a text space reads unless it names its own (text_fields):
+    int_product_texts_cleaned holds every recipe on these fields, and
+    int_space_inputs reads them there rather than cleaning again. -#}
+{% macro default_text_fields() %}
+    {{ return(['product_name', 'product_description']) }}
+{% endmacro %}
+
+
 {#- The variant, or a compile error that names the setting and the choices. -#}
 {% macro checked_text_variant(variant, setting) %}
     {%- if variant not in text_variants() -%}

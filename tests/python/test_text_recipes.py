@@ -129,3 +129,98 @@ def test_cleaning_does_not_depend_on_the_database_locale(server, tmp_path):
     for product_id, name, description, _ in LOCALE_LISTINGS:
         assert rows[product_id] == clean(raw_text([name, description])), product_id
     assert rows["1"].startswith("сумка кожаная 2.5 л хит été crème brûlée ærø")
+
+
+# (name, variant, text_fields or None for the default fields, prompt, max_words)
+INPUT_SPACES = (
+    ("raw", "raw", None, "", None),
+    ("clean_prompted", "clean", None, "a photo of ", 12),
+    ("no_boilerplate", "clean_no_boilerplate", None, "", None),
+    ("name_no_boilerplate", "clean_no_boilerplate", ["product_name"], "", None),
+    ("description_raw", "raw", ["product_description"], "", None),
+)
+REJECTED = {
+    "clean_no_boilerplate": "empty text: nothing left after cleaning and removing boilerplate "
+    "and noise tokens",
+    "raw": "empty text: the product has no name or description left after cleaning",
+    "clean": "empty text: the product has no name or description left after cleaning",
+}
+
+
+def _recipe(variant: str, fields: list[str], product: demo.catalog.DemoProduct) -> str | None:
+    """The reference text of a recipe over product_name and/or product_description."""
+    values = [getattr(product, field) for field in fields]
+    if variant == "raw":
+        return raw_text(values)
+    if variant == "clean":
+        return clean(raw_text(values))
+    name = product.product_name if "product_name" in fields else None
+    description = product.product_description if "product_description" in fields else None
+    return clean_no_boilerplate(name, description, product.store_name)
+
+
+def _expected_input(
+    space: tuple[str, str, list[str] | None, str, int | None], product: demo.catalog.DemoProduct
+) -> tuple:
+    """(model_input, rejection_reason, text_variant, n_words, max_words, is_truncated,
+    n_noise_words_removed) as int_space_inputs documents them."""
+    _, variant, fields, prompt, max_words = space
+    fields = fields or ["product_name", "product_description"]
+    limit = max_words or 128  # vars.text_max_words
+    body = _recipe(variant, fields, product)
+    removed = 0
+    if variant == "clean_no_boilerplate":
+        cleaned = _recipe("clean", fields, product)
+        removed = len((cleaned or "").split()) - len((body or "").split())
+    if body is None:
+        return (None, REJECTED[variant], variant, None, limit, False, removed)
+    words = body.split()
+    n_words = len(prompt.split()) + len(words)
+    kept = limit - len(prompt.split())
+    text = " ".join(words[:kept]) if len(words) > kept else body
+    return (prompt + text, None, variant, n_words, limit, n_words > limit, removed)
+
+
+def test_space_inputs_equal_the_reference_recipes_on_default_and_own_fields(
+    db, demo_texts, tmp_path
+):
+    """Spaces on the default fields read int_product_texts_cleaned (here built
+    incrementally: the products added below are cleaned by a second build); spaces
+    with fields of their own clean in int_space_inputs. Both give, for every recipe,
+    what the independent Python recipes give, rejections and word counts included."""
+    products, _ = demo_texts
+    boilerplate, store = demo.catalog._BOILERPLATE[0], demo.catalog._STORES[1]
+    product = demo.catalog.DemoProduct
+    added = [
+        product("added-empty", None, None, "bags", None, None),
+        product("added-boilerplate", None, boilerplate, "bags", None, None),
+        product("added-store", f"{store} Red Tote", boilerplate, "bags", store, None),
+    ]
+    with connection(db) as conn:
+        demo.load_catalog(conn, added, replace=False)
+    catalog = {**products, **{p.product_id: p for p in added}}
+    spaces = []
+    for name, variant, fields, prompt, max_words in INPUT_SPACES:
+        space = {**planted_space(name, "text", 4), "text_variant": variant, "prompt": prompt}
+        space.update({"text_fields": fields} if fields else {})
+        space.update({"max_words": max_words} if max_words else {})
+        spaces.append(space)
+    dbt_build(db, planted_config(spaces, []), tmp_path, "+int_space_inputs")
+    rows = query(
+        db,
+        "select space, product_id, model_input, rejection_reason, text_variant, n_words, "
+        "max_words, is_truncated, n_noise_words_removed from intermediate.int_space_inputs",
+    )
+    got = {(row[0], row[1]): row[2:] for row in rows}
+    assert len(rows) == len(got) == len(INPUT_SPACES) * len(catalog)
+    for space in INPUT_SPACES:
+        for product_id, product in catalog.items():
+            expected = _expected_input(space, product)
+            assert got[space[0], product_id] == expected, (space[0], product_id)
+    # the planted products reach each case: every rejection, truncation, noise removed
+    reasons = {(row[0], row[3]) for row in rows if row[3] is not None}
+    assert ("raw", REJECTED["raw"]) in reasons
+    for space in ("no_boilerplate", "name_no_boilerplate"):
+        assert (space, REJECTED["clean_no_boilerplate"]) in reasons
+    assert any(row[7] for row in rows if row[0] == "clean_prompted")
+    assert got["no_boilerplate", "added-store"][0] == "red tote"

@@ -15,7 +15,7 @@
     build cleans only the products whose hash changed and the post_hook drops
     the products that left the catalog. A change to the cleaning macros
     themselves needs `dbt build --full-refresh`. -#}
-{%- set fields = ['product_name', 'product_description'] %}
+{%- set fields = default_text_fields() %}
 {%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
 
 with

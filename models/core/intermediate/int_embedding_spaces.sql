@@ -21,7 +21,7 @@ configured as (
             {{ sql_string(space.get('text_variant', 'clean') if is_text else none) }}::text as text_variant,
             {{ sql_string(space.get('prompt') or '' if is_text else none) }}::text as prompt,
             {%- if is_text %}
-                {{ sql_string(space.get('text_fields', ['product_name', 'product_description']) | join(', ')) }}::text
+                {{ sql_string(space.get('text_fields', default_text_fields()) | join(', ')) }}::text
                     as text_fields,
                 {{ space_max_words(space) }}::integer as max_words,
             {%- else %}

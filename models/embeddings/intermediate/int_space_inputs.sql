@@ -1,8 +1,21 @@
 {#- What each space's model is fed, one row per (space, product): the text
     recipe (fields, variant, prompt, truncated to the space's max_words) or
     the image URI. embed-udfs backfill reads this table, so every text rule
-    lives here in SQL (recipes: macros/text_recipes.sql). -#}
+    lives here in SQL (recipes: macros/text_recipes.sql).
+
+    A space on the default fields reads its recipe from
+    int_product_texts_cleaned (the same product_text calls), which cleans a
+    product again only when it changes; only a space with text_fields of its
+    own runs the cleaning here, over the whole catalog. So a change to the
+    cleaning macros reaches these spaces after a full refresh of
+    int_product_texts_cleaned. The noise patterns are read only for the
+    spaces cleaned here; depends_on keeps them a parent whatever the spaces. -#}
 {%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
+{%- set cleaning = namespace(needed=false) %}
+{%- for space in embedding_spaces() if space.modality == 'text' %}
+    {%- set cleaning.needed = cleaning.needed or space.get('text_fields', default_text_fields()) != default_text_fields() %}
+{%- endfor %}
+-- depends_on: {{ ref('int_noise_patterns_compiled') }}
 
 with
 
@@ -10,9 +23,15 @@ products as (
     select * from {{ ref('stg_catalog__products') }}
 ),
 
+cleaned_texts as (
+    select * from {{ ref('int_product_texts_cleaned') }}
+),
+{%- if cleaning.needed %}
+
 patterns as (
     select * from {{ ref('int_noise_patterns_compiled') }}
 ),
+{%- endif %}
 
 spaces as (
     select * from {{ ref('int_embedding_spaces') }}
@@ -32,17 +51,29 @@ space_inputs as (
                 null::integer as max_words,
                 null::integer as prompt_words
             {%- else %}
-                {%- set fields = space.get('text_fields', ['product_name', 'product_description']) %}
+                {%- set fields = space.get('text_fields', default_text_fields()) %}
                 {%- set variant = checked_text_variant(space.get('text_variant', 'clean'), "Space '" ~ space.name ~ "': text_variant") %}
-                {{ product_text(variant, fields, *noise) }} as body,
-                {{ product_text('clean', fields, *noise) if variant == 'clean_no_boilerplate' else 'null::text' }}
-                    as clean_body,
+                {%- set is_cleaned = fields == default_text_fields() %}
+                {%- if is_cleaned %}
+                    cleaned_texts.text_{{ variant }} as body,
+                    {{ 'cleaned_texts.text_clean' if variant == 'clean_no_boilerplate' else 'null::text' }}
+                        as clean_body,
+                {%- else %}
+                    {{ product_text(variant, fields, *noise) }} as body,
+                    {{ product_text('clean', fields, *noise) if variant == 'clean_no_boilerplate' else 'null::text' }}
+                        as clean_body,
+                {%- endif %}
                 {{ sql_string(variant) }}::text as text_variant,
                 {{ space_max_words(space) }}::integer as max_words,
                 {{ (space.get('prompt') or '').split() | length }}::integer as prompt_words
             {%- endif %}
         from products
+        {%- if space.modality == 'text' and is_cleaned %}
+        -- one row per product either way: the cleaned texts hold every product, null texts too
+        left join cleaned_texts on products.product_id = cleaned_texts.product_id
+        {%- elif space.modality == 'text' %}
         cross join patterns
+        {%- endif %}
         {{ "union all" if not loop.last }}
     {%- endfor %}
 ),
