@@ -31,8 +31,6 @@
 
 with
 
-{%- if spaces %}
-
 changed_vectors as (
     select * from {{ ref('int_dedup_vectors') }}
     {%- if is_incremental() %}
@@ -41,20 +39,16 @@ changed_vectors as (
 ),
 
 neighbours as (
-    {{ near_duplicate_neighbours(ref('int_dedup_vectors'), spaces[0], queries='changed_vectors') }}
+    {%- if spaces %}
+        {{ near_duplicate_neighbours(ref('int_dedup_vectors'), spaces[0], queries='changed_vectors') }}
+    {%- else %}
+        select
+            null::text as product_id,
+            null::text as neighbour_id,
+            null::float8 as distance
+        where false
+    {%- endif %}
 ),
-
-{%- else %}
-
-neighbours as (
-    select
-        null::text as product_id,
-        null::text as neighbour_id,
-        null::float8 as distance
-    where false
-),
-
-{%- endif %}
 
 final as (
     select
