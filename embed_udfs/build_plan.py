@@ -95,10 +95,12 @@ class BuildPlan:
     graph: DbtGraph
     built: set[str] = field(default_factory=set)
 
-    def inputs_of(self, reads: contract.Relation) -> list[str]:
+    def inputs_of(self, *reads: contract.Relation) -> list[str]:
         """The models and seeds a job reading `reads` needs that no build has made yet
         (empty: the job's inputs are there already)."""
-        wanted = self.graph.buildable(self.graph.ancestors(self.graph.model(reads.name)))
+        wanted: set[str] = set()
+        for relation in reads:
+            wanted |= self.graph.buildable(self.graph.ancestors(self.graph.model(relation.name)))
         return self.graph.select(wanted - self.built)
 
     def mark_built(self, names: Iterable[str]) -> None:

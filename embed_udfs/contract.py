@@ -77,6 +77,10 @@ EVAL_SAMPLE_SIZES = Relation("metrics", "fct_eval_sample_sizes")  # report: empt
 RUNS = Relation("metrics", "dim_runs")  # baseline: which runs exist
 METRIC_DELTAS = Relation("metrics", "fct_metric_deltas")  # report (optional block)
 ANN_TUNING_VECTORS = Relation("intermediate", "int_ann_tuning_vectors")  # tune: the galleries
+# tune: the whole-catalog galleries, searched through the partial HNSW index per space
+# of the table under the view (whose index tune looks up, and never reads otherwise)
+ANN_CATALOG_GALLERY = Relation("intermediate", "int_ann_catalog_gallery")
+CATALOG_GALLERY_VECTORS = Relation("intermediate", "int_catalog_gallery_vectors")
 
 # Marts the report and scorecard show when dbt has built them (optional blocks, no
 # enforced contract: the report only reads columns it names and skips a missing mart),
@@ -121,6 +125,7 @@ MODELS_READ: tuple[Relation, ...] = (
     EVAL_SAMPLE_SIZES,
     RUNS,
     ANN_TUNING_VECTORS,
+    ANN_CATALOG_GALLERY,
 )
 
 # Tables Python writes and dbt reads as sources.

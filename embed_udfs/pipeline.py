@@ -83,9 +83,10 @@ def refresh(
                 # before its inputs are built: an off job costs the refresh nothing
                 log.info("skipping %s: it is off for this run", job.name)
                 continue
-            needed = plan.inputs_of(job.reads)
+            needed = plan.inputs_of(job.reads, *job.also_reads)
             if needed:
-                log.info("dbt: %s reads %s (%d models to build)", job.name, job.reads, len(needed))
+                read = ", ".join(str(r) for r in (job.reads, *job.also_reads))
+                log.info("dbt: %s reads %s (%d models to build)", job.name, read, len(needed))
                 # models and seeds only, each once: the tests run in the final build
                 run_dbt(
                     ["build", "--select", *needed]

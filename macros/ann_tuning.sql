@@ -1,12 +1,15 @@
 {#- The tuned hnsw.ef_search of one search direction (text_to_image or
-    image_to_text): for each of the direction's pairs, the smallest ef_search
-    whose neighbour recall@10 met vars.ann_target_recall when `embed-udfs
-    tune` measured that pair's gallery (embeddings.ann_tuning), and the
-    largest of those over the pairs, since one model searches them all with
-    one setting. A pair with no tuned value counts as vars.hnsw_ef_search.
-    None when no pair of the direction is tuned, or before the table exists.
-    The table is looked up, not ref'd: the search models do not wait on it. -#}
-{% macro ann_tuned_ef_search(direction) %}
+    image_to_text) against one gallery scope (sample: the eval sample's
+    galleries, tune's targets of kind space; catalog: the whole-catalog
+    galleries' own indexes, kind catalog): for each of the direction's pairs,
+    the smallest ef_search whose neighbour recall@10 met
+    vars.ann_target_recall when `embed-udfs tune` measured that pair's gallery
+    (embeddings.ann_tuning), and the largest of those over the pairs, since
+    one model searches them all with one setting. A pair with no tuned value
+    counts as vars.hnsw_ef_search. None when no pair of the direction is
+    tuned, or before the table exists. The table is looked up, not ref'd: the
+    search models do not wait on it. -#}
+{% macro ann_tuned_ef_search(direction, scope='sample') %}
     {%- if not execute -%}
         {{ return(none) }}
     {%- endif -%}
@@ -24,7 +27,8 @@
     {%- endfor -%}
     {%- set found = run_query(
         "select pair, min(search_value) from " ~ tuning
-        ~ " where target_kind = 'space' and direction = " ~ sql_string(direction)
+        ~ " where target_kind = " ~ sql_string(ann_target_kind(scope))
+        ~ " and direction = " ~ sql_string(direction)
         ~ " and search_param = 'ef_search' and iterative_scan = 'off'"
         ~ " and metric = 'neighbour_recall' and k = 10 and value >= " ~ (var('ann_target_recall') | float)
         ~ " and " ~ in_list("pair || '/' || query_space || '/' || gallery_space", keys)
@@ -43,13 +47,27 @@
 {#- hnsw.ef_search for a model searching one direction's galleries through the
     index: the tuned value when there is one, else vars.hnsw_ef_search; never
     below the neighbour lists' depth (an HNSW scan returns at most ef_search
-    rows). -#}
-{% macro ann_ef_search_used(direction) %}
-    {%- set tuned = ann_tuned_ef_search(direction) -%}
+    rows). The catalog scope takes its own indexes' tuned value, else the
+    sample's (what it searched with before its indexes were tuned). -#}
+{% macro ann_ef_search_used(direction, scope='sample') %}
+    {%- set tuned = ann_tuned_ef_search(direction, scope) -%}
+    {%- if tuned is none and scope == 'catalog' -%}
+        {{ return(ann_ef_search_used(direction)) }}
+    {%- endif -%}
     {%- if tuned is none -%}
         {{ return(var('hnsw_ef_search') | int) }}
     {%- endif -%}
     {{ return([tuned, neighbour_depth()] | max) }}
+{% endmacro %}
+
+
+{#- The kind of `embed-udfs tune` target that measures a gallery scope's index. -#}
+{% macro ann_target_kind(scope) %}
+    {%- set kinds = {'sample': 'space', 'catalog': 'catalog'} -%}
+    {%- if scope not in kinds -%}
+        {{ exceptions.raise_compiler_error("gallery scope " ~ scope ~ " is not sample or catalog") }}
+    {%- endif -%}
+    {{ return(kinds[scope]) }}
 {% endmacro %}
 
 

@@ -93,9 +93,10 @@
 {%- endmacro %}
 
 
-{#- pre_hook of the catalog neighbour models: the tuned hnsw.ef_search for
-    the index path and the exact path's memory, whichever each pair takes. -#}
+{#- pre_hook of the catalog neighbour models: the hnsw.ef_search tuned on the
+    catalog's own indexes for the index path (the sample's where those are not
+    tuned yet), and the exact path's memory, whichever each pair takes. -#}
 {% macro catalog_search_settings(direction) -%}
-    {{ set_ef_search(direction) }}
+    {{ set_ef_search(direction, 'catalog') }}
     {{ exact_search_settings(workers=0, work_mem='1GB') }}
 {%- endmacro %}

@@ -2,10 +2,11 @@
     scan returns at most ef_search rows, so it must cover the largest K
     (embed_udfs.config holds vars.hnsw_ef_search to that). A model searching
     one direction's galleries passes it (text_to_image or image_to_text) and
-    gets the tuned value (macro ann_ef_search_used). -#}
-{% macro set_ef_search(direction=none) -%}
+    its gallery scope (sample or catalog), and gets the tuned value (macro
+    ann_ef_search_used). -#}
+{% macro set_ef_search(direction=none, scope='sample') -%}
     {%- set ef = var('hnsw_ef_search') | int -%}
-    set local hnsw.ef_search = {{ ann_ef_search_used(direction) if direction else ef }};
+    set local hnsw.ef_search = {{ ann_ef_search_used(direction, scope) if direction else ef }};
 
 {%- endmacro %}
 

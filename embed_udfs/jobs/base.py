@@ -129,8 +129,9 @@ class JobSummary:
 
 
 class Job(ABC):
-    """A Python job. `reads` is the dbt model it reads (an exposure with an enforced
-    contract names it); `writes` is the source table it fills. `after` names the jobs
+    """A Python job. `reads` is the dbt model it reads, and `also_reads` any others
+    (an exposure with an enforced contract names each); `writes` is the source table
+    it fills. `after` names the jobs
     whose output it reads, so the refresh runs them first.
 
     A job with a `help` line is also a sub-command, `embed-udfs <name>`, whose flags are
@@ -138,6 +139,7 @@ class Job(ABC):
 
     name: str
     reads: contract.Relation
+    also_reads: tuple[contract.Relation, ...] = ()
     writes: contract.Relation | contract.ConfiguredRelation
     after: tuple[str, ...] = ()
     Options: type[JobOptions] = JobOptions

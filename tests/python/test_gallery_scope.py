@@ -4,10 +4,16 @@ rule that a larger gallery holding the sample never ranks a positive better."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
 from reference import recall_at, unit, wilson
+
+from embed_udfs.db import connection
+from embed_udfs.jobs.tune import store as tune_store
+from embed_udfs.jobs.tune.job import tune
 
 K_VALUES = [1, 5, 10, 50]
 SECTIONS = ["bags", "shoes", "lamps", "toys"]
@@ -217,6 +223,149 @@ def test_catalog_over_budget_takes_the_index(db, planted, tmp_path):
     assert agree / len(ranks) >= 0.98
 
 
+def _catalog_lists(settings, space: str, queries: list[str], ef: int, depth: int) -> dict:
+    """Each query's top-depth list through the catalog gallery's own HNSW index at this
+    ef_search, the query vectors read from the sample as the tune job reads them."""
+    with connection(settings) as conn:
+        conn.execute("select set_config('hnsw.ef_search', %s, false)", (str(ef),))
+        conn.execute("set enable_seqscan = off")
+        lists = {}
+        for product_id, other_space in queries:
+            rows = conn.execute(
+                "select g.product_id from intermediate.int_catalog_gallery_vectors as g "
+                f"where g.space = %s order by g.embedding::vector({DIM}) <=> ("
+                f"select q.embedding::vector({DIM}) from intermediate.int_eval_vectors as q "
+                "where q.space = %s and q.product_id = %s) limit %s",
+                (space, other_space, product_id, depth),
+            ).fetchall()
+            lists[product_id] = [r[0] for r in rows]
+        return lists
+
+
+def test_tune_measures_the_catalog_index_and_its_rows_carry_that_bias(db, planted, tmp_path):
+    """Past the budget `embed-udfs tune` measures the catalog gallery's own index: its
+    exact figures equal numpy's catalog ranks over the tuned queries, its index figures
+    and bias equal lists read through that index; the catalog search then runs at the
+    catalog's tuned ef_search, and the catalog rows carry the catalog index's bias."""
+    products, texts, images, sampled = planted
+    grid = [50, 52, 56, 64, 100, 200]
+    queries = 120
+    dbt_vars = _vars(
+        retrieval_search="auto",
+        catalog_exact_max_pairs=1000,
+        ann_ef_search_grid=grid,
+        ann_tuning_queries=queries,
+    )
+    config = config_for(dbt_vars)
+    # a table from before the catalog targets: its check knows two kinds
+    with connection(db, autocommit=True) as conn:
+        tune_store.bootstrap(conn, config)
+        conn.execute("delete from embeddings.ann_tuning")
+        for (name,) in conn.execute(
+            "select conname from pg_constraint where conrelid = 'embeddings.ann_tuning'::regclass "
+            "and contype = 'c'"
+        ).fetchall():
+            conn.execute(f"alter table embeddings.ann_tuning drop constraint {name}")
+        conn.execute(
+            "alter table embeddings.ann_tuning add check (target_kind in ('space', 'relation'))"
+        )
+    dbt_build(
+        db,
+        dbt_vars,
+        tmp_path,
+        "int_catalog_gallery_vectors",
+        "int_ann_tuning_vectors",
+        "int_ann_catalog_gallery",
+    )
+    summary = tune(db, config)
+    kinds = query(
+        db,
+        "select pg_get_constraintdef(oid) from pg_constraint "
+        "where conrelid = 'embeddings.ann_tuning'::regclass and contype = 'c'",
+    )
+    assert len(kinds) == 1 and "'catalog'" in kinds[0][0]
+    catalog = {t.target: t for t in summary.targets if t.target.endswith("/catalog")}
+    assert set(catalog) == {"planted/text_to_image/catalog", "planted/image_to_text/catalog"}
+    ids = np.array([p for p, _ in products])
+    row_of = {p: i for i, p in enumerate(ids)}
+    tuned_queries = sorted(sampled, key=lambda p: (hashlib.md5(p.encode()).hexdigest(), p))[
+        :queries
+    ]
+    rows = np.array([row_of[p] for p in tuned_queries])
+    chosen = {}
+    for direction, (q, g, q_space, g_space) in {
+        "text_to_image": (texts, images, "t", "i"),
+        "image_to_text": (images, texts, "i", "t"),
+    }.items():
+        target = catalog[f"planted/{direction}/catalog"]
+        assert (target.gallery_rows, target.queries) == (N_PRODUCTS, queries)
+        assert target.chosen is not None
+        chosen[direction] = target.chosen.setting.value
+        curve = {
+            (r[0], r[1], r[2]): r[3:]
+            for r in query(
+                db,
+                "select search_value, metric, k, value, exact_value, bias "
+                "from embeddings.ann_tuning where target = %s and target_kind = 'catalog'",
+                (target.target,),
+            )
+        }
+        exact_ranks = _numpy_ranks(q[rows], g, rows)
+        for k in K_VALUES:
+            assert curve[0, "recall", k][0] == pytest.approx(recall_at(exact_ranks, k), abs=1e-12)
+        for ef in grid:
+            lists = _catalog_lists(db, g_space, [(p, q_space) for p in tuned_queries], ef, 50)
+            ranks = np.array(
+                [lists[p].index(p) + 1 if p in lists[p] else 10**6 for p in tuned_queries]
+            )
+            for k in K_VALUES:
+                value, exact_value, bias = curve[ef, "recall", k]
+                assert value == pytest.approx(recall_at(ranks, k), abs=1e-12), (direction, ef, k)
+                assert bias == pytest.approx(recall_at(ranks, k) - recall_at(exact_ranks, k))
+    # the catalog's search and rows follow its own tuning, not the sample's (untuned
+    # here, so vars.hnsw_ef_search, 400) nor a default
+    with connection(db, autocommit=True) as conn:
+        conn.execute("delete from embeddings.ann_tuning where target_kind = 'space'")
+    dbt_build(
+        db,
+        dbt_vars,
+        tmp_path,
+        "int_catalog_text_to_image_neighbours+",
+        "int_catalog_image_to_text_neighbours+",
+    )
+    biases = query(
+        db,
+        "select direction, metric, search_method, index_bias from metrics.fct_retrieval_metrics "
+        "where gallery_scope = 'catalog' and section = 'ALL' and metric like 'recall_at_%%'",
+    )
+    assert len(biases) == 2 * len(K_VALUES)
+    for direction, metric, method, bias in biases:
+        k = int(metric.rpartition("_at_")[2])
+        expected = query(
+            db,
+            "select bias from embeddings.ann_tuning where target = %s and search_value = %s "
+            "and metric = 'recall' and k = %s",
+            (f"planted/{direction}/catalog", chosen[direction], k),
+        )
+        assert method == "hnsw" and bias == pytest.approx(expected[0][0], abs=1e-12)
+    for direction, q_space, g_space in (("text_to_image", "t", "i"), ("image_to_text", "i", "t")):
+        queried = [(p, q_space) for p in sorted(sampled)]
+        lists = _catalog_lists(db, g_space, queried, chosen[direction], 50)
+        got = dict(
+            query(
+                db,
+                "select query_product_id, array_agg(neighbour_product_id) "
+                f"from intermediate.int_catalog_{direction}_neighbours group by 1",
+            )
+        )
+        assert {p: set(ids) for p, ids in got.items()} == {
+            p: set(ids) for p, ids in lists.items()
+        }, direction
+        # the setting matters on this index: at 400 some list differs
+        wide = _catalog_lists(db, g_space, queried, 400, 50)
+        assert any(set(wide[p]) != set(lists[p]) for p in sampled), (direction, chosen[direction])
+
+
 def test_catalog_no_larger_than_the_sample_is_copied_and_says_so(db, planted, tmp_path):
     dbt_vars = _vars(eval_sample_size=5000)
     dbt_build(db, dbt_vars, tmp_path, "int_eval_candidates+")
@@ -236,7 +385,6 @@ def test_catalog_no_larger_than_the_sample_is_copied_and_says_so(db, planted, tm
 
 def test_scorecard_and_report_show_both_galleries_with_sizes(db, planted):
     from embed_udfs import report
-    from embed_udfs.db import connection
     from embed_udfs.report.html import render_report
 
     config = config_for(_vars())

@@ -406,6 +406,87 @@ def space_targets(conn: psycopg.Connection, config: ProjectConfig, ann: AnnConfi
     return targets
 
 
+def catalog_targets(
+    conn: psycopg.Connection, config: ProjectConfig, ann: AnnConfig
+) -> list[Target]:
+    """One target per (pair, direction) whose whole-catalog gallery is searched through
+    its own index: the partial HNSW index of the gallery space on
+    int_catalog_gallery_vectors (macro index_catalog_gallery builds it only where the
+    catalog search takes it), searched through the view int_ann_catalog_gallery, with
+    the same sampled queries as the pair's sample target. None where the catalog is
+    searched exactly: there is no index to measure."""
+    view = contract.ANN_CATALOG_GALLERY
+    table = contract.CATALOG_GALLERY_VECTORS
+    if not (contract.exists(conn, view) and contract.exists(conn, table)):
+        log.info("no whole-catalog gallery yet (%s): its index is not tuned", view)
+        return []
+    targets = []
+    for pair in config.pairs:
+        for direction in DIRECTIONS:
+            query_space, gallery_space = (
+                (pair.text_space, pair.image_space)
+                if direction == "text_to_image"
+                else (pair.image_space, pair.text_space)
+            )
+            found = conn.execute(
+                "select c.relname, array_to_string(c.reloptions, ', ') "
+                "from pg_index as i join pg_class as c on c.oid = i.indexrelid "
+                "join pg_am as am on am.oid = c.relam "
+                "join pg_opclass as opc on opc.oid = i.indclass[0] "
+                "where i.indrelid = %s::regclass and am.amname = 'hnsw' and i.indisvalid "
+                "and opc.opcname = 'vector_cosine_ops' "
+                "and pg_get_expr(i.indpred, i.indrelid) = format('(space = %%L::text)', %s::text)",
+                (str(table), gallery_space),
+            ).fetchone()
+            if found is None:
+                continue  # searched exactly
+            index, options = found
+            dim = config.space(gallery_space).dim
+            fill = sql.SQL(
+                "select (row_number() over (order by md5(q.product_id), q.product_id))::int "
+                "as ord, q.product_id as query_id, q.product_id as positive_id, "
+                "q.embedding::vector({dim}) as embedding "
+                "from {vectors} as q where q.space = %s "
+                "and exists (select 1 from {view} as g "
+                "where g.space = %s and g.product_id = q.product_id) "
+                "order by md5(q.product_id), q.product_id limit %s"
+            ).format(
+                dim=sql.Literal(dim),
+                vectors=contract.ANN_TUNING_VECTORS.identifier,
+                view=view.identifier,
+            )
+            targets.append(
+                Target(
+                    kind="catalog",
+                    name=f"{pair.name}/{direction}/catalog",
+                    gallery=probe.Gallery(
+                        relation=view.identifier,
+                        id_sql=sql.SQL("g.product_id"),
+                        # the index's own expression, so the planner can use it
+                        key_sql=sql.SQL("(g.embedding)::vector({})").format(sql.Literal(dim)),
+                        predicate=sql.SQL("g.space = {}").format(sql.Literal(gallery_space)),
+                        index_name=index,
+                        index_method="hnsw",
+                        operator_class="vector_cosine_ops",
+                    ),
+                    fill_queries=fill,
+                    fill_params=(query_space, gallery_space, ann.queries),
+                    labels={
+                        "pair": pair.name,
+                        "direction": direction,
+                        "query_space": query_space,
+                        "gallery_space": gallery_space,
+                        "relation_name": str(table),
+                    },
+                    index_options=options
+                    or f"m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION} (defaults)",
+                    settings=tuple(probe.grid("hnsw", ann.ef_search_grid, ann.iterative_scans)),
+                    with_positives=True,
+                )
+            )
+    return targets
+
+
 def _copy_gallery(conn: psycopg.Connection, table: sql.Identifier, space: str, dim: int) -> str:
     """The space's eval vectors in a table of their own, stored inline, with the HNSW
     cosine index the project builds; returns the index name. Rebuilt on every run."""
@@ -603,9 +684,10 @@ def tune(
     ann = (options or TuneOptions()).apply(config.ann)
     depth = list_depth(config)
     if relation is None and dbt_vars is not None:
-        log.info("dbt: the galleries (%s)", contract.ANN_TUNING_VECTORS)
+        galleries = (contract.ANN_TUNING_VECTORS, contract.ANN_CATALOG_GALLERY)
+        log.info("dbt: the galleries (%s)", ", ".join(map(str, galleries)))
         run_dbt(
-            ["build", "--select", f"+{contract.ANN_TUNING_VECTORS.name}"]
+            ["build", "--select", *(f"+{g.name}" for g in galleries)]
             + ["--resource-type", "model", "--resource-type", "seed"],
             settings,
             config.project_dir,
@@ -615,7 +697,7 @@ def tune(
         store.bootstrap(conn, config)
         if relation is None:
             check_ef_grid(ann, depth, config.eval.max_k)
-            targets = space_targets(conn, config, ann)
+            targets = space_targets(conn, config, ann) + catalog_targets(conn, config, ann)
             tune_store.drop_targets_except(conn, config, [t.name for t in targets])
             conn.commit()
         else:
@@ -649,6 +731,14 @@ The cheapest ef_search whose recall@10 meets vars.ann_target_recall is the
 tuned one: when the metrics search through the index (retrieval_search: hnsw,
 or auto above exact_search_max_gallery) their pre_hook uses it. Values below
 max(largest K, 10) are refused: an HNSW scan returns at most ef_search rows.
+
+Where the whole-catalog gallery (gallery_scope catalog) is searched through its
+own HNSW index (retrieval_search: hnsw, or auto above catalog_exact_max_pairs),
+that index is measured too, as target PAIR/DIRECTION/catalog, with the same
+sampled queries against every catalog product: the catalog search then runs
+at its own tuned ef_search, and the catalog rows of fct_retrieval_metrics
+carry its bias. Each exact list scans the whole catalog gallery, so this part
+costs about queries x catalog products inner products per direction.
 
 --relation SCHEMA.TABLE measures your own serving index instead (HNSW: the
 ef_search grid; IVFFlat: vars.ann_probes_grid), with queries sampled from the
@@ -717,7 +807,8 @@ class TuneJobOptions(JobOptions):
         flag="--no-dbt",
         action="store_false",
         dest="build_inputs",
-        help="do not rebuild the galleries first (dbt build --select +int_ann_tuning_vectors)",
+        help="do not rebuild the galleries first (dbt build --select +int_ann_tuning_vectors "
+        "+int_ann_catalog_gallery)",
     )
 
     def tune_options(self) -> TuneOptions:
@@ -735,6 +826,7 @@ class TuneJob(Job):
 
     name = "tune"
     reads = contract.ANN_TUNING_VECTORS
+    also_reads = (contract.ANN_CATALOG_GALLERY,)
     writes = contract.ANN_TUNING
     after = ("backfill",)
     Options = TuneJobOptions

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -181,11 +182,12 @@ def check_index_used(conn: psycopg.Connection, gallery: Gallery, depth: int) -> 
     _set(conn, "enable_seqscan", "on")
     text = json.dumps(plan[0] if plan else None)
     if f'"Index Name": "{gallery.index_name.rpartition(".")[2]}"' not in text:
+        used = sorted(set(re.findall(r'"Index Name": "([^"]+)"', text))) or ["none"]
         raise TuneError(
             f"the planner does not use index {gallery.index_name} for ORDER BY the indexed "
-            f"expression {gallery.operator} a query vector, so its curve cannot be measured. "
-            "Check that the index is valid (pg_index.indisvalid) and that its operator class "
-            "serves that operator."
+            f"expression {gallery.operator} a query vector (its plan uses index "
+            f"{', '.join(used)}), so its curve cannot be measured. Check that the index is "
+            "valid (pg_index.indisvalid) and that its operator class serves that operator."
         )
 
 

@@ -1,6 +1,7 @@
 """The table `embed-udfs tune` writes beside embeddings.vectors: one row per (target,
 search setting, metric). A target is a (pair, direction) gallery of the configured
-spaces or a user's relation; each run replaces its target's rows."""
+spaces (the sample's, kind space, or the whole catalog's, kind catalog) or a user's
+relation; each run replaces its target's rows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from psycopg import sql
 from embed_udfs import contract
 from embed_udfs.config import ProjectConfig
 
+TARGET_KINDS = ("space", "catalog", "relation")
 COLUMNS = (
     "target_kind",
     "target",
@@ -52,7 +54,7 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
         sql.SQL(
             """
             create table if not exists {} (
-                target_kind text not null check (target_kind in ('space', 'relation')),
+                target_kind text not null,
                 target text not null,
                 pair text,
                 direction text,
@@ -81,6 +83,25 @@ def bootstrap(conn: psycopg.Connection, config: ProjectConfig) -> None:
             """
         ).format(relation.identifier)
     )
+    # the kinds' check, replaced where a table from before the catalog targets has its own
+    found = conn.execute(
+        "select conname, pg_get_constraintdef(oid) from pg_constraint "
+        "where conrelid = %s::regclass and contype = 'c' "
+        "and pg_get_constraintdef(oid) like '%%target_kind%%'",
+        (str(relation),),
+    ).fetchall()
+    if not any(all(f"'{kind}'" in check for kind in TARGET_KINDS) for _, check in found):
+        for name, _ in found:
+            conn.execute(
+                sql.SQL("alter table {} drop constraint {}").format(
+                    relation.identifier, sql.Identifier(name)
+                )
+            )
+        conn.execute(
+            sql.SQL("alter table {} add check (target_kind in ({}))").format(
+                relation.identifier, sql.SQL(", ").join(map(sql.Literal, TARGET_KINDS))
+            )
+        )
 
 
 def replace_target(
@@ -101,11 +122,12 @@ def replace_target(
 def drop_targets_except(
     conn: psycopg.Connection, config: ProjectConfig, keep: Sequence[str]
 ) -> int:
-    """Forget the configured-space targets no longer configured (a removed pair)."""
+    """Forget the configured-space targets, the sample's and the catalog's, no longer
+    measured (a removed pair, or a catalog now searched exactly)."""
     cursor = conn.execute(
-        sql.SQL("delete from {} where target_kind = 'space' and not (target = any(%s))").format(
-            tuning_table(config)
-        ),
+        sql.SQL(
+            "delete from {} where target_kind in ('space', 'catalog') and not (target = any(%s))"
+        ).format(tuning_table(config)),
         (list(keep),),
     )
     return cursor.rowcount

@@ -7,7 +7,8 @@
     recall, normal approximation for means) beside it, its evidence against
     ALL, and its dedup-tolerant twin. Each row says which search
     listed the neighbours (exact or hnsw) and, for the index, the bias that
-    `embed-udfs tune` measured at the ef_search the search used.
+    `embed-udfs tune` measured on that gallery (the sample's, or the
+    catalog's own index) at the ef_search the search used.
     gallery_scope: each figure against the eval sample (`sample`) and against
     the whole catalog (`catalog`), with its gallery_size; gallery_is_sample
     marks a catalog figure whose gallery is the sample's own (a catalog no
@@ -53,39 +54,40 @@ search_methods as (
     {%- endif %}
 ),
 
--- the index figure minus the exact one, per (pair, direction, metric), at
--- the ef_search each direction's search ran with (macro ann_ef_search_used)
+-- the index figure minus the exact one, per (gallery scope, pair, direction,
+-- metric), at the ef_search each direction's search of that scope ran with
+-- (macro ann_ef_search_used): tune measures the sample's galleries (targets of
+-- kind space) and the catalog's own indexes (kind catalog)
 index_bias as (
-    select
-        pair,
-        direction,
-        query_space,
-        gallery_space,
-        metric || '_at_' || k as metric,
-        bias
-    from tuning
-    where
-        target_kind = 'space'
-        and search_param = 'ef_search'
-        and iterative_scan = 'off'
-        and bias is not null
-        and search_value = case direction
-            when 'text_to_image' then {{ ann_ef_search_used('text_to_image') }}
-            when 'image_to_text' then {{ ann_ef_search_used('image_to_text') }}
-        end
+    {%- for scope in ['sample', 'catalog'] %}
+        select
+            {{ sql_string(scope) }}::text as gallery_scope,
+            pair,
+            direction,
+            query_space,
+            gallery_space,
+            metric || '_at_' || k as metric,
+            bias
+        from tuning
+        where
+            target_kind = {{ sql_string(ann_target_kind(scope)) }}
+            and search_param = 'ef_search'
+            and iterative_scan = 'off'
+            and bias is not null
+            and search_value = case direction
+                when 'text_to_image' then {{ ann_ef_search_used('text_to_image', scope) }}
+                when 'image_to_text' then {{ ann_ef_search_used('image_to_text', scope) }}
+            end
+        {{ "union all" if not loop.last }}
+    {%- endfor %}
 ),
 
 final as (
     select
         summary.*,
         search_methods.search_method,
-        -- tune measures the bias on the sample's gallery: the catalog's index bias is not measured
-        case
-            when search_methods.search_method = 'hnsw' and summary.gallery_scope = 'sample'
-                then index_bias.bias
-            when search_methods.search_method = 'hnsw' and summary.gallery_is_sample
-                then index_bias.bias
-        end as index_bias,
+        -- a catalog gallery that is the sample's own has the sample's lists, so its bias
+        case when search_methods.search_method = 'hnsw' then index_bias.bias end as index_bias,
         now() as computed_at
     from summary
     left join search_methods
@@ -95,7 +97,9 @@ final as (
             and summary.gallery_scope = search_methods.gallery_scope
     left join index_bias
         on
-            summary.pair = index_bias.pair
+            index_bias.gallery_scope
+            = case when summary.gallery_is_sample then 'sample' else summary.gallery_scope end
+            and summary.pair = index_bias.pair
             and summary.direction = index_bias.direction
             and summary.query_space = index_bias.query_space
             and summary.gallery_space = index_bias.gallery_space
