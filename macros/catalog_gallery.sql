@@ -95,8 +95,92 @@
 
 {#- pre_hook of the catalog neighbour models: the hnsw.ef_search tuned on the
     catalog's own indexes for the index path (the sample's where those are not
-    tuned yet), and the exact path's memory, whichever each pair takes. -#}
+    tuned yet), and the exact path's memory, whichever each pair takes. Where
+    a pair takes the index, sequential scans are off: over a small gallery
+    the planner would rather sort every item, and the rows would say hnsw,
+    with the index's measured bias, for lists that are exact. -#}
 {% macro catalog_search_settings(direction) -%}
     {{ set_ef_search(direction, 'catalog') }}
     {{ exact_search_settings(workers=0, work_mem='1GB') }}
+    {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list %}
+    {%- for d in directions if not catalog_gallery_is_sample(d.gallery.name)
+        and catalog_search_method(d.query.name, d.gallery.name) == 'hnsw' %}
+    {%- if loop.first %}
+    set local enable_seqscan = off;
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- Whether the whole-catalog neighbour lists of one direction can stay as
+    they are: nothing they are made of changed since they were searched. Their
+    state is one md5 (catalog_lists_state) of
+    - how each of the direction's pairs is searched: method, ef_search,
+      depth, spaces and dimensions;
+    - the catalog gallery of its gallery spaces: row count and latest
+      changed_at (int_catalog_gallery_vectors rewrites, and stamps, a row
+      whose vector, section or duplicate group changed, and drops one that
+      left the gallery, so any change moves one or the other);
+    - the sampled queries of its query spaces: ids, sections and vectors;
+    - the sampled products' duplicate sets in the catalog.
+    None (search again) at parse time, before its inputs exist, with no
+    pairs, or where a catalog gallery is the sample's own (its lists are the sample's, copied, which
+    costs nothing to redo). -#}
+{% macro catalog_lists_state(direction) %}
+    {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list -%}
+    {%- set gallery = ref('int_catalog_gallery_vectors') -%}
+    {%- set queries = ref('int_eval_vectors') -%}
+    {%- set duplicate_sets = ref('int_catalog_duplicate_sets') -%}
+    {%- if not execute or not directions -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- for relation in (gallery, queries, duplicate_sets) if load_relation(relation) is none -%}
+        {{ return(none) }}  {#- not built yet (a compile on a fresh database) #}
+    {%- endfor -%}
+    {%- set searches = [] -%}
+    {%- for d in directions -%}
+        {%- if catalog_gallery_is_sample(d.gallery.name) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- do searches.append([
+            d.pair, d.query.name, d.query.dim, d.gallery.name, d.gallery.dim,
+            catalog_search_method(d.query.name, d.gallery.name),
+            ann_ef_search_used(direction, 'catalog'), max_k()] | join(':')) -%}
+    {%- endfor -%}
+    {%- set state = run_query(
+        "select md5(concat_ws('|', " ~ sql_string(searches | join(';'))
+        ~ ", (select count(*) || '/' || coalesce(max(changed_at)::text, '') from " ~ gallery
+        ~ " where " ~ in_list('space', directions | map(attribute='gallery') | map(attribute='name') | unique | list) ~ ")"
+        ~ ", (select md5(coalesce(string_agg(concat_ws(':', space, product_id, collection_section, embedding::text),"
+        ~ " ',' order by space, product_id), '')) from " ~ queries
+        ~ " where " ~ in_list('space', directions | map(attribute='query') | map(attribute='name') | unique | list) ~ ")"
+        ~ ", (select md5(coalesce(string_agg(product_id || ':' || array_to_string(duplicate_ids, ','),"
+        ~ " ',' order by product_id), '')) from " ~ duplicate_sets ~ ")))") -%}
+    {{ return(state.columns[0].values()[0]) }}
+{% endmacro %}
+
+
+{#- Whether `relation` (a catalog neighbour-list model, being built
+    incrementally) already holds the lists of `state`. -#}
+{% macro catalog_lists_kept(relation, state) %}
+    {%- if state is none or not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+    {%- if 'lists_state' not in columns -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select 1 from " ~ relation ~ " where lists_state = " ~ sql_string(state) ~ " limit 1") -%}
+    {{ return(found.rows | length > 0) }}
+{% endmacro %}
+
+
+{#- pre_hook of the catalog neighbour-list models: unless the lists are kept
+    (catalog_lists_kept), every row goes, and the build appends the lists
+    searched anew. Rendered after the model, on the same state. -#}
+{% macro clear_catalog_lists(relation, direction) -%}
+    {%- if is_incremental() and not catalog_lists_kept(relation, catalog_lists_state(direction)) %}
+    delete from {{ relation }};
+    {%- endif %}
 {%- endmacro %}

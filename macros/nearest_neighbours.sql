@@ -206,8 +206,10 @@ listed as (
 {#- The end of a neighbour-list model: the `listed` rows of
     retrieval_neighbour_lists with whether each item is the query's positive
     or a duplicate of it (the duplicate_ids each list carries, from the
-    model's `duplicate_sets` CTE). -#}
-{% macro labelled_neighbours() %}
+    model's `duplicate_sets` CTE). A catalog list model (`catalog`) adds its
+    lists_state column (`state`, macro catalog_lists_state); `kept`: no rows
+    at all, the search planned but never run (the lists in the table stand). -#}
+{% macro labelled_neighbours(catalog=false, state=none, kept=false) %}
 final as (
     select
         listed.pair,
@@ -222,7 +224,13 @@ final as (
         listed.distance::float8 as distance,
         listed.neighbour_product_id = listed.query_product_id as is_positive,
         coalesce(listed.neighbour_product_id = any(listed.duplicate_ids), false) as is_duplicate_of_positive
+        {%- if catalog %},
+        {{ sql_string(state) if state is not none else 'null' }}::text as lists_state
+        {%- endif %}
     from listed
+    {%- if kept %}
+    where false
+    {%- endif %}
 )
 
 select * from final

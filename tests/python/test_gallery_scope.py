@@ -8,10 +8,20 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import config_for, dbt_build, plant, planted_config, planted_space, query
+from conftest import (
+    PROJECT_DIR,
+    config_for,
+    dbt_build,
+    plant,
+    planted_config,
+    planted_space,
+    query,
+)
 from reference import recall_at, unit, wilson
 
+from embed_udfs import store
 from embed_udfs.db import connection
+from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.jobs.tune import store as tune_store
 from embed_udfs.jobs.tune.job import tune
 
@@ -225,7 +235,8 @@ def test_catalog_over_budget_takes_the_index(db, planted, tmp_path):
 
 def _catalog_lists(settings, space: str, queries: list[str], ef: int, depth: int) -> dict:
     """Each query's top-depth list through the catalog gallery's own HNSW index at this
-    ef_search, the query vectors read from the sample as the tune job reads them."""
+    ef_search, the query vectors read from the sample; one query per statement, as the
+    tune job searches (`lateral`: all in one statement, as the catalog list models)."""
     with connection(settings) as conn:
         conn.execute("select set_config('hnsw.ef_search', %s, false)", (str(ef),))
         conn.execute("set enable_seqscan = off")
@@ -240,6 +251,23 @@ def _catalog_lists(settings, space: str, queries: list[str], ef: int, depth: int
             ).fetchall()
             lists[product_id] = [r[0] for r in rows]
         return lists
+
+
+def _lateral_lists(settings, space: str, query_space: str, ef: int, depth: int) -> dict:
+    """Every sampled query's top-depth list through the catalog gallery's own HNSW index
+    at this ef_search, in one statement (a lateral scan per query), as a set."""
+    with connection(settings) as conn:
+        conn.execute("select set_config('hnsw.ef_search', %s, false)", (str(ef),))
+        conn.execute("set enable_seqscan = off")
+        rows = conn.execute(
+            "select q.product_id, listed.ids from intermediate.int_eval_vectors as q "
+            "cross join lateral (select array_agg(g.product_id) as ids from ("
+            "select g.product_id from intermediate.int_catalog_gallery_vectors as g "
+            f"where g.space = %s order by g.embedding::vector({DIM}) <=> "
+            f"q.embedding::vector({DIM}) limit %s) as g) as listed where q.space = %s",
+            (space, depth, query_space),
+        ).fetchall()
+        return {product_id: set(ids) for product_id, ids in rows}
 
 
 def test_tune_measures_the_catalog_index_and_its_rows_carry_that_bias(db, planted, tmp_path):
@@ -349,8 +377,6 @@ def test_tune_measures_the_catalog_index_and_its_rows_carry_that_bias(db, plante
         )
         assert method == "hnsw" and bias == pytest.approx(expected[0][0], abs=1e-12)
     for direction, q_space, g_space in (("text_to_image", "t", "i"), ("image_to_text", "i", "t")):
-        queried = [(p, q_space) for p in sorted(sampled)]
-        lists = _catalog_lists(db, g_space, queried, chosen[direction], 50)
         got = dict(
             query(
                 db,
@@ -358,12 +384,11 @@ def test_tune_measures_the_catalog_index_and_its_rows_carry_that_bias(db, plante
                 f"from intermediate.int_catalog_{direction}_neighbours group by 1",
             )
         )
-        assert {p: set(ids) for p, ids in got.items()} == {
-            p: set(ids) for p, ids in lists.items()
-        }, direction
+        lists = _lateral_lists(db, g_space, q_space, chosen[direction], 50)
+        assert {p: set(ids) for p, ids in got.items()} == lists, direction
         # the setting matters on this index: at 400 some list differs
-        wide = _catalog_lists(db, g_space, queried, 400, 50)
-        assert any(set(wide[p]) != set(lists[p]) for p in sampled), (direction, chosen[direction])
+        wide = _lateral_lists(db, g_space, q_space, 400, 50)
+        assert wide != lists, (direction, chosen[direction])
 
 
 def test_catalog_no_larger_than_the_sample_is_copied_and_says_so(db, planted, tmp_path):
@@ -408,3 +433,84 @@ def test_scorecard_and_report_show_both_galleries_with_sizes(db, planted):
         assert f"{size:,}" in line and f"{value:.3f}" in line, line
     assert "Recall against gallery size" in page
     assert f"{N_PRODUCTS:,}" in page and f"{sampled:,}" in page
+
+
+def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted, tmp_path):
+    """A build with nothing changed keeps the whole-catalog lists (no search: no row is
+    rewritten); a catalog image outside the sample that moves makes the text_to_image
+    build search again, equal to a full rebuild, and leaves image_to_text (its queries
+    and its gallery unchanged) as it was; a new exact budget that switches the search
+    searches both again."""
+    products, texts, images, sampled = planted
+    dbt_vars = _vars()
+    lists = ("int_catalog_text_to_image_neighbours", "int_catalog_image_to_text_neighbours")
+    built = ("+" + lists[0], "+" + lists[1])
+
+    def stamps() -> dict:
+        return {
+            model: dict(
+                query(
+                    db,
+                    "select query_product_id || '/' || neighbour_rank, xmin::text "
+                    f"from intermediate.{model}",
+                )
+            )
+            for model in lists
+        }
+
+    def rows(model: str) -> list[tuple]:
+        return query(
+            db,
+            "select pair, query_product_id, neighbour_rank, neighbour_product_id, distance, "
+            f"is_positive, lists_state from intermediate.{model} order by 1, 2, 3",
+        )
+
+    dbt_build(db, dbt_vars, tmp_path, *built)
+    before = stamps()
+    assert all(before.values())
+    dbt_build(db, dbt_vars, tmp_path, *built)
+    assert stamps() == before, "nothing changed, yet the lists were written again"
+
+    # one catalog image outside the sample moves onto a sampled text's own image
+    outside = next(i for i, (p, _) in enumerate(products) if p not in sampled)
+    inside = next(i for i, (p, _) in enumerate(products) if p in sampled)
+    config = config_for(dbt_vars)
+    with connection(db) as conn:
+        store.write_vectors(
+            conn,
+            config,
+            config.space("i"),
+            [products[outside][0]],
+            ["moved"],
+            unit(images[inside][None]),
+            "p",
+        )
+        conn.commit()
+    dbt_build(db, dbt_vars, tmp_path, *built)
+    after = stamps()
+    # its gallery changed: searched again; the other direction's queries and gallery did not
+    text_to_image, image_to_text = lists
+    assert set(after[text_to_image].values()).isdisjoint(before[text_to_image].values())
+    assert after[image_to_text] == before[image_to_text]
+    moved = query(
+        db,
+        "select count(*) from intermediate.int_catalog_text_to_image_neighbours "
+        "where query_product_id = %s and neighbour_product_id = %s",
+        (products[inside][0], products[outside][0]),
+    )
+    assert moved == [(1,)]
+    incremental = {model: rows(model) for model in lists}
+    run_dbt(
+        ["build", "--full-refresh", "--select", *lists],
+        db,
+        PROJECT_DIR,
+        dbt_vars=dbt_vars,
+        target_path=tmp_path / "target",
+        quiet=True,
+    )
+    for model in lists:
+        assert rows(model) == incremental[model], model
+    # the search itself changing (exact to the index) searches again
+    kept = stamps()
+    dbt_build(db, _vars(retrieval_search="auto", catalog_exact_max_pairs=1000), tmp_path, *built)
+    assert all(set(stamps()[model].values()).isdisjoint(kept[model].values()) for model in lists)

@@ -121,7 +121,7 @@ def test_incremental_build_equals_full_rebuild_after_a_one_percent_change(db, ca
 VECTOR_MODELS = [
     ("int_dedup_vectors", "space, product_id", "changed_at"),
     ("int_near_duplicate_neighbours", "product_id, neighbour_id", "found_at"),
-    ("int_catalog_gallery_vectors", "space, product_id", ""),
+    ("int_catalog_gallery_vectors", "space, product_id", "changed_at"),
 ]
 DIM = 16
 

@@ -3,7 +3,8 @@
 {#- Every eval query's top max(K) neighbours in the whole-catalog gallery,
     both directions of every pair: the catalog-scope twin of
     int_retrieval_neighbours, which fct_retrieval_ranks and
-    fct_retrieval_scores read beside it. -#}
+    fct_retrieval_scores read beside it: the columns of the sample's lists
+    (not the lists' own bookkeeping, lists_state). -#}
 
 with
 
@@ -16,9 +17,35 @@ image_to_text as (
 ),
 
 final as (
-    select * from text_to_image
+    select
+        pair,
+        direction,
+        query_space,
+        gallery_space,
+        query_product_id,
+        collection_section,
+        neighbour_rank,
+        neighbour_product_id,
+        neighbour_section,
+        distance,
+        is_positive,
+        is_duplicate_of_positive
+    from text_to_image
     union all
-    select * from image_to_text
+    select
+        pair,
+        direction,
+        query_space,
+        gallery_space,
+        query_product_id,
+        collection_section,
+        neighbour_rank,
+        neighbour_product_id,
+        neighbour_section,
+        distance,
+        is_positive,
+        is_duplicate_of_positive
+    from image_to_text
 )
 
 select * from final

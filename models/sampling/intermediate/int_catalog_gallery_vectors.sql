@@ -17,9 +17,11 @@
     catalog search takes the index (macro index_catalog_gallery).
 
     Incremental: a build writes only the rows whose vector, section or
-    duplicate group changed, the post_hooks drop the rows that left
-    the gallery, and the index, built once, takes the new rows as they
-    arrive. -#}
+    duplicate group changed, stamped changed_at, the post_hooks drop the
+    rows that left the gallery, and the index, built once, takes the new
+    rows as they arrive. The catalog neighbour lists read its row count and
+    latest changed_at to tell whether the gallery changed at all (macro
+    catalog_lists_fingerprint). -#}
 
 -- the sample is drawn first, so the index decision can count it:
 -- depends_on: {{ ref('int_eval_sample') }}
@@ -48,7 +50,9 @@ gallery as (
 ),
 
 final as (
-    select gallery.*
+    select
+        gallery.*,
+        now() as changed_at
     from gallery
     {%- if is_incremental() %}
     left join {{ this }} as previous
