@@ -17,7 +17,7 @@ from psycopg import sql
 from tqdm import tqdm
 
 from embed_udfs import contract, store
-from embed_udfs.config import AnnConfig, ProjectConfig
+from embed_udfs.config import AnnConfig, PairConfig, ProjectConfig
 from embed_udfs.db import ConnectionSettings, connect
 from embed_udfs.dbt_runner import run_dbt
 from embed_udfs.errors import (
@@ -344,6 +344,13 @@ def _consistency(
     return note
 
 
+def _spaces(pair: PairConfig, direction: str) -> tuple[str, str]:
+    """The (query space, gallery space) of one direction of a pair."""
+    if direction == "text_to_image":
+        return pair.text_space, pair.image_space
+    return pair.image_space, pair.text_space
+
+
 def space_targets(conn: psycopg.Connection, config: ProjectConfig, ann: AnnConfig) -> list[Target]:
     """One target per (pair, direction): its gallery space copied into ann_index with
     an HNSW cosine index (built once per gallery space), its query space sampled."""
@@ -360,11 +367,7 @@ def space_targets(conn: psycopg.Connection, config: ProjectConfig, ann: AnnConfi
     targets = []
     for pair in config.pairs:
         for direction in DIRECTIONS:
-            query_space, gallery_space = (
-                (pair.text_space, pair.image_space)
-                if direction == "text_to_image"
-                else (pair.image_space, pair.text_space)
-            )
+            query_space, gallery_space = _spaces(pair, direction)
             dim = config.space(gallery_space).dim
             table = sql.Identifier(contract.ANN_INDEX_SCHEMA, gallery_space)
             if gallery_space not in built:
@@ -423,11 +426,7 @@ def catalog_targets(
     targets = []
     for pair in config.pairs:
         for direction in DIRECTIONS:
-            query_space, gallery_space = (
-                (pair.text_space, pair.image_space)
-                if direction == "text_to_image"
-                else (pair.image_space, pair.text_space)
-            )
+            query_space, gallery_space = _spaces(pair, direction)
             found = conn.execute(
                 "select c.relname, array_to_string(c.reloptions, ', ') "
                 "from pg_index as i join pg_class as c on c.oid = i.indexrelid "

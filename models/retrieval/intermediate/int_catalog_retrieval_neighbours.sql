@@ -1,4 +1,9 @@
 {{ config(materialized='view') }}
+{%- set columns = [
+    'pair', 'direction', 'query_space', 'gallery_space', 'query_product_id', 'collection_section',
+    'neighbour_rank', 'neighbour_product_id', 'neighbour_section', 'distance', 'is_positive',
+    'is_duplicate_of_positive',
+] %}
 
 {#- Every eval query's top max(K) neighbours in the whole-catalog gallery,
     both directions of every pair: the catalog-scope twin of
@@ -17,35 +22,11 @@ image_to_text as (
 ),
 
 final as (
-    select
-        pair,
-        direction,
-        query_space,
-        gallery_space,
-        query_product_id,
-        collection_section,
-        neighbour_rank,
-        neighbour_product_id,
-        neighbour_section,
-        distance,
-        is_positive,
-        is_duplicate_of_positive
-    from text_to_image
-    union all
-    select
-        pair,
-        direction,
-        query_space,
-        gallery_space,
-        query_product_id,
-        collection_section,
-        neighbour_rank,
-        neighbour_product_id,
-        neighbour_section,
-        distance,
-        is_positive,
-        is_duplicate_of_positive
-    from image_to_text
+    {%- for direction in ['text_to_image', 'image_to_text'] %}
+        select {{ columns | join(', ') }}
+        from {{ direction }}
+        {{ "union all" if not loop.last }}
+    {%- endfor %}
 )
 
 select * from final
