@@ -124,8 +124,10 @@
     - the sampled queries of its query spaces: ids, sections and vectors;
     - the sampled products' duplicate sets in the catalog.
     None (search again) at parse time, before its inputs exist, with no
-    pairs, or where a catalog gallery is the sample's own (its lists are the sample's, copied, which
-    costs nothing to redo). -#}
+    pairs, or where a catalog gallery is the sample's own (its lists are the
+    sample's, copied, which costs nothing to redo). A change to the search
+    macros themselves is not in the state: after one, build the two models
+    with --full-refresh. -#}
 {% macro catalog_lists_state(direction) %}
     {%- set directions = retrieval_directions() | selectattr('direction', 'equalto', direction) | list -%}
     {%- set gallery = ref('int_catalog_gallery_vectors') -%}
