@@ -13,7 +13,8 @@ vectors, sections, removed and new products; each kind of change one batched
 statement or COPY, one write_vectors call per space). Each refresh records dbt's
 seconds for every whole-catalog model (CATALOG_MODELS) and sampled model
 (SAMPLED_MODELS), and the catalog gallery search (the int_catalog_*_neighbours
-models) as gallery_search_s.
+models and the tiers between sample and catalog, int_tier_retrieval_neighbours) as
+gallery_search_s.
 
 Then: recall of the planted near-duplicate pairs in int_near_duplicate_neighbours,
 against a numpy brute force over all pairs (blocks of at most 2**27 similarities;
@@ -318,6 +319,7 @@ CATALOG_MODELS = (
     "int_catalog_duplicate_sets",
     "int_catalog_text_to_image_neighbours",
     "int_catalog_image_to_text_neighbours",
+    "int_tier_retrieval_neighbours",
     "fct_rejected_inputs",
     "fct_pipeline_steps",
 )
@@ -490,7 +492,7 @@ def bench_size(
                 seconds
                 for name, seconds in times.seconds.items()
                 if name in times.builds
-                and name.startswith("int_catalog_")
+                and name.startswith(("int_catalog_", "int_tier_"))
                 and name.endswith("_neighbours")
             )
             catalog_s = sum(times.seconds.get(name, 0.0) for name in CATALOG_MODELS)

@@ -471,6 +471,9 @@ class EvalConfig:
     # the whole-catalog gallery is searched exactly while queries x gallery products
     # stays within this many inner products, through its HNSW index beyond
     catalog_exact_max_pairs: int
+    # galleries between the sample and the catalog, as multiples of the sample's
+    # (gallery_scope sample_x<m>, macros/gallery_tiers.sql)
+    gallery_tiers: tuple[int, ...]
     # an empty sample (a pair or space that is not evaluable) fails the build
     # instead of warning (tests/assert_eval_samples_not_empty.sql)
     strict_samples: bool = False
@@ -623,6 +626,7 @@ class ProjectVars(IngestVars):
     retrieval_search: Annotated[str, BeforeValidator(_one_of(RETRIEVAL_SEARCHES))]
     exact_search_max_gallery: PositiveInt
     catalog_exact_max_pairs: PositiveInt
+    gallery_tiers: Annotated[tuple[Annotated[int, Field(ge=2)], ...], BeforeValidator(_list)]
     eval_dedup: Bool
     eval_section_min: PositiveInt
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]
@@ -1124,6 +1128,7 @@ def _project_config(model: ProjectVars, project_dir: Path) -> ProjectConfig:
             section_cap_factor=model.eval_section_cap_factor,
             exact_search_max_gallery=model.exact_search_max_gallery,
             catalog_exact_max_pairs=model.catalog_exact_max_pairs,
+            gallery_tiers=tuple(sorted(set(model.gallery_tiers))),
             strict_samples=model.strict_samples,
         ),
         sections=SectionConfig(

@@ -182,7 +182,14 @@
     (catalog_lists_kept), every row goes, and the build appends the lists
     searched anew. Rendered after the model, on the same state. -#}
 {% macro clear_catalog_lists(relation, direction) -%}
-    {%- if is_incremental() and not catalog_lists_kept(relation, catalog_lists_state(direction)) %}
+    {{ clear_unkept_lists(relation, catalog_lists_state(direction)) }}
+{%- endmacro %}
+
+
+{#- The same for any list model that keeps its lists while `state` (its
+    lists_state) holds: int_tier_retrieval_neighbours. -#}
+{% macro clear_unkept_lists(relation, state) -%}
+    {%- if is_incremental() and not catalog_lists_kept(relation, state) %}
     delete from {{ relation }};
     {%- endif %}
 {%- endmacro %}

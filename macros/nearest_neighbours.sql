@@ -235,3 +235,16 @@ final as (
 
 select * from final
 {% endmacro %}
+
+
+{#- The columns of a neighbour list, in the order of int_retrieval_neighbours
+    (labelled_neighbours): one select list for every union of lists, each
+    column qualified by `alias` where one is given. -#}
+{% macro retrieval_list_columns(alias=none) -%}
+    {%- set columns = [
+        'pair', 'direction', 'query_space', 'gallery_space', 'query_product_id', 'collection_section',
+        'neighbour_rank', 'neighbour_product_id', 'neighbour_section', 'distance', 'is_positive',
+        'is_duplicate_of_positive',
+    ] -%}
+    {{ columns | join(', ') if alias is none else alias ~ '.' ~ columns | join(', ' ~ alias ~ '.') }}
+{%- endmacro %}

@@ -156,7 +156,8 @@ def _evidence_key(
 
 def gallery_scorecard(conn: psycopg.Connection, metrics: tuple[str, ...]) -> list[str]:
     """Lines of R@K (ALL) against gallery size: the same sampled queries ranked against the
-    eval sample and against the whole catalog, each with its gallery size and search."""
+    eval sample, the tiers between it and the whole catalog (sample_x<m>) and the whole
+    catalog, each with its gallery size and search."""
     rows = conn.execute(
         sql.SQL(
             "select pair, direction, gallery_scope, gallery_size, gallery_is_sample, "
@@ -173,16 +174,17 @@ def gallery_scorecard(conn: psycopg.Connection, metrics: tuple[str, ...]) -> lis
         figures[clean(pair), direction, scope, size, is_sample, method][metric] = value
     headers = [m.replace("recall_at_", "R@").replace("mrr_at_", "MRR@") for m in metrics]
     width = max(12, *(len(key[0]) + 2 for key in figures))  # pair names come from the config
+    scope_width = max(9, *(len(key[2]) + 2 for key in figures))
     lines = [
         "\nR@K against gallery size (ALL; the same sampled queries, a larger gallery is harder)",
-        f"  {'pair':<{width}}{'direction':<15}{'gallery':<9}{'products':>10}  "
+        f"  {'pair':<{width}}{'direction':<15}{'gallery':<{scope_width}}{'products':>10}  "
         + "  ".join(f"{h:>7}" for h in headers)
         + "  search",
     ]
     for (pair, direction, scope, size, is_sample, method), values in figures.items():
         note = "  (the sample's own gallery: the catalog is no larger)" if is_sample else ""
         lines.append(
-            f"  {pair:<{width}}{direction:<15}{scope:<9}{size:>10,}  "
+            f"  {pair:<{width}}{direction:<15}{scope:<{scope_width}}{size:>10,}  "
             + "  ".join(f"{_fmt(values.get(m)):>7}" for m in metrics)
             + f"  {method}{note}"
         )

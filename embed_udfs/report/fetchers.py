@@ -87,7 +87,7 @@ class RecallCurves:
 class GalleryPoint:
     """One gallery the sampled queries were ranked against: its scope, size and search."""
 
-    scope: str  # sample or catalog
+    scope: str  # sample, a tier between (sample_x<m>), or catalog
     size: int
     is_sample: bool  # a catalog no larger than the sample: the sample's own figures
     search_method: str
@@ -369,8 +369,8 @@ def fetch_recall_curves(conn: psycopg.Connection) -> RecallCurves | None:
 
 
 def fetch_gallery_curves(conn: psycopg.Connection) -> GalleryCurves | None:
-    """R@K (ALL) of the same sampled queries against each gallery: the sample and the
-    whole catalog, with their sizes."""
+    """R@K (ALL) of the same sampled queries against each gallery: the sample, the tiers
+    between it and the whole catalog, and the whole catalog, with their sizes."""
     rows = _query(
         conn,
         "select pair, direction, gallery_scope, gallery_size, gallery_is_sample, "

@@ -490,11 +490,12 @@ def curves_section(data: RecallCurves | None) -> Section | None:
 
 
 GALLERY_LEAD = (
-    "The same sampled queries ranked against two galleries: the eval sample itself and the "
-    "whole catalog (every product with a vector in the gallery space, after dedup). Recall "
-    "falls as the gallery grows, so no figure should be read without its gallery size. The "
-    "sample's gallery is a subset of the catalog's, so with exact search no query ranks its "
-    "positive better against the catalog."
+    "The same sampled queries ranked against growing galleries: the eval sample itself, "
+    "the whole catalog (every product with a vector in the gallery space, after dedup) and, "
+    "where the catalog is large enough, galleries between them (sample_x10: the sample and "
+    "a fixed draw of the catalog, ten times its size; searched exactly). Recall falls as the "
+    "gallery grows, so no figure should be read without its gallery size. Each gallery holds "
+    "the smaller ones, so with exact search no query ranks its positive better in a larger one."
 )
 
 
@@ -556,7 +557,7 @@ def gallery_section(data: GalleryCurves | None) -> Section | None:
         "galleries",
         "Recall against gallery size",
         lead=GALLERY_LEAD,
-        grids=(Grid((Figure(svg, f"R@{k} for the sample and the whole catalog", table, True),)),),
+        grids=(Grid((Figure(svg, f"R@{k} from the sample to the whole catalog", table, True),)),),
     )
 
 

@@ -1,5 +1,6 @@
 """The whole-catalog gallery scope on planted data: the sampled queries ranked against
-the sample and against every product in the catalog, each checked against numpy, and the
+the sample, against every product in the catalog and against the tiers between them
+(the sample and a fixed md5 draw of the catalog), each checked against numpy, and the
 rule that a larger gallery holding the sample never ranks a positive better."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ N_PRODUCTS = 900
 SAMPLE = 240
 DIM = 24
 RANKED = ("int_text_to_image_neighbours+", "int_image_to_text_neighbours+")
+TIERS = [2, 3, 10]  # 480 and 720 products of 900; ten times the sample is past the catalog
 
 
 def _vars(**extra) -> dict:
@@ -39,6 +41,7 @@ def _vars(**extra) -> dict:
         "hnsw_ef_search": 400,
         "retrieval_search": "exact",
         "eval_sample_size": SAMPLE,
+        "gallery_tiers": TIERS,
         **extra,
     }
     return planted_config(
@@ -72,22 +75,45 @@ def planted(db, tmp_path_factory):
     return products, texts, images, sampled
 
 
+def _tiers(ids: np.ndarray, in_sample: np.ndarray, tiers=TIERS) -> dict[str, np.ndarray]:
+    """The galleries between the sample and the catalog, as the rule in
+    macros/gallery_tiers.sql states it: for each multiple m with s < m s < N, the sample
+    and every other product whose first 32 bits of md5(product_id) fall below
+    ceil((m s - s) 2^32 / (N - s)). {scope: row indexes of the catalog}."""
+    s, n = int(in_sample.sum()), len(ids)
+    draw = np.array([int(hashlib.md5(p.encode()).hexdigest()[:8], 16) for p in ids])
+    out = {}
+    for m in tiers:
+        if s < m * s < n:
+            bound = -(-(m * s - s) * 2**32 // (n - s))
+            out[f"sample_x{m}"] = np.flatnonzero(in_sample | (draw < bound))
+    return out
+
+
 def _expected(products, texts, images, sampled):
     """numpy ranks per (scope, direction): {product_id: rank} for the sampled queries."""
     ids = np.array([p for p, _ in products])
     in_sample = np.array([p in sampled for p in ids])
     q_index = np.flatnonzero(in_sample)
+    galleries = {"sample": q_index, **_tiers(ids, in_sample), "catalog": np.arange(len(ids))}
     out = {}
     for direction, (q, g) in {
         "text_to_image": (texts, images),
         "image_to_text": (images, texts),
     }.items():
-        # sample: the sampled products' other modality; catalog: every product's
-        sample_ranks = _numpy_ranks(q[q_index], g[q_index], np.arange(len(q_index)))
-        catalog_ranks = _numpy_ranks(q[q_index], g, q_index)
-        out[("sample", direction)] = dict(zip(ids[q_index], sample_ranks, strict=True))
-        out[("catalog", direction)] = dict(zip(ids[q_index], catalog_ranks, strict=True))
+        # each gallery: those products' other modality; the positive is in every one
+        for scope, rows in galleries.items():
+            position = {row: i for i, row in enumerate(rows)}
+            ranks = _numpy_ranks(q[q_index], g[rows], np.array([position[i] for i in q_index]))
+            out[(scope, direction)] = dict(zip(ids[q_index], ranks, strict=True))
     return out
+
+
+def _gallery_sizes(products, sampled) -> dict[str, int]:
+    ids = np.array([p for p, _ in products])
+    in_sample = np.array([p in sampled for p in ids])
+    tiers = {scope: len(rows) for scope, rows in _tiers(ids, in_sample).items()}
+    return {"sample": len(sampled), **tiers, "catalog": len(ids)}
 
 
 def test_both_galleries_match_numpy(db, planted):
@@ -103,15 +129,19 @@ def test_both_galleries_match_numpy(db, planted):
             "from metrics.fct_retrieval_metrics",
         )
     }
+    want_sizes = _gallery_sizes(products, sampled)
+    assert list(want_sizes) == ["sample", "sample_x2", "sample_x3", "catalog"]
+    assert SAMPLE < want_sizes["sample_x2"] < want_sizes["sample_x3"] < N_PRODUCTS
     for direction in ("text_to_image", "image_to_text"):
-        assert sizes[("sample", direction)] == (SAMPLE, False)
-        assert sizes[("catalog", direction)] == (N_PRODUCTS, False)
+        for scope, size in want_sizes.items():
+            assert sizes.pop((scope, direction)) == (size, False)
+    assert not sizes, f"galleries numpy does not draw: {sizes}"
     ranks = query(
         db,
         "select gallery_scope, direction, product_id, positive_rank, gallery_size "
         "from metrics.fct_retrieval_ranks",
     )
-    assert len(ranks) == 2 * 2 * SAMPLE
+    assert len(ranks) == 2 * len(want_sizes) * SAMPLE
     for scope, direction, product_id, rank, _ in ranks:
         want = int(expected[(scope, direction)][product_id])
         assert rank == (want if want <= max(K_VALUES) else None), (scope, direction, product_id)
@@ -137,23 +167,31 @@ def test_both_galleries_match_numpy(db, planted):
                 assert value == pytest.approx(recall_at(rows, k), abs=1e-12)
                 # the independent-query interval; the published one resamples clusters
                 assert (ci_low, ci_high) == pytest.approx(wilson(hits, n), abs=1e-9)
-    # the planting is not trivial, and the bigger gallery is measurably harder
-    t2i = np.array(list(expected[("sample", "text_to_image")].values()))
-    t2i_catalog = np.array(list(expected[("catalog", "text_to_image")].values()))
-    assert 0.1 < recall_at(t2i, 1) < 0.9
-    assert recall_at(t2i_catalog, 10) < recall_at(t2i, 10)
+    # the planting is not trivial, and each bigger gallery is measurably harder
+    t2i = [
+        np.array(list(expected[(scope, "text_to_image")].values()))
+        for scope in ("sample", "sample_x2", "sample_x3", "catalog")
+    ]
+    assert 0.1 < recall_at(t2i[0], 1) < 0.9
+    assert all(recall_at(b, 10) < recall_at(a, 10) for a, b in zip(t2i, t2i[1:], strict=False))
 
 
-def test_catalog_never_ranks_a_positive_better_than_the_sample(db, planted):
-    """The rule: the sample's gallery is a subset of the catalog's and the positive is in
-    both, so every item strictly closer in the sample is strictly closer in the catalog:
-    rank(catalog) >= rank(sample) per query, hence R@K(catalog) <= R@K(sample) per section."""
+@pytest.mark.parametrize(
+    ("smaller", "larger"),
+    [("sample", "sample_x2"), ("sample_x2", "sample_x3"), ("sample_x3", "catalog")],
+)
+def test_catalog_never_ranks_a_positive_better_than_the_sample(db, planted, smaller, larger):
+    """The rule: each gallery holds the one before it (the sample, the tiers, the
+    catalog) and the positive is in all, so every item strictly closer in the smaller is
+    strictly closer in the larger: rank(larger) >= rank(smaller) per query, hence
+    R@K(larger) <= R@K(smaller) per section."""
     rows = query(
         db,
         "select s.direction, s.product_id, s.positive_rank, c.positive_rank "
         "from metrics.fct_retrieval_ranks as s "
         "join metrics.fct_retrieval_ranks as c using (pair, direction, product_id) "
-        "where s.gallery_scope = 'sample' and c.gallery_scope = 'catalog'",
+        "where s.gallery_scope = %s and c.gallery_scope = %s",
+        (smaller, larger),
     )
     assert len(rows) == 2 * SAMPLE
     worse = 0
@@ -163,13 +201,14 @@ def test_catalog_never_ranks_a_positive_better_than_the_sample(db, planted):
         elif catalog_rank is not None:
             assert catalog_rank >= sample_rank
             worse += catalog_rank > sample_rank
-    assert worse > SAMPLE // 4, "the catalog should push many positives down"
+    assert worse > SAMPLE // 10, "the larger gallery should push positives down"
     recalls = query(
         db,
         "select s.value, c.value from metrics.fct_retrieval_metrics as s "
         "join metrics.fct_retrieval_metrics as c using (pair, direction, section, metric) "
-        "where s.gallery_scope = 'sample' and c.gallery_scope = 'catalog' "
+        "where s.gallery_scope = %s and c.gallery_scope = %s "
         "and s.metric like 'recall_at_%%'",
+        (smaller, larger),
     )
     assert recalls and all(c <= s for s, c in recalls)
 
@@ -181,7 +220,8 @@ def test_history_and_deltas_carry_the_scope(db, planted):
         "from metrics.fct_metric_history where family = 'retrieval' group by gallery_scope",
     )
     got = {scope: (low, high) for scope, low, high, _ in rows}
-    assert got == {"sample": (SAMPLE, SAMPLE), "catalog": (N_PRODUCTS, N_PRODUCTS)}
+    products, _, _, sampled = planted
+    assert got == {scope: (n, n) for scope, n in _gallery_sizes(products, sampled).items()}
     other = query(
         db,
         "select distinct gallery_scope from metrics.fct_metric_history where family <> 'retrieval'",
@@ -231,6 +271,40 @@ def test_catalog_over_budget_takes_the_index(db, planted, tmp_path):
         for d, p, rank in ranks
     )
     assert agree / len(ranks) >= 0.98
+
+
+def test_a_tier_past_the_budget_is_left_out(db, planted, tmp_path):
+    """Each tier is searched exactly, so only while sampled queries x its products stays
+    within vars.catalog_exact_max_pairs: at a budget between the two tiers the smaller
+    stays (exact, equal to numpy) and the larger is left out; the catalog takes its index."""
+    products, texts, images, sampled = planted
+    sizes = _gallery_sizes(products, sampled)
+    budget = SAMPLE * (SAMPLE * 2 + SAMPLE * 3) // 2  # between 2 and 3 times the sample
+    dbt_build(
+        db,
+        _vars(retrieval_search="auto", catalog_exact_max_pairs=budget),
+        tmp_path,
+        "int_catalog_gallery_vectors+",
+    )
+    methods = dict(
+        query(
+            db,
+            "select distinct gallery_scope, search_method from metrics.fct_retrieval_metrics",
+        )
+    )
+    assert methods == {"sample": "exact", "sample_x2": "exact", "catalog": "hnsw"}
+    expected = _expected(products, texts, images, sampled)
+    ranks = query(
+        db,
+        "select direction, product_id, positive_rank, gallery_size "
+        "from metrics.fct_retrieval_ranks where gallery_scope = 'sample_x2'",
+    )
+    assert len(ranks) == 2 * SAMPLE
+    for direction, product_id, rank, size in ranks:
+        want = int(expected[("sample_x2", direction)][product_id])
+        assert rank == (want if want <= max(K_VALUES) else None)
+        assert size == sizes["sample_x2"]
+    dbt_build(db, _vars(), tmp_path, "int_catalog_gallery_vectors+")
 
 
 def _catalog_lists(settings, space: str, queries: list[str], ef: int, depth: int) -> dict:
@@ -440,11 +514,21 @@ def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted,
     rewritten); a catalog image outside the sample that moves makes the text_to_image
     build search again, equal to a full rebuild, and leaves image_to_text (its queries
     and its gallery unchanged) as it was; a new exact budget that switches the search
-    searches both again."""
+    searches both again. The tiers' lists keep to the same state."""
     products, texts, images, sampled = planted
     dbt_vars = _vars()
     lists = ("int_catalog_text_to_image_neighbours", "int_catalog_image_to_text_neighbours")
-    built = ("+" + lists[0], "+" + lists[1])
+    tiers = "int_tier_retrieval_neighbours"
+    built = ("+" + lists[0], "+" + lists[1], "+" + tiers)
+
+    def tier_stamps() -> dict:
+        return dict(
+            query(
+                db,
+                "select concat_ws('/', gallery_scope, pair, direction, query_product_id, "
+                f"neighbour_rank), xmin::text from intermediate.{tiers}",
+            )
+        )
 
     def stamps() -> dict:
         return {
@@ -466,10 +550,11 @@ def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted,
         )
 
     dbt_build(db, dbt_vars, tmp_path, *built)
-    before = stamps()
-    assert all(before.values())
+    before, tiers_before = stamps(), tier_stamps()
+    assert all(before.values()) and tiers_before
     dbt_build(db, dbt_vars, tmp_path, *built)
     assert stamps() == before, "nothing changed, yet the lists were written again"
+    assert tier_stamps() == tiers_before, "nothing changed, yet the tiers were searched again"
 
     # one catalog image outside the sample moves onto a sampled text's own image
     outside = next(i for i, (p, _) in enumerate(products) if p not in sampled)
@@ -492,6 +577,8 @@ def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted,
     text_to_image, image_to_text = lists
     assert set(after[text_to_image].values()).isdisjoint(before[text_to_image].values())
     assert after[image_to_text] == before[image_to_text]
+    # the tiers' state holds the catalog's: searched again, both directions in one model
+    assert set(tier_stamps().values()).isdisjoint(tiers_before.values())
     moved = query(
         db,
         "select count(*) from intermediate.int_catalog_text_to_image_neighbours "
@@ -499,9 +586,19 @@ def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted,
         (products[inside][0], products[outside][0]),
     )
     assert moved == [(1,)]
+
+    def tier_rows() -> list[tuple]:
+        return query(
+            db,
+            "select gallery_scope, pair, direction, query_product_id, neighbour_rank, "
+            f"neighbour_product_id, distance, is_positive, lists_state from intermediate.{tiers} "
+            "order by 1, 2, 3, 4, 5",
+        )
+
     incremental = {model: rows(model) for model in lists}
+    incremental_tiers = tier_rows()
     run_dbt(
-        ["build", "--full-refresh", "--select", *lists],
+        ["build", "--full-refresh", "--select", *lists, tiers],
         db,
         PROJECT_DIR,
         dbt_vars=dbt_vars,
@@ -510,6 +607,7 @@ def test_catalog_lists_are_kept_until_what_they_are_made_of_changes(db, planted,
     )
     for model in lists:
         assert rows(model) == incremental[model], model
+    assert tier_rows() == incremental_tiers
     # the search itself changing (exact to the index) searches again
     kept = stamps()
     dbt_build(db, _vars(retrieval_search="auto", catalog_exact_max_pairs=1000), tmp_path, *built)

@@ -1,9 +1,4 @@
 {{ config(materialized='view') }}
-{%- set columns = [
-    'pair', 'direction', 'query_space', 'gallery_space', 'query_product_id', 'collection_section',
-    'neighbour_rank', 'neighbour_product_id', 'neighbour_section', 'distance', 'is_positive',
-    'is_duplicate_of_positive',
-] %}
 
 {#- Every eval query's top max(K) neighbours in the whole-catalog gallery,
     both directions of every pair: the catalog-scope twin of
@@ -23,7 +18,7 @@ image_to_text as (
 
 final as (
     {%- for direction in ['text_to_image', 'image_to_text'] %}
-        select {{ columns | join(', ') }}
+        select {{ retrieval_list_columns() }}
         from {{ direction }}
         {{ "union all" if not loop.last }}
     {%- endfor %}

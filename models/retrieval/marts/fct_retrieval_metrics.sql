@@ -9,8 +9,11 @@
     listed the neighbours (exact or hnsw) and, for the index, the bias that
     `embed-udfs tune` measured on that gallery (the sample's, or the
     catalog's own index) at the ef_search the search used.
-    gallery_scope: each figure against the eval sample (`sample`) and against
-    the whole catalog (`catalog`), with its gallery_size; gallery_is_sample
+    gallery_scope: each figure against the eval sample (`sample`), against
+    the whole catalog (`catalog`) and, where the catalog allows, against the
+    galleries between them (`sample_x<m>`: the sample's gallery and a fixed
+    draw of the catalog, about m times its size; macro gallery_tiers), with
+    its gallery_size; gallery_is_sample
     marks a catalog figure whose gallery is the sample's own (a catalog no
     larger than the sample), copied rather than searched twice. -#}
 {%- set search_method = 'exact' if exact_search() else 'hnsw' %}
@@ -31,25 +34,28 @@ tuning as (
 ),
 
 -- how each gallery was searched: the sample's by vars.retrieval_search, the
--- catalog's by macro catalog_search_method (the sample's own lists where equal)
+-- catalog's by macro catalog_search_method (the sample's own lists where equal),
+-- the tiers between them exactly (macro gallery_tiers)
+{%- set methods = [] %}
+{%- for d in directions %}
+    {%- do methods.append([d.pair, d.direction, 'sample', search_method]) %}
+    {%- do methods.append([d.pair, d.direction, 'catalog',
+        search_method if catalog_gallery_is_sample(d.gallery.name)
+        else catalog_search_method(d.query.name, d.gallery.name)]) %}
+    {%- for tier in gallery_tiers(d.query.name, d.gallery.name) %}
+        {%- do methods.append([d.pair, d.direction, tier.scope, 'exact']) %}
+    {%- endfor %}
+{%- endfor %}
 search_methods as (
-    {%- for d in directions %}
+    {%- for pair, direction, scope, method in methods %}
         select
-            {{ sql_string(d.pair) }}::text as pair,
-            {{ sql_string(d.direction) }}::text as direction,
-            'sample'::text as gallery_scope,
-            {{ sql_string(search_method) }}::text as search_method
-        union all
-        select
-            {{ sql_string(d.pair) }}::text,
-            {{ sql_string(d.direction) }}::text,
-            'catalog'::text,
-            {{ sql_string(
-                search_method if catalog_gallery_is_sample(d.gallery.name)
-                else catalog_search_method(d.query.name, d.gallery.name)) }}::text
+            {{ sql_string(pair) }}::text as pair,
+            {{ sql_string(direction) }}::text as direction,
+            {{ sql_string(scope) }}::text as gallery_scope,
+            {{ sql_string(method) }}::text as search_method
         {{ "union all" if not loop.last }}
     {%- endfor %}
-    {%- if not directions %}
+    {%- if not methods %}
     {{ empty_relation({'pair': 'text', 'direction': 'text', 'gallery_scope': 'text', 'search_method': 'text'}) }}
     {%- endif %}
 ),

@@ -10,23 +10,32 @@
     gallery (another member of its int_duplicate_groups group), so it is
     never worse than the strict rank.
 
-    Two galleries (gallery_scope): `sample`, the eval sample itself, and
+    The galleries (gallery_scope): `sample`, the eval sample itself;
     `catalog`, every product with a valid vector in the gallery space after
     dedup (int_catalog_gallery_vectors, lists in
-    int_catalog_retrieval_neighbours); the queries are the eval sample in
-    both. gallery_size is the gallery's product count. -#}
+    int_catalog_retrieval_neighbours); and between them, where the catalog
+    allows, `sample_x<m>`, the sample's gallery and a fixed draw of the
+    catalog about m times its size (macro gallery_tiers, lists in
+    int_tier_retrieval_neighbours, searched exactly). The queries are the
+    eval sample in each. gallery_size is the gallery's product count. -#}
 {%- set max_k = max_k() %}
 {%- set directions = retrieval_directions() %}
-{%- set scopes = [
-    {'name': 'sample', 'vectors': 'vectors', 'lists': 'neighbours'},
-    {'name': 'catalog', 'vectors': 'catalog_vectors', 'lists': 'catalog_neighbours'},
-] %}
-{#- one entry per (gallery scope, direction of a pair): its CTEs' suffix -#}
+{#- one entry per (gallery scope, direction of a pair): its CTEs' suffix, and
+    for a tier, the tier (macro gallery_tiers) -#}
 {%- set searches = [] %}
-{%- for scope in scopes %}
-    {%- for d in directions %}
-        {%- do searches.append({'scope': scope, 'd': d, 'cte': scope.name ~ '_' ~ loop.index}) %}
+{%- for d in directions %}
+    {%- do searches.append({'scope': 'sample', 'd': d, 'tier': none, 'cte': 'sample_' ~ loop.index}) %}
+    {%- do searches.append({'scope': 'catalog', 'd': d, 'tier': none, 'cte': 'catalog_' ~ loop.index}) %}
+    {%- set outer = loop %}
+    {%- for tier in gallery_tiers(d.query.name, d.gallery.name) %}
+        {%- do searches.append({
+            'scope': tier.scope, 'd': d, 'tier': tier, 'cte': 'tier_' ~ outer.index ~ '_' ~ loop.index}) %}
     {%- endfor %}
+{%- endfor %}
+{#- each tier's size per gallery space, counted below: {(scope, space): tier} -#}
+{%- set tier_galleries = {} %}
+{%- for search in searches if search.tier is not none %}
+    {%- do tier_galleries.update({(search.scope, search.d.gallery.name): search.tier}) %}
 {%- endfor %}
 
 with
@@ -45,6 +54,10 @@ neighbours as (
 
 catalog_neighbours as (
     select * from {{ ref('int_catalog_retrieval_neighbours') }}
+),
+
+tier_neighbours as (
+    select * from {{ ref('int_tier_retrieval_neighbours') }}
 ),
 
 groups as (
@@ -79,10 +92,21 @@ gallery_sizes as (
         count(*) as n_gallery
     from catalog_vectors
     group by space
+    {%- for (scope, space), tier in tier_galleries | dictsort %}
+    union all
+    select
+        {{ sql_string(scope) }}::text as gallery_scope,
+        space,
+        count(*) as n_gallery
+    from catalog_vectors
+    where space = {{ sql_string(space) }} and {{ in_gallery_tier('catalog_vectors', tier, space, 'vectors') }}
+    group by space
+    {%- endfor %}
 ),
 
 {% for search in searches %}
     {%- set scope, d, cte = search.scope, search.d, search.cte %}
+    {%- set scope_vectors = 'vectors' if scope == 'sample' else 'catalog_vectors' %}
     {%- set dim = d.query.dim %}
     positives_{{ cte }} as (
         select
@@ -90,7 +114,7 @@ gallery_sizes as (
             queries.collection_section,
             queries.embedding::vector({{ dim }}) <=> positives.embedding::vector({{ dim }}) as positive_distance
         from vectors as queries
-        inner join {{ scope.vectors }} as positives
+        inner join {{ scope_vectors }} as positives
             on
                 queries.product_id = positives.product_id
                 and positives.space = {{ sql_string(d.gallery.name) }}
@@ -99,7 +123,7 @@ gallery_sizes as (
 
     -- the distance from each query to the closest duplicate of its positive in this gallery
     duplicates_{{ cte }} as (
-        {%- if scope.name == 'sample' %}
+        {%- if scope == 'sample' %}
             select
                 queries.product_id,
                 min(shared_groups.n_sampled_members) - 1 as n_gallery_duplicates,
@@ -123,11 +147,14 @@ gallery_sizes as (
                 min(queries.embedding::vector({{ dim }}) <=> members.embedding::vector({{ dim }})) as duplicate_distance
             from vectors as queries
             inner join groups as own on queries.product_id = own.product_id
-            inner join {{ scope.vectors }} as members
+            inner join {{ scope_vectors }} as members
                 on
                     own.duplicate_group_id = members.duplicate_group_id
                     and own.product_id <> members.product_id
                     and members.space = {{ sql_string(d.gallery.name) }}
+                    -- a tier: the members the tier holds
+                    and {{ in_gallery_tier('members', search.tier, d.gallery.name, 'vectors')
+                        if search.tier is not none else 'true' }}
             where queries.space = {{ sql_string(d.query.name) }}
             group by queries.product_id
         {%- endif %}
@@ -138,13 +165,13 @@ queries as (
     {%- for search in searches %}
         {%- set scope, d = search.scope, search.d %}
         select
-            {{ sql_string(scope.name) }}::text as gallery_scope,
+            {{ sql_string(scope) }}::text as gallery_scope,
             {{ sql_string(d.pair) }}::text as pair,
             {{ sql_string(d.direction) }}::text as direction,
             {{ sql_string(d.query.name) }}::text as query_space,
             {{ sql_string(d.gallery.name) }}::text as gallery_space,
             {#- a catalog that is the sample's own gallery copies the sample's lists and search #}
-            {{ 'true' if scope.name == 'sample'
+            {{ 'true' if scope != 'catalog'
                 or (exact_search() if catalog_gallery_is_sample(d.gallery.name)
                     else catalog_search_method(d.query.name, d.gallery.name) == 'exact')
                 else 'false' }} as is_exact,
@@ -183,6 +210,14 @@ lists as (
         query_product_id,
         distance
     from catalog_neighbours
+    union all
+    select
+        gallery_scope,
+        pair,
+        direction,
+        query_product_id,
+        distance
+    from tier_neighbours
 ),
 
 closer as (

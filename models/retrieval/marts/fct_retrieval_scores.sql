@@ -20,8 +20,9 @@
       the query's section (the positive included). It does not depend on
       which item is the positive, so the tolerant twin is the same.
     With max(K) below 10 the list-based cut-off is max(K).
-    Every query is scored against both galleries (gallery_scope sample and
-    catalog, with gallery_size; fct_retrieval_ranks). -#}
+    Every query is scored against every gallery of fct_retrieval_ranks
+    (gallery_scope sample, catalog, and the sample_x<m> between them, with
+    gallery_size). -#}
 {%- set k_values = var('eval_k_values') | sort %}
 {%- set max_k = max_k() %}
 {%- set list_k = [10, max_k] | min %}
@@ -42,6 +43,11 @@ all_neighbours as (
         'catalog'::text as gallery_scope,
         catalog_lists.*
     from {{ ref('int_catalog_retrieval_neighbours') }} as catalog_lists
+    union all
+    select
+        tier_lists.gallery_scope,
+        {{ retrieval_list_columns('tier_lists') }}
+    from {{ ref('int_tier_retrieval_neighbours') }} as tier_lists
 ),
 
 neighbours as (
