@@ -626,7 +626,9 @@ class ProjectVars(IngestVars):
     retrieval_search: Annotated[str, BeforeValidator(_one_of(RETRIEVAL_SEARCHES))]
     exact_search_max_gallery: PositiveInt
     catalog_exact_max_pairs: PositiveInt
-    gallery_tiers: Annotated[tuple[Annotated[int, Field(ge=2)], ...], BeforeValidator(_list)]
+    gallery_tiers: Annotated[
+        tuple[Annotated[int, BeforeValidator(_integer(2))], ...], BeforeValidator(_list)
+    ]
     eval_dedup: Bool
     eval_section_min: PositiveInt
     eval_section_cap: Annotated[int | str | None, BeforeValidator(_section_cap)]

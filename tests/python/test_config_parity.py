@@ -87,6 +87,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "vars.eval_k_values[0] is True; it must be a positive integer.",
     ),
     (
+        "a gallery tier of one sample (it would be the sample itself)",
+        {"gallery_tiers": [10, 1]},
+        "vars.gallery_tiers[1] is 1; it must be an integer of at least 2.",
+    ),
+    (
         "a negative seed",
         {"eval_seed": -1},
         "vars.eval_seed is -1; it must be a non-negative integer.",
