@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import pytest
+import yaml
 from conftest import PROJECT_DIR, dbt_build, plant, planted_config, planted_space, query
 
 from embed_udfs import store
@@ -115,6 +116,82 @@ def test_incremental_build_equals_full_rebuild_after_a_one_percent_change(db, ca
         full = _rows(db, model, key)
         assert len(full) == N
         assert incremental[model] == full, model
+
+
+def test_space_inputs_recompute_only_what_changed_and_equal_a_full_rebuild(db, catalog, tmp_path):
+    """int_space_inputs after 1% of the catalog changes (a text, a section, a store, an
+    image, a removed product, a new one): only those products' rows are written, in
+    every space, and the table equals a full rebuild; a change to one space's
+    configuration recomputes that space's rows and no other."""
+    model = "intermediate.int_space_inputs"
+    key = "space || '/' || product_id"
+
+    def stamps() -> dict[str, str]:
+        return dict(query(db, f"select {key}, xmin::text from {model}"))
+
+    def rows() -> list[tuple]:
+        return query(db, f"select * from {model} order by space, product_id")
+
+    dbt_build(db, {}, tmp_path, "+int_space_inputs")
+    spaces = {space for (space,) in query(db, f"select distinct space from {model}")}
+    assert len(spaces) > 1
+    before = stamps()
+    dbt_build(db, {}, tmp_path, "int_space_inputs")
+    assert stamps() == before, "nothing changed, yet rows were written again"
+    with connection(db) as conn:
+        conn.execute(
+            "update catalog.products set product_description = 'A wool tote, restocked' "
+            "where product_id = 'P0107'"
+        )
+        conn.execute(
+            "update catalog.products set collection_section = 'bags' where product_id = 'P0110'"
+        )
+        conn.execute("update catalog.products set store_name = 'Far' where product_id = 'P0111'")
+        conn.execute(
+            "update catalog.products set image_uri = 'file:///new.png' where product_id = 'P0112'"
+        )
+        conn.execute("delete from catalog.products where product_id = 'P0120'")
+        conn.execute(
+            "insert into catalog.products (product_id, product_name, product_description, "
+            "collection_section) values ('P8888', 'Wool Lamp', 'A lamp.', 'lamps')"
+        )
+        conn.commit()
+    dbt_build(db, {}, tmp_path, "+int_space_inputs")
+    changed = {"P0107", "P0110", "P0111", "P0112", "P8888"}
+    assert set(_rewritten_keys(stamps(), before)) == {f"{s}/{p}" for s in spaces for p in changed}
+    incremental = rows()
+    assert not any(row[1] == "P0120" for row in incremental)
+    run_dbt(
+        ["build", "--full-refresh", "--select", "int_space_inputs"],
+        db,
+        PROJECT_DIR,
+        target_path=tmp_path / "target",
+        quiet=True,
+    )
+    assert rows() == incremental
+    # one space's prompt changes: its rows, and only its, are computed again
+    configured = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    text = next(
+        space["name"] for space in configured["embed_spaces"] if space["modality"] == "text"
+    )
+    prompted = [
+        {**space, "prompt": "a catalog photo of "} if space["name"] == text else space
+        for space in configured["embed_spaces"]
+    ]
+    kept = stamps()
+    dbt_build(db, {"embed_spaces": prompted}, tmp_path, "+int_space_inputs")
+    rewritten = set(_rewritten_keys(stamps(), kept))
+    assert rewritten == {k for k in kept if k.startswith(f"{text}/")}
+    prompts = query(
+        db,
+        f"select count(*) from {model} where space = %s and model_input like 'a catalog %%'",
+        (text,),
+    )
+    assert prompts[0][0] == N
+
+
+def _rewritten_keys(now: dict[str, str], since: dict[str, str]) -> list[str]:
+    return [k for k, xmin in now.items() if since.get(k) != xmin]
 
 
 # (model, its key, columns a build stamps and a rebuild cannot reproduce)

@@ -1,3 +1,14 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['space', 'product_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "{{ delete_removed_products(this, ref('stg_catalog__products')) }}",
+        "delete from {{ this }} where not {{ in_list('space', embedding_spaces() | map(attribute='name') | list) }}",
+    ],
+) }}
+
 {#- What each space's model is fed, one row per (space, product): the text
     recipe (fields, variant, prompt, truncated to the space's max_words) or
     the image URI. embed-udfs backfill reads this table, so every text rule
@@ -9,7 +20,15 @@
     own runs the cleaning here, over the whole catalog. So a change to the
     cleaning macros reaches these spaces after a full refresh of
     int_product_texts_cleaned. The noise patterns are read only for the
-    spaces cleaned here; depends_on keeps them a parent whatever the spaces. -#}
+    spaces cleaned here; depends_on keeps them a parent whatever the spaces.
+
+    Incremental: input_key is the md5 of everything a row is made of (the
+    product's row in stg_catalog__products, the compiled noise patterns,
+    vars.text_strip_store_name and the space's configuration), so a build
+    computes only the rows whose key changed, and the post_hooks drop the
+    products that left the catalog and the spaces no longer configured. A
+    change to the recipe macros themselves needs `dbt build --full-refresh
+    --select int_product_texts_cleaned int_space_inputs`. -#}
 {%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
 {%- set cleaning = namespace(needed=false) %}
 {%- for space in embedding_spaces() if space.modality == 'text' %}
@@ -19,8 +38,18 @@
 
 with
 
+-- what every row of a product is made of, whatever the space: its catalog row,
+-- the noise patterns and the store-name setting
 products as (
-    select * from {{ ref('stg_catalog__products') }}
+    select
+        catalog_products.*,
+        md5(concat_ws(
+            chr(31),
+            md5(catalog_products::text),
+            (select md5(compiled::text) from {{ ref('int_noise_patterns_compiled') }} as compiled),
+            {{ sql_string(var('text_strip_store_name') | string) }}
+        )) as product_key
+    from {{ ref('stg_catalog__products') }} as catalog_products
 ),
 
 cleaned_texts as (
@@ -39,11 +68,13 @@ spaces as (
 
 space_inputs as (
     {%- for space in embedding_spaces() %}
+        {%- set input_key = "md5(products.product_key || " ~ sql_string(local_md5(tojson(space, sort_keys=true))) ~ ")" %}
         select
             {{ sql_string(space.name) }}::text as space,
             {{ sql_string(space.modality) }}::text as modality,
             products.product_id,
             products.collection_section,
+            {{ input_key }} as input_key,
             {%- if space.modality == 'image' %}
                 products.image_uri as body,
                 null::text as clean_body,
@@ -73,6 +104,14 @@ space_inputs as (
         left join cleaned_texts on products.product_id = cleaned_texts.product_id
         {%- elif space.modality == 'text' %}
         cross join patterns
+        {%- endif %}
+        {%- if is_incremental() %}
+        -- only the rows whose key changed (new rows have none)
+        left join {{ this }} as previous
+            on
+                previous.space = {{ sql_string(space.name) }}
+                and products.product_id = previous.product_id
+        where previous.input_key is distinct from {{ input_key }}
         {%- endif %}
         {{ "union all" if not loop.last }}
     {%- endfor %}
@@ -113,7 +152,8 @@ final as (
         measured.n_words,
         measured.max_words,
         coalesce(measured.n_words > measured.max_words, false) as is_truncated,
-        measured.n_noise_words_removed
+        measured.n_noise_words_removed,
+        measured.input_key
     from measured
     inner join spaces on measured.space = spaces.space
 )
