@@ -188,6 +188,16 @@ def test_space_inputs_recompute_only_what_changed_and_equal_a_full_rebuild(db, c
         (text,),
     )
     assert prompts[0][0] == N
+    # a table from before the key: built whole once, the same rows, then incremental again
+    settled = rows()
+    with connection(db) as conn:
+        conn.execute(f"alter table {model} drop column input_key")
+        conn.commit()
+    dbt_build(db, {"embed_spaces": prompted}, tmp_path, "int_space_inputs")
+    assert rows() == settled
+    again = stamps()
+    dbt_build(db, {"embed_spaces": prompted}, tmp_path, "int_space_inputs")
+    assert stamps() == again
 
 
 def _rewritten_keys(now: dict[str, str], since: dict[str, str]) -> list[str]:

@@ -34,6 +34,9 @@
 {%- for space in embedding_spaces() if space.modality == 'text' %}
     {%- set cleaning.needed = cleaning.needed or space.get('text_fields', default_text_fields()) != default_text_fields() %}
 {%- endfor %}
+{#- a table from before input_key existed is rebuilt whole, once (the build adds the column) #}
+{%- set keyed = is_incremental()
+    and 'input_key' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
 -- depends_on: {{ ref('int_noise_patterns_compiled') }}
 
 with
@@ -105,7 +108,7 @@ space_inputs as (
         {%- elif space.modality == 'text' %}
         cross join patterns
         {%- endif %}
-        {%- if is_incremental() %}
+        {%- if keyed %}
         -- only the rows whose key changed (new rows have none)
         left join {{ this }} as previous
             on
