@@ -39,6 +39,7 @@ about 0.005 in both spaces (under the 0.02 threshold), with different text.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -413,13 +414,21 @@ def gallery_baseline(settings: ConnectionSettings) -> dict:
     """Whole-catalog text-to-image search in numpy: each sampled text query's exact
     cosine rank of its own image among every catalog gallery image (blocks of bounded
     memory), timed, beside the pipeline's catalog-scope R@1 and R@10 (metrics are
-    from fct_retrieval_metrics, ALL, leaf level)."""
+    from fct_retrieval_metrics, ALL, leaf level); and the same ranks within each tier
+    the pipeline published (gallery_scope sample_x<m>: the sample's images and the
+    catalog images whose md5 draw falls under the tier's bound, macros/gallery_tiers.sql)."""
     with connection(settings) as conn:
         query_ids, queries = read_vectors(conn, "intermediate.int_eval_vectors", "t")
         gallery_ids, gallery = read_vectors(conn, "intermediate.int_catalog_gallery_vectors", "i")
+        sample_ids = {
+            product_id
+            for (product_id,) in conn.execute(
+                "select product_id from intermediate.int_eval_vectors where space = 'i'"
+            )
+        }
         pipeline_rows = conn.execute(
-            "select metric, value, search_method, index_bias, gallery_size "
-            "from metrics.fct_retrieval_metrics where gallery_scope = 'catalog' "
+            "select gallery_scope, metric, value, search_method, index_bias, gallery_size "
+            "from metrics.fct_retrieval_metrics where gallery_scope <> 'sample' "
             "and pair = 'planted' and direction = 'text_to_image' "
             "and section_level = 'leaf' and section = 'ALL' "
             "and metric in ('recall_at_1', 'recall_at_10')"
@@ -428,13 +437,25 @@ def gallery_baseline(settings: ConnectionSettings) -> dict:
     kept = [row for row, product_id in enumerate(query_ids) if product_id in position]
     own = np.array([position[query_ids[row]] for row in kept], dtype=np.int64)
     queries = queries[kept]
+    # each tier's gallery, as the rule in macros/gallery_tiers.sql states it
+    in_sample = np.array([product_id in sample_ids for product_id in gallery_ids])
+    draw = np.array([int(hashlib.md5(p.encode()).hexdigest()[:8], 16) for p in gallery_ids])
+    s, n = int(in_sample.sum()), len(gallery_ids)
+    tiers = {}
+    for scope in sorted({row[0] for row in pipeline_rows if row[0].startswith("sample_x")}):
+        size = int(scope.removeprefix("sample_x")) * s
+        tiers[scope] = in_sample | (draw < -(-(size - s) * 2**32 // (n - s)))
     block = block_rows(len(gallery))
     ranks = np.empty(len(kept), dtype=np.int64)
+    tier_ranks = {scope: np.empty(len(kept), dtype=np.int64) for scope in tiers}
     started = time.perf_counter()
     for start in range(0, len(kept), block):
         sims = queries[start : start + block] @ gallery.T
         own_sims = sims[np.arange(len(sims)), own[start : start + block]]
-        ranks[start : start + block] = 1 + np.sum(sims > own_sims[:, None], axis=1)
+        closer = sims > own_sims[:, None]
+        ranks[start : start + block] = 1 + np.sum(closer, axis=1)
+        for scope, members in tiers.items():
+            tier_ranks[scope][start : start + block] = 1 + np.sum(closer & members, axis=1)
     out: dict[str, Any] = {
         "numpy_gallery_s": time.perf_counter() - started,
         "gallery_queries": len(kept),
@@ -443,8 +464,20 @@ def gallery_baseline(settings: ConnectionSettings) -> dict:
     }
     for k in (1, 10):
         out[f"numpy_catalog_r{k}"] = float(np.mean(ranks <= k)) if len(kept) else math.nan
-    for metric, value, method, bias, size in pipeline_rows:
+    out["tiers"] = {
+        scope: {
+            "size": int(members.sum()),
+            **{f"numpy_r{k}": float(np.mean(tier_ranks[scope] <= k)) for k in (1, 10)},
+        }
+        for scope, members in tiers.items()
+    }
+    for scope, metric, value, method, bias, size in pipeline_rows:
         k = metric.removeprefix("recall_at_")
+        if scope in out["tiers"]:
+            out["tiers"][scope].update(
+                {f"pipeline_r{k}": value, "pipeline_size": size, "pipeline_search_method": method}
+            )
+            continue
         out[f"pipeline_catalog_r{k}"] = value
         out["pipeline_search_method"] = method
         out["pipeline_gallery_size"] = size
@@ -542,6 +575,14 @@ def bench_size(
             f"R@10 {_figure(out.get('pipeline_catalog_r10'))}{bias}",
             flush=True,
         )
+        for scope, tier in out["tiers"].items():
+            print(
+                f"  N={n:,} gallery {scope}: {tier['size']:,} images (pipeline "
+                f"{tier.get('pipeline_size', 0):,}): numpy exact R@1 {tier['numpy_r1']:.4f} "
+                f"R@10 {tier['numpy_r10']:.4f}; pipeline ({tier.get('pipeline_search_method')}) "
+                f"R@1 {_figure(tier.get('pipeline_r1'))} R@10 {_figure(tier.get('pipeline_r10'))}",
+                flush=True,
+            )
         out["rss_self_mib"], out["rss_postgres_mib"] = peak.stop()
         print(
             f"  N={n:,} peak RSS this process {out['rss_self_mib']:.0f} MiB (with the numpy "

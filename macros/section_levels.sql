@@ -25,13 +25,19 @@
     value is returned as it is. -#}
 {% macro section_path(expression) -%}
     {%- if section_separator() -%}
-    nullif(array_to_string(array(
-        select trim(parts.part)
-        from unnest(string_to_array({{ expression }}, {{ sql_string(section_separator()) }}))
-            with ordinality as parts (part, position)
-        where trim(parts.part) <> ''
-        order by parts.position
-    ), {{ sql_string(section_joiner()) }}), '')
+    {#- a value without the separator is one segment: trimmed, no subquery (a
+        subquery per row is most of a whole-catalog scan of the products) #}
+    case
+        when strpos({{ expression }}, {{ sql_string(section_separator()) }}) = 0
+            then nullif(trim({{ expression }}), '')
+        else nullif(array_to_string(array(
+            select trim(parts.part)
+            from unnest(string_to_array({{ expression }}, {{ sql_string(section_separator()) }}))
+                with ordinality as parts (part, position)
+            where trim(parts.part) <> ''
+            order by parts.position
+        ), {{ sql_string(section_joiner()) }}), '')
+    end
     {%- else -%}
     {{ expression }}
     {%- endif -%}

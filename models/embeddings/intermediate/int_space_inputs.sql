@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     post_hook=[
-        "{{ delete_removed_products(this, ref('stg_catalog__products')) }}",
+        "{{ delete_removed_products(this, ref('int_product_texts_cleaned')) }}",
         "delete from {{ this }} where not {{ in_list('space', embedding_spaces() | map(attribute='name') | list) }}",
     ],
 ) }}
@@ -23,10 +23,12 @@
     spaces cleaned here; depends_on keeps them a parent whatever the spaces.
 
     Incremental: input_key is the md5 of everything a row is made of (the
-    product's row in stg_catalog__products, the compiled noise patterns,
+    product's fields in stg_catalog__products, the compiled noise patterns,
     vars.text_strip_store_name and the space's configuration), so a build
     computes only the rows whose key changed, and the post_hooks drop the
-    products that left the catalog and the spaces no longer configured. A
+    products that left the catalog (those int_product_texts_cleaned, a table
+    of every current product, no longer holds) and the spaces no longer
+    configured. A
     change to the recipe macros themselves needs `dbt build --full-refresh
     --select int_product_texts_cleaned int_space_inputs`. -#}
 {%- set noise = ['patterns.boilerplate_pattern', 'patterns.noise_pattern', 'patterns.description_noise_pattern', 'products.store_name'] %}
@@ -41,14 +43,25 @@
 
 with
 
--- what every row of a product is made of, whatever the space: its catalog row,
--- the noise patterns and the store-name setting
+-- what every row of a product is made of, whatever the space: its catalog fields,
+-- the noise patterns and the store-name setting (only these columns: the view's
+-- own text recipes cost a regex pass per product)
 products as (
     select
-        catalog_products.*,
+        catalog_products.product_id,
+        catalog_products.product_name,
+        catalog_products.product_description,
+        catalog_products.collection_section,
+        catalog_products.store_name,
+        catalog_products.image_uri,
         md5(concat_ws(
             chr(31),
-            md5(catalog_products::text),
+            catalog_products.product_id,
+            coalesce(catalog_products.product_name, chr(30)),
+            coalesce(catalog_products.product_description, chr(30)),
+            catalog_products.collection_section,
+            coalesce(catalog_products.store_name, chr(30)),
+            coalesce(catalog_products.image_uri, chr(30)),
             (select md5(compiled::text) from {{ ref('int_noise_patterns_compiled') }} as compiled),
             {{ sql_string(var('text_strip_store_name') | string) }}
         )) as product_key
