@@ -191,16 +191,25 @@ listed as (
         {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not directions %}
-    {{ empty_relation({
-        'pair': 'text', 'direction': 'text', 'query_space': 'text', 'gallery_space': 'text',
-        'query_product_id': 'text', 'collection_section': 'text', 'duplicate_ids': 'text[]',
-        'neighbour_rank': 'bigint', 'neighbour_product_id': 'text', 'neighbour_section': 'text',
-        'distance': 'float8'
-    }) }}
+    {{ empty_listed() }}
     {%- endif %}
 ),
 
 {% endmacro %}
+
+
+{#- The `listed` CTE of a model with nothing to search: no rows, its columns
+    (`scoped`: led by gallery_scope, as int_tier_retrieval_neighbours). -#}
+{% macro empty_listed(scoped=false) -%}
+    {%- set columns = {'gallery_scope': 'text'} if scoped else {} -%}
+    {%- do columns.update({
+        'pair': 'text', 'direction': 'text', 'query_space': 'text', 'gallery_space': 'text',
+        'query_product_id': 'text', 'collection_section': 'text', 'duplicate_ids': 'text[]',
+        'neighbour_rank': 'bigint', 'neighbour_product_id': 'text', 'neighbour_section': 'text',
+        'distance': 'float8'
+    }) -%}
+    {{ empty_relation(columns) }}
+{%- endmacro %}
 
 
 {#- The end of a neighbour-list model: the `listed` rows of
@@ -208,10 +217,15 @@ listed as (
     or a duplicate of it (the duplicate_ids each list carries, from the
     model's `duplicate_sets` CTE). A catalog list model (`catalog`) adds its
     lists_state column (`state`, macro catalog_lists_state); `kept`: no rows
-    at all, the search planned but never run (the lists in the table stand). -#}
-{% macro labelled_neighbours(catalog=false, state=none, kept=false) %}
+    at all, the search planned but never run (the lists in the table stand);
+    `scoped`: the lists of several galleries, each row led by its
+    gallery_scope (int_tier_retrieval_neighbours). -#}
+{% macro labelled_neighbours(catalog=false, state=none, kept=false, scoped=false) %}
 final as (
     select
+        {%- if scoped %}
+        listed.gallery_scope,
+        {%- endif %}
         listed.pair,
         listed.direction,
         listed.query_space,

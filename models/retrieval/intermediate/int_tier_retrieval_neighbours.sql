@@ -94,35 +94,8 @@ listed as (
         {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not searches %}
-    {{ empty_relation({
-        'gallery_scope': 'text', 'pair': 'text', 'direction': 'text', 'query_space': 'text',
-        'gallery_space': 'text', 'query_product_id': 'text', 'collection_section': 'text',
-        'duplicate_ids': 'text[]', 'neighbour_rank': 'bigint', 'neighbour_product_id': 'text',
-        'neighbour_section': 'text', 'distance': 'float8'
-    }) }}
+    {{ empty_listed(scoped=true) }}
     {%- endif %}
 ),
 
-final as (
-    select
-        listed.gallery_scope,
-        listed.pair,
-        listed.direction,
-        listed.query_space,
-        listed.gallery_space,
-        listed.query_product_id,
-        listed.collection_section,
-        listed.neighbour_rank::integer as neighbour_rank,
-        listed.neighbour_product_id,
-        listed.neighbour_section,
-        listed.distance::float8 as distance,
-        listed.neighbour_product_id = listed.query_product_id as is_positive,
-        coalesce(listed.neighbour_product_id = any(listed.duplicate_ids), false) as is_duplicate_of_positive,
-        {{ sql_string(state) if state is not none else 'null' }}::text as lists_state
-    from listed
-    {%- if kept %}
-    where false
-    {%- endif %}
-)
-
-select * from final
+{{ labelled_neighbours(catalog=true, state=state, kept=kept, scoped=true) }}
