@@ -94,7 +94,7 @@ listed as (
         {{ "union all" if not loop.last }}
     {%- endfor %}
     {%- if not searches %}
-    {{ empty_listed(scoped=true) }}
+        {{ empty_listed(scoped=true) }}
     {%- endif %}
 ),
 
