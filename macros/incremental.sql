@@ -16,11 +16,3 @@ where not exists (
 )
 {% endmacro %}
 
-
-{#- The catalog's product ids as stg_catalog__products names them, read from the
-    source table itself: a DELETE's anti-join against the staging view computes
-    every column of it (its text recipes are a regex pass per product), 50 s a
-    post-hook at 1,000,000 products against 0.8 s from the table. -#}
-{% macro catalog_product_ids() -%}
-    (select {{ input_column('products_columns', 'product_id') }}::text as product_id from {{ source('catalog', 'products') }})
-{%- endmacro %}

@@ -3,7 +3,7 @@
     unique_key='product_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    post_hook=["{{ delete_removed_products(this, catalog_product_ids()) }}"],
+    post_hook=["{{ delete_removed_products(this, ref('stg_catalog__product_ids')) }}"],
 ) }}
 
 {#- Every text recipe for every product, on the default fields (product_name,
