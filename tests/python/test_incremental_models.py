@@ -1,7 +1,8 @@
 """The whole-catalog models that build incrementally: after 1% of the catalog changes
 (a text or vector, a section, a product removed, one added) an incremental build
 equals a full rebuild row for row, and rewrites only the rows of the products that
-changed: the cleaned texts, the near-duplicate search and the whole-catalog gallery."""
+changed: the cleaned texts, the model inputs, the near-duplicate search and the
+whole-catalog gallery."""
 
 from __future__ import annotations
 
