@@ -49,11 +49,11 @@
             count(*) as n,
             count(distinct weights.cluster_id) as n_clusters,
             sum(scores.score)::bigint as hits,
-            avg(scores.score) as score_mean,
-            stddev_samp(scores.score) as score_stddev,
+            avg(scores.score order by scores.product_id) as score_mean,
+            stddev_samp(scores.score order by scores.product_id) as score_stddev,
             sum(scores.dedup_tolerant_score)::bigint as tolerant_hits,
-            avg(scores.dedup_tolerant_score) as tolerant_mean,
-            stddev_samp(scores.dedup_tolerant_score) as tolerant_stddev,
+            avg(scores.dedup_tolerant_score order by scores.product_id) as tolerant_mean,
+            stddev_samp(scores.dedup_tolerant_score order by scores.product_id) as tolerant_stddev,
             -- per replicate: the weight of the rows and the weighted sums (float4, in product order)
             sum(weights.weights order by scores.product_id) as weight_sums,
             sum(
@@ -249,12 +249,15 @@
                     )
         end as weakness_rank,
         case when section = 'ALL' then
-                avg(value) filter (where section <> 'ALL') over (partition by {{ family | join(', ') }})
+                avg(value) filter (where section <> 'ALL') over sections_in_order
         end as macro_value,
         case when section = 'ALL' then
-                count(*) filter (where section <> 'ALL') over (partition by {{ family | join(', ') }})
+                count(*) filter (where section <> 'ALL') over sections_in_order
         end as n_sections
     from evidenced
+    window sections_in_order as (
+        partition by {{ family | join(', ') }} order by section rows between unbounded preceding and unbounded following
+    )
 {% endmacro %}
 
 

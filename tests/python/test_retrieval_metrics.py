@@ -18,6 +18,7 @@ from reference import (
     wilson,
 )
 
+from embed_udfs.db import connection
 from embed_udfs.errors import ConfigError
 
 K_VALUES = [1, 5, 10, 50]
@@ -126,6 +127,32 @@ def test_gaps_match_numpy_per_section(db, clustered):
         for metric, value in expected.items():
             assert got[(section, metric)][0] == pytest.approx(value, abs=2e-5), (section, metric)
             assert got[(section, metric)][1] == members.sum()
+
+
+def test_gaps_do_not_depend_on_row_order(db, clustered, tmp_path):
+    """pgvector sums vectors in single precision, so a sum's last bits follow
+    the order of its rows. The gap sums run in product_id order: the eval
+    sample stored in reverse order gives bit-identical figures, so a rerun on
+    the same data moves nothing against the previous run."""
+
+    def figures() -> list[tuple]:
+        return query(
+            db,
+            "select pair, section_level, section, metric, value::text, ci_low::text, "
+            "ci_high::text from metrics.fct_embedding_gaps order by 1, 2, 3, 4",
+        )
+
+    before = figures()
+    with connection(db) as conn:
+        conn.execute(
+            "create temp table reversed as select * from intermediate.int_eval_vectors "
+            "order by product_id desc, space desc"
+        )
+        conn.execute("truncate intermediate.int_eval_vectors")
+        conn.execute("insert into intermediate.int_eval_vectors select * from reversed")
+        conn.commit()
+    dbt_build(db, _vars("exact"), tmp_path, "fct_embedding_gaps")
+    assert figures() == before
 
 
 def test_neighbour_lists_match_numpy_and_the_ranks(db, clustered):

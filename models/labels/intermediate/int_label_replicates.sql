@@ -67,7 +67,7 @@ product_sums as (
         count(*) as n_products,
         -- floating-point sums depend on their order: product_id order, whatever the plan
         sum(product_figures.value order by product_figures.product_id) as value_sum,
-        sum(weights.weights) as weight_sums,
+        sum(weights.weights order by product_figures.product_id) as weight_sums,
         sum(
             weights.weights * array_fill(product_figures.value::real, array[{{ replicates }}])::vector
             order by product_figures.product_id
@@ -148,7 +148,8 @@ kmeans_metrics as (
         kmeans_scores.reduction,
         max(kmeans_scores.dims) as dims,
         kmeans_scores.replicate,
-        sum(seed_draws.multiplicity * scores.value) / sum(seed_draws.multiplicity) as value,
+        sum(seed_draws.multiplicity * scores.value order by kmeans_scores.seed) / sum(seed_draws.multiplicity)
+        as value,
         max(kmeans_scores.n_items) filter (where kmeans_scores.replicate = 0) as n_products
     from kmeans_scores
     inner join seed_draws

@@ -147,7 +147,7 @@ seed_spread as (
         scores.metric,
         kmeans_scores.reduction,
         count(*) as n_seeds,
-        stddev_samp(scores.value) as seed_stddev
+        stddev_samp(scores.value order by kmeans_scores.seed) as seed_stddev
     from kmeans_scores
     cross join
         lateral (
@@ -161,7 +161,7 @@ explained as (
     select
         space,
         reduction,
-        avg(explained_variance) as explained_variance
+        avg(explained_variance order by seed) as explained_variance
     from runs
     group by space, reduction
 ),

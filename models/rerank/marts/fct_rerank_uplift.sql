@@ -8,7 +8,9 @@
     bootstrap standard error, two-sided, Holm-adjusted over the sections),
     how many queries it improved, worsened or left unchanged, and the stage-1
     ceiling: the share of queries whose positive is among the candidates,
-    the best any reranker can reach for recall at rerank_candidates. -#}
+    the best any reranker can reach for recall at rerank_candidates. Every
+    floating-point sum runs in query order, so the figures do not depend on
+    the order of the rows. -#}
 {%- set replicates = bootstrap_replicates() %}
 {%- set depth = rerank_candidates() %}
 {%- set family = ['reranker', 'pair', 'direction', 'metric'] %}
@@ -62,17 +64,18 @@ sums as (
             as section,
         query_metrics.metric,
         count(*)::integer as n,
-        avg(query_metrics.before) as before,
-        avg(query_metrics.after) as after,
+        avg(query_metrics.before order by query_metrics.query_product_id) as before,
+        avg(query_metrics.after order by query_metrics.query_product_id) as after,
         count(*) filter (where query_metrics.after > query_metrics.before)::integer as n_improved,
         count(*) filter (where query_metrics.after < query_metrics.before)::integer as n_worsened,
         count(*) filter (where query_metrics.after = query_metrics.before)::integer as n_unchanged,
         count(*) filter (where query_metrics.is_positive_retrieved)::integer as n_positive_retrieved,
         count(*) filter (where not query_metrics.is_reranked)::integer as n_not_reranked,
-        sum(weights.weights) as weight_sums,
+        sum(weights.weights order by query_metrics.query_product_id) as weight_sums,
         sum(
             weights.weights
             * array_fill((query_metrics.after - query_metrics.before)::real, array[{{ replicates }}])::vector
+            order by query_metrics.query_product_id
         ) as weighted_difference_sums
     from query_metrics
     inner join weights on query_metrics.query_product_id = weights.product_id

@@ -10,7 +10,9 @@
     positive means carry a 95% interval that resamples clusters of products
     (int_eval_bootstrap_weights: estimate +/- 1.96 standard deviations of the
     cluster bootstrap replicates, never narrower than the independent normal
-    interval beside it); the negative means and the gaps carry none. -#}
+    interval beside it); the negative means and the gaps carry none.
+    Floating-point sums depend on their order, so every sum runs in
+    product_id order: a rerun on the same rows gives bit-identical figures. -#}
 {%- set z = 1.959963984540054 %}
 
 with
@@ -78,8 +80,8 @@ gallery_totals as (
     select
         pair,
         count(*) as n_gallery,
-        sum(image_embedding) as image_sum,
-        sum(image_sq_norm) as image_sq_norm_sum
+        sum(image_embedding order by product_id) as image_sum,
+        sum(image_sq_norm order by product_id) as image_sq_norm_sum
     from positives
     group by pair
 ),
@@ -90,14 +92,14 @@ by_section as (
         sectioned.section_level,
         {{ section_label('sectioned.section') }} as section,
         count(*) as n,
-        sum(sectioned.text_embedding) as text_sum,
-        sum(sectioned.positive_dot) as positive_dot_sum,
-        sum(sectioned.text_sq_norm) as text_sq_norm_sum,
-        sum(sectioned.image_sq_norm) as own_image_sq_norm_sum,
-        avg(sectioned.positive_cosine) as positive_cosine_mean,
-        stddev_samp(sectioned.positive_cosine) as positive_cosine_stddev,
-        avg(sectioned.positive_sq_euclidean) as positive_sq_euclidean_mean,
-        stddev_samp(sectioned.positive_sq_euclidean) as positive_sq_euclidean_stddev,
+        sum(sectioned.text_embedding order by sectioned.product_id) as text_sum,
+        sum(sectioned.positive_dot order by sectioned.product_id) as positive_dot_sum,
+        sum(sectioned.text_sq_norm order by sectioned.product_id) as text_sq_norm_sum,
+        sum(sectioned.image_sq_norm order by sectioned.product_id) as own_image_sq_norm_sum,
+        avg(sectioned.positive_cosine order by sectioned.product_id) as positive_cosine_mean,
+        stddev_samp(sectioned.positive_cosine order by sectioned.product_id) as positive_cosine_stddev,
+        avg(sectioned.positive_sq_euclidean order by sectioned.product_id) as positive_sq_euclidean_mean,
+        stddev_samp(sectioned.positive_sq_euclidean order by sectioned.product_id) as positive_sq_euclidean_stddev,
         -- per cluster bootstrap replicate: the weight and the weighted sums, in product order
         sum(weights.weights order by sectioned.product_id) as weight_sums,
         sum(
@@ -210,13 +212,17 @@ final as (
     select
         *,
         case when section = 'ALL' then
-                avg(value) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+                avg(value) filter (where section <> 'ALL') over sections_in_order
         end as macro_value,
         case when section = 'ALL' then
-                count(*) filter (where section <> 'ALL') over (partition by pair, section_level, metric)
+                count(*) filter (where section <> 'ALL') over sections_in_order
         end as n_sections,
         now() as computed_at
     from tidy
+    window sections_in_order as (
+        partition by pair, section_level, metric order by section
+        rows between unbounded preceding and unbounded following
+    )
 )
 
 select * from final
