@@ -123,11 +123,11 @@ space_inputs as (
         {%- endif %}
         {%- if keyed %}
         -- only the rows whose key changed (new rows have none)
-        left join {{ this }} as previous
-            on
-                previous.space = {{ sql_string(space.name) }}
-                and products.product_id = previous.product_id
-        where previous.input_key is distinct from {{ input_key }}
+            left join {{ this }} as previous
+                on
+                    previous.space = {{ sql_string(space.name) }}
+                    and products.product_id = previous.product_id
+            where previous.input_key is distinct from {{ input_key }}
         {%- endif %}
         {{ "union all" if not loop.last }}
     {%- endfor %}

@@ -148,8 +148,8 @@ kmeans_metrics as (
         kmeans_scores.reduction,
         max(kmeans_scores.dims) as dims,
         kmeans_scores.replicate,
-        sum(seed_draws.multiplicity * scores.value order by kmeans_scores.seed) / sum(seed_draws.multiplicity)
-        as value,
+        sum(seed_draws.multiplicity * scores.value order by kmeans_scores.seed)
+        / sum(seed_draws.multiplicity) as value,
         max(kmeans_scores.n_items) filter (where kmeans_scores.replicate = 0) as n_products
     from kmeans_scores
     inner join seed_draws
